@@ -1,0 +1,234 @@
+"""The network: an ordered table of layers, each tied to a gated unit or run at a fixed precision.
+
+A *gated unit* is what a DFS gate decides about (one residual block). Every layer either
+follows its unit's decision (`precision="unit"`), always runs at full precision
+(`precision="full"`, e.g. the stem, the gates, or a downsampling block's projection that runs
+even when the block is skipped), or runs at fixed per-layer bits (`precision="fixed"`, used by
+static quantized networks).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+import numpy as np
+
+from dfs_sim.errors import InputError, require
+
+LAYER_KINDS = ("conv", "fc", "gate-embed", "lstm", "gate-fc", "pool")
+PRECISION_RULES = ("unit", "full", "fixed")
+MAX_BITS = 32
+
+# Kinds computed as a matrix-vector product on 1x1 spatial data.
+_VECTOR_KINDS = ("fc", "gate-embed", "lstm", "gate-fc")
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    kind: str
+    c_in: int
+    c_out: int
+    h_in: int = 1
+    w_in: int = 1
+    h_out: int = 1
+    w_out: int = 1
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    unit: int | None = None
+    precision: str = "full"
+    w_bits: int = 0  # only for precision="fixed"
+    a_bits: int = 0
+    macs: int = -1  # derived when left at -1
+    weights: int = -1
+
+    def __post_init__(self):
+        if self.macs < 0:
+            object.__setattr__(self, "macs", expected_macs(self))
+        if self.weights < 0:
+            object.__setattr__(self, "weights", expected_weights(self))
+
+
+def expected_macs(layer: Layer) -> int:
+    if layer.kind == "pool":  # one add per input element of each window
+        return layer.c_out * layer.h_out * layer.w_out * layer.kernel * layer.kernel
+    per_output = (layer.c_in // max(layer.groups, 1)) * layer.kernel * layer.kernel
+    return layer.c_out * layer.h_out * layer.w_out * per_output
+
+
+def expected_weights(layer: Layer) -> int:
+    if layer.kind == "pool":
+        return 0
+    return layer.c_out * (layer.c_in // max(layer.groups, 1)) * layer.kernel * layer.kernel
+
+
+@dataclass(frozen=True)
+class Network:
+    """An ordered layer table plus the names of its gated units (index = unit id)."""
+
+    name: str
+    layers: tuple[Layer, ...]
+    units: tuple[str, ...] = ()
+    input_shape: tuple[int, int, int] = (3, 32, 32)  # C, H, W
+    description: str = ""
+    meta: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.units)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    def column(self, name: str) -> np.ndarray:
+        values = [getattr(layer, name) for layer in self.layers]
+        if name == "unit":
+            return np.array([-1 if v is None else v for v in values], dtype=np.int64)
+        if name in ("name", "kind", "precision"):
+            return np.array(values, dtype=object)
+        return np.array(values, dtype=np.int64)
+
+    def unit_layers(self, unit: int) -> list[int]:
+        return [i for i, layer in enumerate(self.layers) if layer.unit == unit and layer.precision == "unit"]
+
+    def to_frame(self):
+        import pandas as pd
+
+        frame = pd.DataFrame([asdict(layer) for layer in self.layers])
+        frame["unit_name"] = [self.units[u] if u is not None else "" for u in frame["unit"]]
+        return frame
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_shape": list(self.input_shape),
+            "units": list(self.units),
+            "layers": [_layer_to_dict(layer) for layer in self.layers],
+            "meta": self.meta,
+        }
+
+    def with_name(self, name: str) -> "Network":
+        return Network(name, self.layers, self.units, self.input_shape, self.description, dict(self.meta))
+
+
+def _layer_to_dict(layer: Layer) -> dict:
+    out = asdict(layer)
+    if layer.precision != "fixed":
+        out.pop("w_bits")
+        out.pop("a_bits")
+    return out
+
+
+_LAYER_FIELDS = {f.name: f for f in fields(Layer)}
+_INT_FIELDS = [name for name in _LAYER_FIELDS if name not in ("name", "kind", "unit", "precision")]
+
+
+def network_from_dict(data: object, source: object = "<network>") -> Network:
+    """Build and validate a network from its JSON/YAML form; errors name the source and field."""
+    require(isinstance(data, dict), source, "network", "must be a mapping")
+    unknown = set(data) - {"name", "description", "input_shape", "units", "layers", "meta", "format", "version"}
+    require(not unknown, source, f"network.{sorted(unknown)[0]}" if unknown else None, "unknown key")
+    name = data.get("name")
+    require(isinstance(name, str) and name, source, "network.name", "must be a non-empty string")
+    units = data.get("units", [])
+    require(isinstance(units, list) and all(isinstance(u, str) and u for u in units), source,
+            "network.units", "must be a list of non-empty names")
+    require(len(set(units)) == len(units), source, "network.units", "names must be unique")
+    shape = data.get("input_shape", [3, 32, 32])
+    require(isinstance(shape, list) and len(shape) == 3 and all(_is_int(v) and v > 0 for v in shape),
+            source, "network.input_shape", "must be [channels, height, width] of positive integers")
+    raw_layers = data.get("layers")
+    require(isinstance(raw_layers, list) and raw_layers, source, "network.layers", "must be a non-empty list")
+    layers = [_layer_from_dict(raw, i, len(units), source) for i, raw in enumerate(raw_layers)]
+    names = [layer.name for layer in layers]
+    require(len(set(names)) == len(names), source, "network.layers", "layer names must be unique")
+    for u, unit_name in enumerate(units):
+        require(any(layer.unit == u and layer.precision == "unit" for layer in layers), source,
+                f"network.units[{u}]", f"gated unit '{unit_name}' has no layer that follows its decision")
+    meta = data.get("meta", {})
+    require(isinstance(meta, dict), source, "network.meta", "must be a mapping")
+    description = data.get("description", "")
+    require(isinstance(description, str), source, "network.description", "must be a string")
+    return Network(name, tuple(layers), tuple(units), tuple(int(v) for v in shape), description, meta)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> Layer:
+    where = f"network.layers[{index}]"
+    require(isinstance(raw, dict), source, where, "must be a mapping")
+    unknown = set(raw) - set(_LAYER_FIELDS)
+    if unknown:
+        raise InputError(source, f"{where}.{sorted(unknown)[0]}", "unknown key")
+    for key in ("name", "kind", "c_in", "c_out"):
+        require(key in raw, source, f"{where}.{key}", "is required")
+    require(isinstance(raw["name"], str) and raw["name"], source, f"{where}.name", "must be a non-empty string")
+    where = f"network.layers[{index}] ({raw['name']})"
+    require(raw["kind"] in LAYER_KINDS, source, f"{where}.kind", f"must be one of {', '.join(LAYER_KINDS)}")
+    for key in _INT_FIELDS:
+        if key in raw:
+            require(_is_int(raw[key]), source, f"{where}.{key}", "must be an integer")
+    values = {k: v for k, v in raw.items()}
+    precision = values.get("precision", "full")
+    require(precision in PRECISION_RULES, source, f"{where}.precision", f"must be one of {', '.join(PRECISION_RULES)}")
+    unit = values.get("unit")
+    if unit is not None:
+        require(_is_int(unit) and 0 <= unit < n_units, source, f"{where}.unit",
+                f"must be a gated-unit index in [0, {n_units}) or null")
+    if precision == "unit":
+        require(unit is not None, source, f"{where}.unit", "a layer with precision 'unit' needs a gated unit")
+    if precision == "fixed":
+        for key in ("w_bits", "a_bits"):
+            require(_is_int(values.get(key)) and 1 <= values[key] <= MAX_BITS, source, f"{where}.{key}",
+                    f"fixed precision needs {key} in [1, {MAX_BITS}]")
+    elif "w_bits" in values or "a_bits" in values:
+        raise InputError(source, f"{where}.w_bits", "only layers with precision 'fixed' carry bits")
+    layer = Layer(**values)
+    check_layer(layer, source, where)
+    return layer
+
+
+def check_layer(layer: Layer, source: object, where: str) -> None:
+    for key in ("c_in", "c_out", "h_in", "w_in", "h_out", "w_out", "kernel", "stride", "groups"):
+        require(getattr(layer, key) >= 1, source, f"{where}.{key}", "must be >= 1")
+    require(layer.padding >= 0, source, f"{where}.padding", "must be >= 0")
+    require(layer.c_in % layer.groups == 0 and layer.c_out % layer.groups == 0, source, f"{where}.groups",
+            "must divide c_in and c_out")
+    if layer.kind in _VECTOR_KINDS:
+        for key in ("h_in", "w_in", "h_out", "w_out", "kernel"):
+            require(getattr(layer, key) == 1, source, f"{where}.{key}", f"must be 1 for a {layer.kind} layer")
+    else:
+        for axis in ("h", "w"):
+            size_in = getattr(layer, f"{axis}_in")
+            span = size_in + 2 * layer.padding - layer.kernel
+            require(span >= 0, source, f"{where}.kernel", "is larger than the padded input")
+            require(getattr(layer, f"{axis}_out") == span // layer.stride + 1, source, f"{where}.{axis}_out",
+                    f"is {getattr(layer, f'{axis}_out')} but input {size_in}, kernel {layer.kernel}, "
+                    f"stride {layer.stride}, padding {layer.padding} give {span // layer.stride + 1}")
+    if layer.kind == "pool":
+        require(layer.c_out == layer.c_in, source, f"{where}.c_out", "a pool layer keeps its channels")
+    require(layer.macs == expected_macs(layer), source, f"{where}.macs",
+            f"is {layer.macs} but the shape gives {expected_macs(layer)}")
+    require(layer.weights == expected_weights(layer), source, f"{where}.weights",
+            f"is {layer.weights} but the shape gives {expected_weights(layer)}")
+
+
+def load_network(path: str | Path) -> Network:
+    """Read a network file (JSON or YAML)."""
+    import yaml
+
+    path = Path(path)
+    require(path.is_file(), path, None, "no such network file")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise InputError(path, None, f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
+                                     f"({str(err).splitlines()[0]})") from None
+    return network_from_dict(data, path)
