@@ -1,0 +1,197 @@
+"""simulate(): a trace on an accelerator -> per-input, per-layer and summary costs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from dfs_sim.cost import aggregate
+from dfs_sim.cost.table import CostTable, build_cost_table
+from dfs_sim.errors import InputError
+from dfs_sim.hardware.config import BATCH_POLICIES, HwConfig, load_hw
+from dfs_sim.trace import Trace, load_trace
+
+CHUNK_INPUTS = 1 << 18  # inputs simulated at a time: bounds memory on memory-mapped traces
+PER_INPUT_METRICS = ("cycles", "latency_us", "energy_uj", "dram_bytes", "sram_bytes")
+
+
+@dataclass
+class SimResult:
+    trace: Trace
+    hw: HwConfig
+    table: CostTable
+    per_input: pd.DataFrame
+    totals: np.ndarray  # [metrics]: sum over all inputs
+    layer_totals: np.ndarray  # [layers, metrics]
+    full_precision: np.ndarray  # [metrics]: per-input cost of the all-full-precision run
+    full_precision_latency_cycles: float
+    batch: int
+    policy: str
+    absolute_budgets: dict = field(default_factory=dict)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.trace.n_inputs
+
+    def mean(self, metric: str) -> float:
+        return float(self.totals[self.table.metric(metric)] / max(self.n_inputs, 1))
+
+    @cached_property
+    def per_layer(self) -> pd.DataFrame:
+        return per_layer_frame(self)
+
+    @cached_property
+    def summary(self) -> dict:
+        from dfs_sim.report.summary import build_summary
+
+        return build_summary(self)
+
+
+def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None, policy: str | None = None,
+             budgets: dict | None = None) -> SimResult:
+    """Simulate every input of `trace` on `hw`. `batch`/`policy` override the config's."""
+    if not isinstance(trace, Trace):
+        trace = load_trace(trace)
+    if not isinstance(hw, HwConfig):
+        hw = load_hw(hw)
+    if policy is not None and policy not in BATCH_POLICIES:
+        raise InputError("--policy", None, f"must be one of {', '.join(BATCH_POLICIES)}, got {policy!r}")
+    hw = hw.with_batch(batch, policy)
+    size, mode = hw.batch_size, hw.batch_policy
+    table = build_cost_table(trace.network, trace.options, hw, size, source=trace.path)
+    names = table.metric_names
+    energy_cols = [i for i, name in enumerate(names) if name.startswith("energy_")]
+    sram_cols = [i for i, name in enumerate(names) if name.endswith(("_read_bits", "_write_bits"))
+                 and not name.startswith("dram_")]
+
+    def gathered(cost: np.ndarray) -> np.ndarray:
+        return np.stack([cost[..., table.metric("cycles")], cost[..., energy_cols].sum(-1),
+                         cost[..., [table.metric("dram_read_bits"), table.metric("dram_write_bits")]].sum(-1),
+                         cost[..., sram_cols].sum(-1)], axis=-1)
+
+    unit_small = np.ascontiguousarray(gathered(table.unit_cost))
+    base_small = np.ascontiguousarray(gathered(table.base_cost))
+    rank = _width_rank(table.case_bits)
+    policy_code = aggregate.LOCKSTEP if mode == "lockstep" else aggregate.BUCKETED
+    n = trace.n_inputs
+    n_units = trace.network.n_units
+    n_cases = table.case_bits.shape[0]
+    out = np.zeros((n, aggregate.N_OUT))
+    hist = np.zeros((n_units, n_cases, size), dtype=np.int64)
+    batch_sizes = np.zeros(size, dtype=np.int64)
+    comp = np.zeros(n)
+    bitops = np.zeros(n)
+    comp_table, bitops_table, bitops_base, bitops_full = _proxy_tables(trace, table)
+    chunk = max(size, CHUNK_INPUTS // size * size)
+    for start in range(0, n, chunk):
+        decisions = np.ascontiguousarray(trace.decisions[start:start + chunk], dtype=np.uint8)
+        aggregate.per_input_costs(decisions, size, policy_code, rank, unit_small, base_small, out[start:start + chunk])
+        aggregate.execution_counts(decisions, size, policy_code, rank, n_cases, hist, batch_sizes)
+        if n_units:
+            aggregate.gather_sum(decisions, comp_table, 0.0, comp[start:start + chunk])
+        aggregate.gather_sum(decisions, bitops_table, bitops_base, bitops[start:start + chunk])
+
+    totals = np.einsum("ucr,ucrm->m", hist, table.unit_cost) + np.einsum("r,rm->m", batch_sizes, table.base_cost)
+    layer_totals = _layer_totals(trace, table, hist, batch_sizes)
+    full, full_latency = _full_precision(table, n, size)
+
+    clock_hz = hw.clock_mhz * 1e6
+    per_input = pd.DataFrame({
+        "cycles": out[:, aggregate.OUT_CYCLES],
+        "latency_us": out[:, aggregate.OUT_LATENCY] / clock_hz * 1e6,
+        "energy_uj": out[:, aggregate.OUT_ENERGY] * 1e-6,
+        "dram_bytes": out[:, aggregate.OUT_DRAM] / 8,
+        "sram_bytes": out[:, aggregate.OUT_SRAM] / 8,
+        "computation_pct": comp / n_units * 100 if n_units else np.full(n, np.nan),
+        "bitops_pct": bitops / bitops_full * 100,
+    })
+    if trace.labels is not None:
+        per_input["label"] = np.asarray(trace.labels)
+    if trace.predictions is not None:
+        per_input["prediction"] = np.asarray(trace.predictions)
+    if trace.has_accuracy:
+        per_input["correct"] = per_input["label"] == per_input["prediction"]
+    return SimResult(trace, hw, table, per_input, totals, layer_totals, full, full_latency, size, mode,
+                     dict(budgets or {}))
+
+
+def _width_rank(case_bits: np.ndarray) -> np.ndarray:
+    """Order cases from narrowest to widest by (w*a, w, a): lockstep runs a batch at the widest."""
+    keys = [(int(w) * int(a), int(w), int(a), i) for i, (w, a) in enumerate(case_bits)]
+    rank = np.empty(len(keys), dtype=np.int64)
+    for position, key in enumerate(sorted(keys)):
+        rank[key[3]] = position
+    return rank
+
+
+def _proxy_tables(trace: Trace, table: CostTable):
+    """Per-unit, per-case tables of the DFS computation cost and the MAC-weighted bit-ops."""
+    network = trace.network
+    n_cases = table.case_bits.shape[0]
+    comp = np.zeros((max(network.n_units, 1), n_cases))
+    for c, option in enumerate(trace.options):
+        comp[:, c] = option.computation_cost
+    comp[:, -1] = 1.0
+    bitops = np.zeros((max(network.n_units, 1), n_cases))
+    base = 0.0
+    full = 0.0
+    case_ops = table.case_bits[:, 0] * table.case_bits[:, 1]
+    for layer in network.layers:
+        full += layer.macs * 32 * 32
+        if layer.precision == "unit":
+            bitops[layer.unit] += layer.macs * case_ops
+        elif layer.precision == "fixed":
+            base += layer.macs * layer.w_bits * layer.a_bits
+        else:
+            base += layer.macs * 32 * 32
+    return comp, bitops, base, full
+
+
+def _layer_totals(trace: Trace, table: CostTable, hist: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
+    totals = np.zeros((len(trace.network.layers), len(table.metric_names)))
+    for i, layer in enumerate(trace.network.layers):
+        if layer.precision == "unit":
+            totals[i] = np.einsum("cr,crm->m", hist[layer.unit], table.layer_cost[i])
+        else:
+            totals[i] = np.einsum("r,rm->m", batch_sizes, table.layer_cost[i, 0])
+    return totals
+
+
+def _full_precision(table: CostTable, n: int, size: int):
+    """Per-input mean cost, and per-batch latency, when every unit runs at full precision."""
+    full_batch = table.unit_cost[:, table.full_case].sum(axis=0) + table.base_cost  # [B, metrics]
+    n = max(n, 1)
+    whole, rest = divmod(n, size)
+    total = whole * full_batch[size - 1]
+    if rest:
+        total = total + full_batch[rest - 1]
+    latency = full_batch[min(size, n) - 1, table.metric("cycles")]
+    return total / n, float(latency)
+
+
+def per_layer_frame(result: SimResult) -> pd.DataFrame:
+    network = result.trace.network
+    names = result.table.metric_names
+    n = max(result.n_inputs, 1)
+    mean = result.layer_totals / n
+    frame = pd.DataFrame({
+        "layer": [layer.name for layer in network.layers],
+        "kind": [layer.kind for layer in network.layers],
+        "unit": [network.units[layer.unit] if layer.unit is not None else "" for layer in network.layers],
+        "precision": [layer.precision for layer in network.layers],
+        "macs": [layer.macs for layer in network.layers],
+    })
+    for i, name in enumerate(names):
+        if name.endswith("_bits"):
+            frame[name.removesuffix("_bits") + "_bytes"] = mean[:, i] / 8
+        elif name.endswith("_pj"):
+            frame[name.removesuffix("_pj") + "_uj"] = mean[:, i] * 1e-6
+        else:
+            frame[name] = mean[:, i]
+    energy = [c for c in frame.columns if c.startswith("energy_")]
+    frame["energy_uj"] = frame[energy].sum(axis=1)
+    frame["full_precision_cycles"] = result.table.layer_cost[:, result.table.full_case, result.batch - 1,
+                                                             result.table.metric("cycles")] / result.batch
+    return frame

@@ -1,0 +1,281 @@
+"""Accelerator descriptions: a validated YAML schema (see docs/hardware.md).
+
+Every section that carries numbers names the entry of `sources:` it comes from, so a config
+cannot hold an uncited number. Unknown keys, wrong types and impossible values are errors that
+name the file and the field.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from dfs_sim.errors import InputError, require
+
+OPERANDS = ("weights", "inputs", "outputs")
+UNROLL_DIMS = ("K", "C", "P", "N")  # output channels, input channels, output pixels, batch
+STORAGE_LAYOUTS = ("bit-plane", "packed", "fixed")
+BATCH_POLICIES = ("lockstep", "bucketed")
+OBJECTIVES = ("cycles", "energy")
+
+_SCHEMA_KEYS = {
+    "top": {"name", "model", "description", "technology_nm", "clock_mhz", "array", "precision", "compute",
+            "buffers", "dram", "static", "storage", "batch", "mapping", "sources", "source"},
+    "array": {"unroll", "vector_lanes", "params", "source"},
+    "precision": {"native_bits", "min_bits", "max_bits", "wider", "full_precision", "source"},
+    "compute": {"energy_pj_per_op", "op", "source"},
+    "buffer": {"name", "holds", "size_kb", "read_pj_per_bit", "write_pj_per_bit", "double_buffered", "source"},
+    "dram": {"bandwidth_bits_per_cycle", "energy_pj_per_bit", "source"},
+    "static": {"power_mw", "source"},
+    "storage": {"weights", "activations", "fixed_bits", "source"},
+    "batch": {"size", "policy", "source"},
+    "mapping": {"objective", "source"},
+}
+
+
+@dataclass(frozen=True)
+class Buffer:
+    name: str
+    holds: tuple[str, ...]
+    size_bits: int
+    read_pj_per_bit: float
+    write_pj_per_bit: float
+    double_buffered: bool
+
+
+@dataclass(frozen=True)
+class HwConfig:
+    path: str
+    name: str
+    model: str
+    description: str
+    technology_nm: int
+    clock_mhz: float
+    unroll: dict
+    vector_lanes: int
+    model_params: dict
+    native_bits: int
+    min_bits: int
+    max_bits: int
+    wider: str  # "multi-pass" or "error"
+    full_precision: str  # "declared" or "native"
+    compute_pj_per_op: float
+    compute_op: str
+    buffers: tuple[Buffer, ...]
+    dram_bits_per_cycle: float
+    dram_pj_per_bit: float
+    static_mw: float
+    weight_layout: str
+    activation_layout: str
+    fixed_bits: int
+    batch_size: int
+    batch_policy: str
+    objective: str
+    sources: dict = field(default_factory=dict)
+    digest: str = ""
+
+    @property
+    def lanes(self) -> int:
+        total = 1
+        for value in self.unroll.values():
+            total *= value
+        return total
+
+    def buffer_for(self, operand: str) -> Buffer:
+        return next(b for b in self.buffers if operand in b.holds)
+
+    def with_batch(self, size: int | None = None, policy: str | None = None) -> "HwConfig":
+        from dataclasses import replace
+
+        if size is not None:
+            require(isinstance(size, int) and 1 <= size <= 4096, self.path, "batch.size",
+                    f"must be an integer in [1, 4096], got {size}")
+        if policy is not None:
+            require(policy in BATCH_POLICIES, self.path, "batch.policy", f"must be one of {', '.join(BATCH_POLICIES)}")
+        return replace(self, batch_size=size or self.batch_size, batch_policy=policy or self.batch_policy)
+
+
+def load_hw(path_or_name: str | Path) -> HwConfig:
+    """Load a config by path, or by the name of a shipped config (e.g. 'stripes')."""
+    path = resolve_hw_path(path_or_name)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise InputError(path, None, f"not valid YAML ({str(err).splitlines()[0]})") from None
+    return hw_from_dict(data, path)
+
+
+def shipped_configs_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "hw_configs"
+
+
+def shipped_configs() -> list[Path]:
+    return sorted(shipped_configs_dir().glob("*.yaml"))
+
+
+def resolve_hw_path(path_or_name: str | Path) -> Path:
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    if path.suffix == "" and path.parent == Path("."):
+        shipped = shipped_configs_dir() / f"{path.name}.yaml"
+        if shipped.is_file():
+            return shipped
+    known = ", ".join(p.stem for p in shipped_configs())
+    raise InputError(path, None, f"no such hardware config (shipped: {known})")
+
+
+def hw_from_dict(data: object, source: object) -> HwConfig:
+    require(isinstance(data, dict), source, None, "a hardware config must be a YAML mapping")
+    _no_unknown(data, "top", source, "")
+    sources = data.get("sources")
+    require(isinstance(sources, dict) and sources, source, "sources",
+            "must map source ids to citations (every number needs a source)")
+    for key, cite in sources.items():
+        require(isinstance(cite, str) and cite.strip(), source, f"sources.{key}", "must be a citation string")
+
+    def section(key: str, required: bool = True) -> dict:
+        value = data.get(key)
+        if value is None and not required:
+            return {}
+        require(isinstance(value, dict), source, key, "must be a mapping")
+        _no_unknown(value, key, source, f"{key}.")
+        _cited(value, key, sources, source)
+        return value
+
+    name = _get(data, "name", str, source)
+    from dfs_sim.hardware.accelerators import MODELS
+
+    model = _get(data, "model", str, source)
+    require(model in MODELS, source, "model", f"unknown compute model '{model}' (known: {', '.join(sorted(MODELS))})")
+    _cited(data, "top level", sources, source, keys=("clock_mhz", "technology_nm"))
+    clock = _number(data, "clock_mhz", source, "", low=1e-3, high=1e5)
+    tech = _number(data, "technology_nm", source, "", low=1, high=1000, integer=True)
+
+    array = section("array")
+    unroll = array.get("unroll")
+    require(isinstance(unroll, dict) and unroll, source, "array.unroll",
+            f"must map dimensions ({', '.join(UNROLL_DIMS)}) to parallel lanes")
+    for dim, lanes in unroll.items():
+        require(dim in UNROLL_DIMS, source, f"array.unroll.{dim}", f"unknown dimension (use {', '.join(UNROLL_DIMS)})")
+        require(_is_int(lanes) and 1 <= lanes <= 1 << 20, source, f"array.unroll.{dim}", "must be an integer >= 1")
+    vector_lanes = _number(array, "vector_lanes", source, "array.", low=1, high=1 << 24, integer=True,
+                           default=max(unroll.get("K", 1) * unroll.get("P", 1), 1))
+    params = array.get("params", {})
+    require(isinstance(params, dict), source, "array.params", "must be a mapping")
+
+    precision = section("precision")
+    native = _number(precision, "native_bits", source, "precision.", low=1, high=32, integer=True)
+    min_bits = _number(precision, "min_bits", source, "precision.", low=1, high=32, integer=True, default=1)
+    max_bits = _number(precision, "max_bits", source, "precision.", low=1, high=32, integer=True, default=native)
+    require(min_bits <= max_bits, source, "precision.min_bits", "must not exceed precision.max_bits")
+    wider = precision.get("wider", "multi-pass")
+    require(wider in ("multi-pass", "error"), source, "precision.wider", "must be 'multi-pass' or 'error'")
+    full = precision.get("full_precision", "declared")
+    require(full in ("declared", "native"), source, "precision.full_precision", "must be 'declared' or 'native'")
+
+    compute = section("compute")
+    compute_pj = _number(compute, "energy_pj_per_op", source, "compute.", low=0, high=1e6)
+    op = compute.get("op", "")
+    require(isinstance(op, str) and op, source, "compute.op", "must describe what one op is")
+
+    raw_buffers = data.get("buffers")
+    require(isinstance(raw_buffers, list) and raw_buffers, source, "buffers", "must be a non-empty list")
+    buffers = []
+    for i, raw in enumerate(raw_buffers):
+        where = f"buffers[{i}]"
+        require(isinstance(raw, dict), source, where, "must be a mapping")
+        _no_unknown(raw, "buffer", source, f"{where}.")
+        _cited(raw, where, sources, source)
+        bname = _get(raw, "name", str, source, where + ".")
+        holds = raw.get("holds")
+        require(isinstance(holds, list) and holds and all(h in OPERANDS for h in holds), source, f"{where}.holds",
+                f"must list operands among {', '.join(OPERANDS)}")
+        size_kb = _number(raw, "size_kb", source, f"{where}.", low=1e-3, high=1e7)
+        buffers.append(Buffer(bname, tuple(holds), int(round(size_kb * 8192)),
+                              _number(raw, "read_pj_per_bit", source, f"{where}.", low=0, high=1e4),
+                              _number(raw, "write_pj_per_bit", source, f"{where}.", low=0, high=1e4),
+                              bool(raw.get("double_buffered", False))))
+    for operand in OPERANDS:
+        holders = [b.name for b in buffers if operand in b.holds]
+        require(len(holders) == 1, source, "buffers",
+                f"{operand} must be held by exactly one buffer (held by {holders or 'none'})")
+    require(len({b.name for b in buffers}) == len(buffers), source, "buffers", "buffer names must be unique")
+
+    dram = section("dram")
+    static = section("static")
+    storage = section("storage")
+    w_layout = storage.get("weights", "packed")
+    require(w_layout in STORAGE_LAYOUTS, source, "storage.weights", f"must be one of {', '.join(STORAGE_LAYOUTS)}")
+    a_layout = storage.get("activations", "packed")
+    require(a_layout in ("packed", "fixed"), source, "storage.activations", "must be 'packed' or 'fixed'")
+    fixed_bits = _number(storage, "fixed_bits", source, "storage.", low=1, high=32, integer=True, default=native)
+    batch = section("batch", required=False)
+    batch_size = _number(batch, "size", source, "batch.", low=1, high=4096, integer=True, default=1)
+    policy = batch.get("policy", "lockstep")
+    require(policy in BATCH_POLICIES, source, "batch.policy", f"must be one of {', '.join(BATCH_POLICIES)}")
+    mapping = section("mapping", required=False)
+    objective = mapping.get("objective", "cycles")
+    require(objective in OBJECTIVES, source, "mapping.objective", f"must be one of {', '.join(OBJECTIVES)}")
+
+    config = HwConfig(
+        path=str(source), name=name, model=model, description=str(data.get("description", "")),
+        technology_nm=int(tech), clock_mhz=float(clock), unroll={k: int(v) for k, v in unroll.items()},
+        vector_lanes=int(vector_lanes), model_params=dict(params), native_bits=int(native), min_bits=int(min_bits),
+        max_bits=int(max_bits), wider=wider, full_precision=full, compute_pj_per_op=float(compute_pj),
+        compute_op=op, buffers=tuple(buffers),
+        dram_bits_per_cycle=_number(dram, "bandwidth_bits_per_cycle", source, "dram.", low=1e-3, high=1e7),
+        dram_pj_per_bit=_number(dram, "energy_pj_per_bit", source, "dram.", low=0, high=1e5),
+        static_mw=_number(static, "power_mw", source, "static.", low=0, high=1e7),
+        weight_layout=w_layout, activation_layout=a_layout, fixed_bits=int(fixed_bits),
+        batch_size=int(batch_size), batch_policy=policy, objective=objective, sources=dict(sources),
+        digest=hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16],
+    )
+    MODELS[model].validate(config)
+    return config
+
+
+def _no_unknown(mapping: dict, schema: str, source: object, prefix: str) -> None:
+    unknown = set(mapping) - _SCHEMA_KEYS[schema]
+    if unknown:
+        raise InputError(source, f"{prefix}{sorted(unknown)[0]}", "unknown key")
+
+
+def _cited(mapping: dict, where: str, sources: dict, source: object, keys=None) -> None:
+    """A mapping that holds numbers must say which `sources:` entry they come from."""
+    numeric = [k for k, v in mapping.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+               and (keys is None or k in keys)]
+    numeric += [k for k, v in mapping.items() if isinstance(v, dict) and k not in ("params",)
+                and any(isinstance(x, (int, float)) for x in v.values()) and (keys is None or k in keys)]
+    if not numeric:
+        return
+    cite = mapping.get("source")
+    field_name = f"{where}.source" if where != "top level" else "source"
+    require(cite is not None, source, field_name, f"numbers here ({', '.join(numeric)}) need a source id")
+    cites = cite if isinstance(cite, list) else [cite]
+    for c in cites:
+        require(isinstance(c, str) and c in sources, source, field_name, f"'{c}' is not an id in sources:")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _get(mapping: dict, key: str, kind: type, source: object, prefix: str = "") -> object:
+    value = mapping.get(key)
+    require(isinstance(value, kind) and value != "", source, f"{prefix}{key}",
+            f"is required and must be a {kind.__name__}")
+    return value
+
+
+def _number(mapping: dict, key: str, source: object, prefix: str, *, low: float, high: float,
+            integer: bool = False, default=None):
+    value = mapping.get(key, default)
+    require(value is not None, source, f"{prefix}{key}", "is required")
+    ok = _is_int(value) if integer else (isinstance(value, (int, float)) and not isinstance(value, bool))
+    require(ok, source, f"{prefix}{key}", f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+    require(low <= value <= high, source, f"{prefix}{key}", f"{value} is out of range [{low}, {high}]")
+    return value

@@ -1,0 +1,1 @@
+"""Reports: the summary dict (stable JSON) and its table/CSV renderings."""

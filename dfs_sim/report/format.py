@@ -1,0 +1,102 @@
+"""Render a summary or a per-layer frame as a table, JSON or CSV."""
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+
+FORMATS = ("table", "json", "csv")
+_UNITS = {"cycles": "cycles", "latency_us": "µs", "energy_uj": "µJ", "dram_bytes": "B", "sram_bytes": "B"}
+
+
+def _num(value, digits=4) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        if abs(value) >= 1e5:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def summary_rows(summary: dict) -> list[tuple[str, str, object]]:
+    """Flatten a summary to (section, name, value) rows, the CSV form."""
+    rows = []
+    for key in ("trace", "network", "hw", "hw_model", "n_inputs", "budget_pct", "computation_pct", "bitops_pct",
+                "accuracy", "weights_resident_on_chip"):
+        rows.append(("run", key, summary[key]))
+    rows.append(("run", "batch_size", summary["batch"]["size"]))
+    rows.append(("run", "batch_policy", summary["batch"]["policy"]))
+    rows.append(("run", "full_precision_mapping", summary["precision_mapping"]["full_precision"]))
+    for metric, stats in summary["metrics"].items():
+        for stat, value in stats.items():
+            rows.append((metric, stat, value))
+    for part, value in summary["energy_breakdown_uj"].items():
+        rows.append(("energy_breakdown_uj", part, value))
+    budget = summary["budget"]
+    for name, entry in (budget["against_target"] or {}).items():
+        rows.append(("budget_target", name, entry["pct"]))
+    for name, entry in budget["absolute"].items():
+        rows.append(("budget_absolute", f"{name}<={entry['budget']:g}", entry["share_over_pct"]))
+    return rows
+
+
+def render_summary(summary: dict, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(summary, indent=2) + "\n"
+    if fmt == "csv":
+        frame = pd.DataFrame(summary_rows(summary), columns=["section", "name", "value"])
+        return frame.to_csv(index=False)
+    return summary_table(summary)
+
+
+def summary_table(s: dict) -> str:
+    out = io.StringIO()
+    w = out.write
+    w(f"trace     {s['trace']}  ({s['network']}, {s['n_inputs']:,} inputs)\n")
+    w(f"hardware  {s['hw']}  [{s['hw_config']}]  model={s['hw_model']}  batch={s['batch']['size']} "
+      f"({s['batch']['policy']})\n")
+    mapping = s["precision_mapping"]
+    cases = ", ".join(f"{c['option']}->{'skip' if c['runs_at_bits'] is None else '%d/%d' % tuple(c['runs_at_bits'])}"
+                      for c in mapping["cases"])
+    w(f"precision {mapping['rule']}; options run at (w/a bits): {cases}\n")
+    w(f"weights   {'resident on chip' if s['weights_resident_on_chip'] else 'fetched from DRAM every batch'}\n\n")
+    acc = "n/a (trace has no labels)" if s["accuracy"] is None else f"{s['accuracy']:.2f} %"
+    w(f"accuracy                          {acc}\n")
+    w(f"computation % (paper's proxy)     {_num(s['computation_pct'])}\n")
+    w(f"bit-op % (MAC-weighted, all layers) {_num(s['bitops_pct'])}\n\n")
+    header = f"{'per input':<12}{'unit':>7}{'mean':>14}{'p50':>14}{'p95':>14}{'p99':>14}{'max':>14}" \
+             f"{'full prec.':>14}{'% of FP':>9}\n"
+    w(header)
+    w("-" * (len(header) - 1) + "\n")
+    for metric, stats in s["metrics"].items():
+        pct = stats["pct_of_full_precision"]
+        w(f"{metric:<12}{_UNITS[metric]:>7}" + "".join(f"{_num(stats[k]):>14}" for k in
+                                                      ("mean", "p50", "p95", "p99", "max", "full_precision"))
+          + f"{'n/a' if pct is None else f'{pct:.1f}':>9}\n")
+    w("\nenergy per input (µJ): " + ", ".join(f"{k} {_num(v)}" for k, v in s["energy_breakdown_uj"].items()) + "\n")
+    budget = s["budget"]
+    if budget["target_pct"] is not None:
+        w(f"\nbudget: trained for {budget['target_pct']:g} % computation\n")
+        for name, entry in budget["against_target"].items():
+            if entry["pct"] is None:
+                continue
+            sign = "+" if entry["over_target_points"] >= 0 else ""
+            w(f"  {name:<16}{entry['pct']:8.1f} %   ({sign}{entry['over_target_points']:.1f} points vs target)\n")
+    else:
+        w("\nbudget: the trace records no target computation percentage\n")
+    for name, entry in budget["absolute"].items():
+        w(f"  {name} <= {entry['budget']:g}: {entry['n_over']:,} inputs over "
+          f"({entry['share_over_pct']:.2f} %)\n")
+    return out.getvalue()
+
+
+def render_frame(frame: pd.DataFrame, fmt: str) -> str:
+    if fmt == "json":
+        return frame.to_json(orient="records", indent=1) + "\n"
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
+                           "display.float_format", lambda v: f"{v:.4g}"):
+        return frame.to_string(index=False) + "\n"

@@ -1,0 +1,107 @@
+"""The summary that `dfs-sim run` prints; its JSON form is stable (docs/report-format.md)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dfs_sim import __version__
+
+SCHEMA = "dfs-sim-report/1"
+PERCENTILES = (("p50", 50), ("p95", 95), ("p99", 99))
+BUDGET_METRICS = ("cycles", "latency_us", "energy_uj", "dram_bytes", "sram_bytes", "computation_pct", "bitops_pct")
+
+
+def _finite(value):
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
+
+
+def metric_stats(values: np.ndarray, full_precision: float) -> dict:
+    stats = {"mean": float(values.mean()) if len(values) else 0.0}
+    for name, q in PERCENTILES:
+        stats[name] = float(np.percentile(values, q)) if len(values) else 0.0
+    stats["max"] = float(values.max()) if len(values) else 0.0
+    stats["full_precision"] = float(full_precision)
+    stats["pct_of_full_precision"] = _finite(100.0 * stats["mean"] / full_precision) if full_precision else None
+    return stats
+
+
+def build_summary(result) -> dict:
+    table, hw, trace = result.table, result.hw, result.trace
+    frame = result.per_input
+    clock_hz = hw.clock_mhz * 1e6
+    fp = result.full_precision
+    energy_names = [name for name in table.metric_names if name.startswith("energy_")]
+    fp_values = {
+        "cycles": fp[table.metric("cycles")],
+        "latency_us": result.full_precision_latency_cycles / clock_hz * 1e6,
+        "energy_uj": sum(fp[table.metric(name)] for name in energy_names) * 1e-6,
+        "dram_bytes": (fp[table.metric("dram_read_bits")] + fp[table.metric("dram_write_bits")]) / 8,
+        "sram_bytes": sum(fp[i] for i, name in enumerate(table.metric_names)
+                          if name.endswith(("_read_bits", "_write_bits")) and not name.startswith("dram_")) / 8,
+    }
+    metrics = {name: metric_stats(frame[name].to_numpy(), fp_values[name]) for name in fp_values}
+    breakdown = {name.removeprefix("energy_").removesuffix("_pj"): result.mean(name) * 1e-6 for name in energy_names}
+    accuracy = float(frame["correct"].mean() * 100) if "correct" in frame and len(frame) else None
+    comp = float(frame["computation_pct"].mean()) if len(frame) and trace.network.n_units else None
+    bitops = float(frame["bitops_pct"].mean()) if len(frame) else None
+    summary = {
+        "schema": SCHEMA,
+        "tool_version": __version__,
+        "trace": trace.path,
+        "network": trace.network.name,
+        "hw": hw.name,
+        "hw_config": hw.path,
+        "hw_model": hw.model,
+        "n_inputs": trace.n_inputs,
+        "batch": {"size": result.batch, "policy": result.policy},
+        "precision_mapping": precision_mapping(result),
+        "weights_resident_on_chip": table.weights_resident,
+        "budget_pct": trace.budget_pct,
+        "computation_pct": _finite(comp),
+        "bitops_pct": _finite(bitops),
+        "accuracy": accuracy,
+        "metrics": metrics,
+        "energy_breakdown_uj": breakdown,
+        "budget": budget_section(result, metrics, comp, bitops),
+    }
+    return summary
+
+
+def precision_mapping(result) -> dict:
+    table, hw, trace = result.table, result.hw, result.trace
+    from dfs_sim.hardware.accelerators import MODELS
+
+    model = MODELS[hw.model]
+    cases = []
+    names = [o.name for o in trace.options] + ["full-precision reference"]
+    eff_w, eff_a = model.effective_bits(hw, table.mapped_bits[:, 0], table.mapped_bits[:, 1])
+    for i, name in enumerate(names):
+        declared = [int(b) for b in table.case_bits[i]]
+        if declared == [0, 0]:
+            cases.append({"option": name, "declared_bits": declared, "runs_at_bits": None})
+            continue
+        cases.append({"option": name, "declared_bits": declared,
+                      "stored_bits": [int(b) for b in table.mapped_bits[i]],
+                      "runs_at_bits": [int(eff_w[i]), int(eff_a[i])]})
+    rule = ("full precision runs at its declared bits" if hw.full_precision == "declared"
+            else f"full precision maps to the native {hw.max_bits} bits")
+    return {"full_precision": hw.full_precision, "rule": rule, "wider": hw.wider, "cases": cases[:-1]}
+
+
+def budget_section(result, metrics: dict, comp, bitops) -> dict:
+    section = {"target_pct": result.trace.budget_pct, "against_target": None, "absolute": {}}
+    target = result.trace.budget_pct
+    if target is not None:
+        against = {"computation_pct": comp, "bitops_pct": bitops}
+        against.update({name: stats["pct_of_full_precision"] for name, stats in metrics.items()})
+        section["against_target"] = {
+            name: {"pct": _finite(value), "over_target_points": _finite(value - target) if value is not None else None}
+            for name, value in against.items()}
+    frame = result.per_input
+    for metric, limit in result.absolute_budgets.items():
+        values = frame[metric].to_numpy()
+        over = int(np.count_nonzero(values > limit))
+        section["absolute"][metric] = {"budget": float(limit), "n_over": over,
+                                       "share_over_pct": 100.0 * over / len(values) if len(values) else 0.0}
+    return section
