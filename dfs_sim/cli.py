@@ -19,6 +19,15 @@ def default_trace() -> Path:
     return shipped_default()
 
 
+def display_path(path: Path | str) -> str:
+    """A path relative to the working directory when it lies below it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def write_output(text: str, output: str | None) -> None:
     """Print, or write atomically: an error midway never leaves a partial file."""
     if output is None:
@@ -66,18 +75,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dfs_sim.trace import load_trace
 
     budgets = parse_budgets(args.budget)
+    if args.batch is not None and args.batch < 1:
+        raise InputError("--batch", None, f"must be >= 1, got {args.batch}")
+    notes = []
     trace_path = args.trace
     if trace_path is None:
         trace_path = default_trace()
-        print(f"dfs-sim: no --trace given; using the shipped trace {trace_path}", file=sys.stderr)
+        notes.append(f"no --trace given; using the shipped trace {display_path(trace_path)}")
     hw_name = args.hw
     if hw_name is None:
         hw_name = DEFAULT_HW
-        print(f"dfs-sim: no --hw given; using hw_configs/{DEFAULT_HW}.yaml", file=sys.stderr)
-    if args.batch is not None and args.batch < 1:
-        raise InputError("--batch", None, f"must be >= 1, got {args.batch}")
+        notes.append(f"no --hw given; using hw_configs/{DEFAULT_HW}.yaml")
     hw = load_hw(hw_name)
-    trace = load_trace(trace_path)
+    trace = load_trace(display_path(trace_path))
+    for note in notes:  # only once the inputs are known good, so an error stays a single line
+        print(f"dfs-sim: {note}", file=sys.stderr)
     result = simulate(trace, hw, batch=args.batch, policy=args.policy, budgets=budgets)
     if args.per_layer:
         text = render_frame(result.per_layer, args.format)

@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from dfs_sim.trace import default_options, write_trace
+from dfs_sim.workload.resnet import dfs_resnet
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def small_network():
+    return dfs_resnet((3, 3, 3), in_channels=1, input_size=28, num_classes=10, n_options=4)
+
+
+@pytest.fixture
+def make_trace(tmp_path, small_network):
+    """Write a random trace of the small ResNet; returns its path."""
+
+    def make(n=64, seed=0, network=None, options=None, labels=True, budget=30.0, name="t.npz", decisions=None):
+        network = network or small_network
+        options = options or default_options()
+        rng = np.random.default_rng(seed)
+        if decisions is None:
+            decisions = rng.integers(0, len(options), (n, network.n_units))
+        n = len(decisions)
+        kwargs = {}
+        if labels:
+            kwargs = {"labels": rng.integers(0, 10, n), "predictions": rng.integers(0, 10, n)}
+        return write_trace(tmp_path / name, network=network, options=options, decisions=decisions,
+                           budget_pct=budget, provenance={"test": True}, **kwargs)
+
+    return make
