@@ -1,9 +1,11 @@
 """simulate(): a trace on an accelerator -> per-input, per-layer and summary costs."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -14,6 +16,9 @@ from dfs_sim.hardware.config import BATCH_POLICIES, HwConfig, load_hw
 from dfs_sim.trace import Trace, load_trace
 
 CHUNK_INPUTS = 1 << 18  # inputs simulated at a time: bounds memory on memory-mapped traces
+# Below this many inputs one thread beats several: the kernels take well under a millisecond and
+# waking threads costs more (much more on a busy machine). Results never depend on the count.
+PARALLEL_MIN_INPUTS = 1 << 16
 PER_INPUT_METRICS = ("cycles", "latency_us", "energy_uj", "dram_bytes", "sram_bytes")
 
 
@@ -61,18 +66,8 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
     hw = hw.with_batch(batch, policy)
     size, mode = hw.batch_size, hw.batch_policy
     table = build_cost_table(trace.network, trace.options, hw, size, source=trace.path)
-    names = table.metric_names
-    energy_cols = [i for i, name in enumerate(names) if name.startswith("energy_")]
-    sram_cols = [i for i, name in enumerate(names) if name.endswith(("_read_bits", "_write_bits"))
-                 and not name.startswith("dram_")]
-
-    def gathered(cost: np.ndarray) -> np.ndarray:
-        return np.stack([cost[..., table.metric("cycles")], cost[..., energy_cols].sum(-1),
-                         cost[..., [table.metric("dram_read_bits"), table.metric("dram_write_bits")]].sum(-1),
-                         cost[..., sram_cols].sum(-1)], axis=-1)
-
-    unit_small = np.ascontiguousarray(gathered(table.unit_cost))
-    base_small = np.ascontiguousarray(gathered(table.base_cost))
+    unit_small = per_input_columns(table, table.unit_cost)
+    base_small = per_input_columns(table, table.base_cost)
     rank = _width_rank(table.case_bits)
     policy_code = aggregate.LOCKSTEP if mode == "lockstep" else aggregate.BUCKETED
     n = trace.n_inputs
@@ -85,13 +80,15 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
     bitops = np.zeros(n)
     comp_table, bitops_table, bitops_base, bitops_full = _proxy_tables(trace, table)
     chunk = max(size, CHUNK_INPUTS // size * size)
-    for start in range(0, n, chunk):
-        decisions = np.ascontiguousarray(trace.decisions[start:start + chunk], dtype=np.uint8)
-        aggregate.per_input_costs(decisions, size, policy_code, rank, unit_small, base_small, out[start:start + chunk])
-        aggregate.execution_counts(decisions, size, policy_code, rank, n_cases, hist, batch_sizes)
-        if n_units:
-            aggregate.gather_sum(decisions, comp_table, 0.0, comp[start:start + chunk])
-        aggregate.gather_sum(decisions, bitops_table, bitops_base, bitops[start:start + chunk])
+    with kernel_threads(n):
+        for start in range(0, n, chunk):
+            decisions = np.ascontiguousarray(trace.decisions[start:start + chunk], dtype=np.uint8)
+            rows = slice(start, start + chunk)
+            aggregate.per_input_costs(decisions, size, policy_code, rank, unit_small, base_small, out[rows])
+            aggregate.execution_counts(decisions, size, policy_code, rank, n_cases, hist, batch_sizes)
+            if n_units:
+                aggregate.gather_sum(decisions, comp_table, 0.0, comp[rows])
+            aggregate.gather_sum(decisions, bitops_table, bitops_base, bitops[rows])
 
     totals = np.einsum("ucr,ucrm->m", hist, table.unit_cost) + np.einsum("r,rm->m", batch_sizes, table.base_cost)
     layer_totals = _layer_totals(trace, table, hist, batch_sizes)
@@ -115,6 +112,27 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
         per_input["correct"] = per_input["label"] == per_input["prediction"]
     return SimResult(trace, hw, table, per_input, totals, layer_totals, full, full_latency, size, mode,
                      dict(budgets or {}))
+
+
+@contextmanager
+def kernel_threads(n_inputs: int):
+    """Run the kernels on one thread for small traces, on all of numba's threads for big ones."""
+    threads = numba.get_num_threads()
+    numba.set_num_threads(threads if n_inputs >= PARALLEL_MIN_INPUTS else 1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+
+
+def per_input_columns(table: CostTable, cost: np.ndarray) -> np.ndarray:
+    """Collapse a cost array's metric axis to what the kernel tracks per input: cycles, energy, DRAM, SRAM bits."""
+    names = table.metric_names
+    energy = [i for i, name in enumerate(names) if name.startswith("energy_")]
+    dram = [table.metric("dram_read_bits"), table.metric("dram_write_bits")]
+    sram = [i for i, name in enumerate(names) if name.endswith(("_read_bits", "_write_bits")) and i not in dram]
+    return np.ascontiguousarray(np.stack([cost[..., table.metric("cycles")], cost[..., energy].sum(-1),
+                                          cost[..., dram].sum(-1), cost[..., sram].sum(-1)], axis=-1))
 
 
 def _width_rank(case_bits: np.ndarray) -> np.ndarray:

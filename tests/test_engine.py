@@ -132,7 +132,8 @@ def test_proxy_measures(make_trace):
 
 
 @pytest.mark.parametrize("policy", ["lockstep", "bucketed"])
-def test_same_numbers_whatever_the_thread_count(make_trace, policy):
+def test_same_numbers_whatever_the_thread_count(make_trace, policy, monkeypatch):
+    monkeypatch.setattr(engine, "PARALLEL_MIN_INPUTS", 0)  # small traces would otherwise run on one thread
     trace = load_trace(make_trace(n=2000))
     results = []
     for threads in (1, numba.config.NUMBA_NUM_THREADS):
