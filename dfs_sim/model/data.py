@@ -57,7 +57,7 @@ def load_split(dataset: str, root: str | Path, split: str) -> tuple[torch.Tensor
     require(len(labels) == len(images), root, None, "image and label counts differ")
     require(len(labels) == 0 or 0 <= labels.min() and labels.max() < spec.classes, root, None,
             f"labels must lie in [0, {spec.classes})")
-    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)), torch.from_numpy(labels.astype(np.int64))
+    return torch.from_numpy(np.array(images, dtype=np.uint8)), torch.from_numpy(labels.astype(np.int64))
 
 
 def _read_npz(path: Path, split: str):

@@ -163,13 +163,13 @@ def run_stage(args: StageArgs) -> dict:
         if ckpt["done"]:
             print(f"{out}: stage {args.stage} already complete ({ckpt['epoch']} epochs); nothing to do")
             return json.loads(ckpt.get("metrics", "{}"))
-        prior_times = json.loads(ckpt["stage_times"])
+        prior_times, prior_commands = json.loads(ckpt["stage_times"]), _commands(ckpt)[:-1]
         start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed_s"])
         print(f"{out}: resuming stage {args.stage} after epoch {start_epoch}")
     else:
         ckpt, start_epoch, elapsed = None, 0, 0.0
         if args.stage == "backbone":
-            model, prior_times = _fresh_model(args, spec), {}
+            model, prior_times, prior_commands = _fresh_model(args, spec), {}, []
         else:
             require(args.init is not None, "--init", None, f"stage {args.stage} starts from the previous "
                                                              "stage's checkpoint: pass --init")
@@ -179,7 +179,7 @@ def run_stage(args: StageArgs) -> dict:
             want = STAGES[STAGES.index(args.stage) - 1]
             require(init["stage"] == want and init["done"], args.init, "stage",
                     f"must be a finished '{want}' checkpoint")
-            prior_times = json.loads(init["stage_times"])
+            prior_times, prior_commands = json.loads(init["stage_times"]), _commands(init)
     model = model.to(device).to(memory_format=torch.channels_last)
     config = model.config
     require((spec.channels, spec.size, spec.classes) == (config.in_channels, config.input_size, config.num_classes),
@@ -243,6 +243,7 @@ def run_stage(args: StageArgs) -> dict:
             "format": CHECKPOINT_FORMAT, "version": 1, "stage": args.stage, "epoch": epoch + 1, "done": done,
             "config": json.dumps(config.to_dict()), "train": json.dumps(asdict(args)),
             "elapsed_s": elapsed, "stage_times": json.dumps({**prior_times, args.stage: round(elapsed, 1)}),
+            "commands": json.dumps(prior_commands + [args.command]),
             "metrics": json.dumps(metrics), "state_dict": model.state_dict(),
         }
         if not done:  # a finished checkpoint drops the optimizer state to stay small
@@ -254,6 +255,11 @@ def run_stage(args: StageArgs) -> dict:
               f"comp {row[5]:.1f}% | test acc {metrics['accuracy_pct']:.2f}% comp {metrics['computation_pct']:.1f}% "
               f"| {row[8]:.0f}s", flush=True)
     return metrics
+
+
+def _commands(ckpt: dict) -> list[str]:
+    """The commands that produced a checkpoint, one per stage."""
+    return json.loads(ckpt["commands"]) if "commands" in ckpt else [json.loads(ckpt["train"])["command"]]
 
 
 def _fresh_model(args: StageArgs, spec) -> GatedResNet:

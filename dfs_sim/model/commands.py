@@ -1,0 +1,114 @@
+"""The `train` and `trace` subcommands. Nothing here imports torch until a handler runs."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from dfs_sim.errors import InputError
+
+_STAGES = ("backbone", "gates", "dfs")
+_DATASETS = ("fashion-mnist", "cifar10", "cifar100")
+
+
+def register(subparsers) -> None:
+    """Add `train` and `trace` to an argparse subparsers object."""
+    train = subparsers.add_parser("train", help="train one stage of a DFS model (resumable)",
+                                  description="Train one DFS stage: backbone -> gates -> dfs. Rerunning a "
+                                              "command resumes from its checkpoint (-o).")
+    train.add_argument("--stage", required=True, choices=_STAGES)
+    train.add_argument("-o", "--out", required=True, help="checkpoint to write (and resume from); log: same name .csv")
+    train.add_argument("--dataset", default="fashion-mnist", choices=_DATASETS)
+    train.add_argument("--data", help="dataset directory (IDX files, CIFAR binary batches) or .npz; "
+                                      "Fashion-MNIST defaults to /usr/share/datasets/fashion-mnist")
+    train.add_argument("--init", help="finished checkpoint of the previous stage (gates, dfs)")
+    train.add_argument("--arch", default="resnet20", help="resnet20, resnet38, resnet74 or depths like 3,3,3 "
+                                                         "(backbone stage)")
+    train.add_argument("--options", help="gate options, e.g. skip,8,16,full (default; backbone stage)")
+    train.add_argument("--nested", action=argparse.BooleanOptionalAction, default=None,
+                       help="b-bit codes are the top b bits of the widest code")
+    train.add_argument("--bn", choices=("shared", "per-option"), help="BN per conv shared by all bitwidths "
+                                                                      "(default) or one per option")
+    train.add_argument("--epochs", type=int, default=1)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=0.1)
+    train.add_argument("--weight-decay", type=float, default=5e-4)
+    train.add_argument("--budget", type=float, help="target computation percentage (dfs stage)")
+    train.add_argument("--beta", type=float, default=0.1, help="weight of the computation term (dfs stage)")
+    train.add_argument("--max-batches", type=int, help="batches per epoch (default: the whole training split)")
+    train.add_argument("--eval-limit", type=int, help="evaluate each epoch on the first N test inputs only")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, help="torch CPU threads")
+    train.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda")
+    train.add_argument("--no-progress", dest="progress", action="store_false")
+    train.set_defaults(handler=run_train)
+
+    trace = subparsers.add_parser("trace", help="emit a v1 trace from a trained DFS checkpoint",
+                                  description="Run a checkpoint over a dataset split (only the chosen option "
+                                              "per input and block) and write a trace.")
+    trace.add_argument("--checkpoint", required=True)
+    trace.add_argument("--data", help="dataset directory or .npz (default: as for train)")
+    trace.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
+    trace.add_argument("--split", default="test", choices=("train", "test"))
+    trace.add_argument("-o", "--out", required=True, help="trace file (.npz)")
+    trace.add_argument("--force", help="static reference: pin every gated block to this option (e.g. full, 8bit)")
+    trace.add_argument("--nested", action=argparse.BooleanOptionalAction, default=None,
+                       help="override the checkpoint's quantization mode")
+    trace.add_argument("--no-gate-probs", dest="gate_probs", action="store_false")
+    trace.add_argument("--limit", type=int, help="first N inputs only")
+    trace.add_argument("--batch-size", type=int, default=500)
+    trace.add_argument("--seed", type=int, default=0)
+    trace.add_argument("--threads", type=int)
+    trace.add_argument("--device", default="auto")
+    trace.add_argument("--no-progress", dest="progress", action="store_false")
+    trace.set_defaults(handler=run_trace)
+
+
+def _require_torch() -> None:
+    try:
+        import torch  # noqa: F401
+        import tqdm  # noqa: F401
+    except ImportError:
+        raise InputError("torch", None, "the model commands need PyTorch: pip install 'dfs-sim[model]'") from None
+
+
+def _command() -> str:
+    return shlex.join(["dfs-sim", *sys.argv[1:]])
+
+
+def run_train(args: argparse.Namespace) -> int:
+    _require_torch()
+    from dfs_sim.model.train import StageArgs, run_stage
+
+    fields = {k: v for k, v in vars(args).items() if k in StageArgs.__dataclass_fields__ and k != "command"}
+    run_stage(StageArgs(**fields, command=_command()))
+    return 0
+
+
+def run_trace(args: argparse.Namespace) -> int:
+    _require_torch()
+    from dfs_sim.model.emit import emit_trace
+
+    path, summary = emit_trace(checkpoint=args.checkpoint, out=args.out, data=args.data, dataset=args.dataset,
+                               split=args.split, force=args.force, nested=args.nested, gate_probs=args.gate_probs,
+                               limit=args.limit, batch_size=args.batch_size, seed=args.seed, threads=args.threads,
+                               device=args.device, progress=args.progress, command=_command())
+    print(f"{path}: {summary['n']} inputs, accuracy {summary['accuracy_pct']:.2f}%, "
+          f"computation {summary['computation_pct']:.2f}%")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry (python -m dfs_sim.model.commands ...), until the main CLI wires these in."""
+    parser = argparse.ArgumentParser(prog="dfs-sim")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except InputError as err:
+        print(f"dfs-sim: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

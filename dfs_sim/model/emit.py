@@ -1,0 +1,168 @@
+"""Trace emission: the layer table derived from the model itself, per-input decisions, provenance."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import dfs_sim
+from dfs_sim.errors import InputError, require
+from dfs_sim.model.data import DATASETS, DEFAULT_ROOTS, Batches, load_split
+from dfs_sim.model.gated_resnet import GatedResNet
+from dfs_sim.model.train import _commands, load_checkpoint, predict, setup, summarize
+from dfs_sim.trace import write_trace
+from dfs_sim.workload.network import Layer, Network
+
+
+@torch.no_grad()
+def derive_network(model: GatedResNet) -> Network:
+    """Build the layer table by running the model on one input and recording every layer's
+    input and output shape with forward hooks. Names, order, kinds, units and precision rules
+    follow dfs_sim.workload.resnet.dfs_resnet."""
+    config = model.config
+    shapes: dict[nn.Module, list] = {}
+    reads_input: set[nn.Module] = set()
+    param = next(model.parameters())
+    x = torch.zeros(1, config.in_channels, config.input_size, config.input_size, device=param.device)
+
+    def record(module, inputs, output):
+        output = output[0] if isinstance(output, tuple) else output  # LSTMCell returns (h, c)
+        shapes.setdefault(module, []).append((tuple(inputs[0].shape[1:]), tuple(output.shape[1:])))
+        if inputs[0] is x:
+            reads_input.add(module)
+
+    watched = [model.stem, model.lstm, model.gate_fc, model.pool, model.fc]
+    for block in model.blocks:
+        watched += [block.conv1, block.conv2] + ([block.proj[0]] if block.proj is not None else [])
+    for gate in model.gates:
+        watched += [gate.pool, gate.embed]
+    handles = [m.register_forward_hook(record) for m in watched]
+    was_training = model.training
+    try:
+        model.eval()
+        model(x, force=model.full_index)  # full precision everywhere, gates run: every layer fires once
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    require(len(shapes[model.lstm]) == model.n_units, "model", "lstm", "the shared LSTM must step once per gate")
+
+    def conv(name, module, unit=None, precision="full"):
+        (c_in, h_in, w_in), (c_out, h_out, w_out) = shapes[module][0]
+        return Layer(name, "conv", c_in, c_out, h_in, w_in, h_out, w_out, module.kernel_size[0],
+                     module.stride[0], module.padding[0], module.groups, unit=unit, precision=precision,
+                     reads_input=module in reads_input)
+
+    def pool(name, module):
+        (channels, h, w), _ = shapes[module][0]
+        require(h == w, "model", name, "global pooling of a non-square map")
+        return Layer(name, "pool", channels, channels, h, w, 1, 1, kernel=h)
+
+    layers, units = [conv("stem", model.stem)], []
+    for index, block in enumerate(model.blocks, start=1):
+        unit = None
+        if index > 1:
+            unit, gate = len(units), model.gates[index - 2]
+            units.append(f"block{index}")
+            layers += [pool(f"gate{index}.pool", gate.pool),
+                       Layer(f"gate{index}.embed", "gate-embed", gate.embed.in_channels, gate.embed.out_channels),
+                       Layer(f"gate{index}.lstm", "lstm", model.lstm.input_size + model.lstm.hidden_size,
+                             4 * model.lstm.hidden_size),
+                       Layer(f"gate{index}.fc", "gate-fc", model.gate_fc.in_features, model.gate_fc.out_features)]
+        rule = "full" if unit is None else "unit"
+        layers += [conv(f"block{index}.conv1", block.conv1, unit, rule),
+                   conv(f"block{index}.conv2", block.conv2, unit, rule)]
+        if block.proj is not None:  # runs at full precision even when the block is skipped
+            layers.append(conv(f"block{index}.proj", block.proj[0], unit, "full"))
+    layers += [pool("pool", model.pool), Layer("fc", "fc", model.fc.in_features, model.fc.out_features)]
+    description = (f"DFS-{config.arch} derived from the PyTorch model: stages {list(config.depths)}, widths "
+                   f"{list(config.widths)}, input {config.in_channels}x{config.input_size}x{config.input_size}, "
+                   f"{len(units)} gated blocks, {len(model.options)} options")
+    return Network(config.arch, tuple(layers), tuple(units),
+                   (config.in_channels, config.input_size, config.input_size), description)
+
+
+def resolve_option(model: GatedResNet, name: str) -> int:
+    """An option index from its name ('full', '8bit', 'skip') or bitwidth ('8')."""
+    for k, option in enumerate(model.options):
+        if name == option.name or (name.isdigit() and not option.full_precision and option.weight_bits == int(name)):
+            return k
+    raise InputError("--force", None, f"unknown option '{name}' (this model has "
+                                      f"{', '.join(o.name for o in model.options)})")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "dfs_sim"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=None, nested=None,
+               gate_probs=True, limit=None, batch_size=500, seed=0, threads=None, device="auto", progress=True,
+               command="") -> tuple[Path, dict]:
+    """Run a checkpoint over a split, running only each input's chosen options, and write a trace."""
+    device = setup(seed, threads, device)
+    overrides = {} if nested is None else {"nested": nested}
+    model, ckpt = load_checkpoint(checkpoint, device, **overrides)
+    model = model.to(memory_format=torch.channels_last).eval()
+    train_args = json.loads(ckpt["train"])
+    dataset = dataset or train_args.get("dataset")
+    require(dataset in DATASETS, "--dataset", None, f"unknown dataset '{dataset}'")
+    root = data or DEFAULT_ROOTS.get(dataset)
+    require(root is not None, "--data", None, f"{dataset} needs --data (nothing is downloaded)")
+    images, labels = load_split(dataset, root, split)
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    batches = Batches(images, labels, DATASETS[dataset], batch_size, train=False, device=device, channels_last=True)
+    force_index = None if force is None else resolve_option(model, force)
+    want_probs = gate_probs and force_index is None  # under forcing the gates' opinions are moot
+    result = predict(model, batches, force=force_index, gate_probs=want_probs, progress=progress)
+    summary = summarize(model, result)
+    network = derive_network(model)
+    budget = train_args.get("budget") if ckpt["stage"] == "dfs" and force_index is None else None
+    provenance = {
+        "source": "dfs-sim trace (trained PyTorch model)",
+        "checkpoint": Path(checkpoint).name,
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "stage": ckpt["stage"],
+        "dataset": dataset,
+        "split": split,
+        "n_inputs": summary["n"],
+        "command": command,
+        "seed": seed,
+        "training_seed": train_args.get("seed"),
+        "training_commands": _commands(ckpt),
+        "training_time_s": json.loads(ckpt["stage_times"]),
+        "nested": model.config.nested,
+        "bn_policy": model.config.bn,
+        "rounding": "deterministic round-half-to-even (weights: tensor min/max; activations: running range)",
+        "inference": "chosen option only, inputs grouped by decision",
+        "forced_option": None if force_index is None else model.options[force_index].name,
+        "accuracy_pct": round(summary["accuracy_pct"], 4),
+        "computation_pct": round(summary["computation_pct"], 4),
+        "git_commit": git_commit(),
+        "tool_version": dfs_sim.__version__,
+        "torch_version": torch.__version__,
+    }
+    path = write_trace(out, network=network, options=model.options, decisions=result["decisions"],
+                       labels=result["labels"], predictions=result["predictions"],
+                       gate_probs=result.get("gate_probs"), budget_pct=budget, provenance=provenance)
+    return path, summary
