@@ -1,3 +1,5 @@
+import dataclasses
+
 import numba
 import numpy as np
 import pytest
@@ -6,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 from dfs_sim import engine
 from dfs_sim.cost.table import build_cost_table
 from dfs_sim.engine import simulate
+from dfs_sim.hardware.accelerators import MODELS
 from dfs_sim.hardware.config import load_hw, shipped_configs
 from dfs_sim.trace import Option, default_options, load_trace, write_trace
 from dfs_sim.workload.resnet import dfs_resnet
@@ -51,21 +54,48 @@ def test_declared_full_precision_takes_multiple_passes():
 option_bits = st.lists(st.integers(1, 32), min_size=2, max_size=5, unique=True).map(sorted)
 
 
+def _datapath_widths(hw, bits):
+    widths, _ = MODELS[hw.model].effective_bits(hw, np.array(bits), np.array(bits))
+    return sorted({int(b) for b in widths})
+
+
+def _assert_monotone(table, n_options, metrics):
+    for metric in metrics:
+        cost = table.unit_cost[:, :n_options, :, table.metric(metric)]
+        assert np.all(np.diff(cost, axis=1) >= -1e-9 * np.abs(cost[:, 1:]).max()), metric
+        assert np.all(cost[:, :1] <= cost.min(axis=1, keepdims=True) + 1e-9), metric
+
+
 @settings(max_examples=25, deadline=None)
 @given(bits=option_bits, batch=st.integers(1, 4))
 @pytest.mark.parametrize("hw", CONFIGS, ids=lambda h: h.name)
 def test_cost_never_decreases_with_bits_and_skip_is_cheapest(hw, bits, batch):
+    # The mapper minimises cycles, so cycles (and the datapath's own work) never fall as bits grow; it may
+    # trade DRAM traffic for cycles, so traffic alone need not be monotone (that is checked under an
+    # energy objective below). Widths are those the datapath tells apart (Bit Fusion runs 5-8 bits alike):
+    # between two widths it runs alike, the Bit Fusion memory model can stall less for the wider one,
+    # since an operand that no longer fits on chip streams instead of being loaded up front.
+    bits = _datapath_widths(hw, bits)
     options = (Option("skip", 0, 0), *(Option(f"b{b}", b, b) for b in bits))
     table = build_cost_table(NET, options, hw, batch)
-    for metric in ("cycles", "compute_cycles", "ops", "dram_read_bits", "energy_compute_pj"):
-        cost = table.unit_cost[:, : len(options), :, table.metric(metric)]
-        assert np.all(np.diff(cost, axis=1) >= -1e-9), metric
-        assert np.all(cost[:, :1] <= cost.min(axis=1, keepdims=True) + 1e-9)
+    _assert_monotone(table, len(options), ("cycles", "compute_cycles", "ops", "energy_compute_pj"))
     # Weights and activations grown one at a time also never get cheaper.
     mixed = (Option("skip", 0, 0), Option("a", bits[0], bits[0]), Option("b", bits[0], bits[-1]),
              Option("c", bits[-1], bits[-1]))
-    cost = build_cost_table(NET, mixed, hw, batch).unit_cost[:, :4, :, table.metric("energy_compute_pj")]
-    assert np.all(np.diff(cost, axis=1) >= -1e-9)
+    _assert_monotone(build_cost_table(NET, mixed, hw, batch), 4, ("cycles", "ops"))
+
+
+@settings(max_examples=10, deadline=None)
+@given(bits=option_bits)
+@pytest.mark.parametrize("hw", CONFIGS, ids=lambda h: h.name)
+def test_energy_never_decreases_with_bits_under_an_energy_objective(hw, bits):
+    hw = dataclasses.replace(hw, objective="energy")
+    bits = _datapath_widths(hw, bits)
+    options = (Option("skip", 0, 0), *(Option(f"b{b}", b, b) for b in bits))
+    table = build_cost_table(NET, options, hw, 2)
+    energy = table.unit_cost[:, : len(options), :, [i for i, n in enumerate(table.metric_names)
+                                                     if n.startswith("energy_")]].sum(-1)
+    assert np.all(np.diff(energy, axis=1) >= -1e-6 * energy.max())
 
 
 @pytest.mark.parametrize("hw", CONFIGS, ids=lambda h: h.name)

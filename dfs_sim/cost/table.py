@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfs_sim.cost.dataflow import MoveParams, data_movement
+from dfs_sim.cost.mapping import (INDEXES, N_OUT, N_PARAMS, P_BW, P_CAP_I, P_CAP_O, P_CAP_W, P_DATAFLOW, P_E_CYCLE,
+                                  P_E_DRAM, P_E_IR, P_E_IW, P_E_OR, P_E_OW, P_E_STATIC, P_E_WR, P_E_WW,
+                                  P_OBJECTIVE, P_REUSE_SPATIAL, P_VECTOR_LANES, PERM_COUNTS, PERMS, search_entries)
 from dfs_sim.errors import InputError
 from dfs_sim.hardware.accelerators import MODELS
 from dfs_sim.hardware.accelerators.base import KIND_CODES, Work
-from dfs_sim.hardware.config import HwConfig
+from dfs_sim.hardware.config import DATAFLOWS, OBJECTIVES, HwConfig
 from dfs_sim.workload.network import Network
 
 
@@ -56,7 +58,6 @@ def precision_cases(options, hw: HwConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, source: str = "") -> CostTable:
-    model = MODELS[hw.model]
     declared, mapped = precision_cases(options, hw)
     n_cases = len(declared)
     full_case = n_cases - 1
@@ -77,29 +78,10 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
 
     # One entry per (layer, case, batch) that runs.
     li, ci, bi = np.nonzero(np.broadcast_to(run_bits[:, :, :1] > 0, (n_layers, n_cases, len(batches))))
-    store_w = run_bits[li, ci, 0]
-    store_a = run_bits[li, ci, 1]
-    eff_w, eff_a = model.effective_bits(hw, store_w, store_a)
-    col = {name: network.column(name) for name in ("c_in", "c_out", "groups", "h_in", "w_in", "h_out", "w_out",
-                                                  "kernel", "macs", "weights")}
-    kind = np.array([KIND_CODES[k] for k in network.column("kind")], dtype=np.int64)
-    n = batches[bi]
-    groups = col["groups"][li]
-    work = Work(kind=kind[li], k=col["c_out"][li] // groups, c=col["c_in"][li] // groups, groups=groups,
-                p=col["h_out"][li] * col["w_out"][li], taps=col["kernel"][li] ** 2, n=n,
-                macs=col["macs"][li] * n, w_bits=eff_w, a_bits=eff_a)
-    compute_cycles, ops = model.compute(hw, work)
-
-    weights_resident = resident_weight_bits(network, run_bits, hw) <= _capacity(hw, "weights")
-    params = MoveParams.from_config(hw, weights_resident)
-    is_first = (li == 0).astype(np.int64)
-    is_last = (li == n_layers - 1).astype(np.int64)
-    values = data_movement(
-        params, compute_cycles.astype(np.float64), ops.astype(np.float64), work.k * work.groups, work.c * work.groups,
-        work.p, work.taps, n, col["weights"][li], col["c_in"][li] * col["h_in"][li] * col["w_in"][li],
-        col["c_out"][li] * col["h_out"][li] * col["w_out"][li], work.macs, _storage_bits(hw, store_w, "weights"),
-        _storage_bits(hw, store_a, "activations"), is_first, is_last, (kind[li] == KIND_CODES["pool"]).astype(np.int64),
-    )
+    weights_resident = (hw.weights_on_chip == "auto"
+                        and resident_weight_bits(network, run_bits, hw) <= _capacity(hw, "weights"))
+    values = cost_entries(network, hw, li, run_bits[li, ci, 0], run_bits[li, ci, 1], batches[bi],
+                          weights_resident, source)
     names = metric_names(hw)
     layer_cost = np.zeros((n_layers, n_cases, len(batches), len(names)))
     layer_cost[li, ci, bi] = values
@@ -111,6 +93,109 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
         unit_cost[u] = layer_cost[(unit_of == u) & follows].sum(axis=0)
     base_cost = layer_cost[~follows][:, 0].sum(axis=0)  # fixed-rule layers cost the same in every case
     return CostTable(names, layer_cost, unit_cost, base_cost, declared, mapped, full_case, bool(weights_resident))
+
+
+def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, batch, weights_resident: bool,
+                 source: str = "") -> np.ndarray:
+    """Metrics (metric_names order) of each (layer, stored weight bits, stored activation bits, batch) entry."""
+    model = MODELS[hw.model]
+    layers = network.layers
+    col = {name: network.column(name)[layer_index] for name in
+           ("c_in", "c_out", "groups", "h_in", "w_in", "h_out", "w_out", "kernel", "stride", "macs", "weights")}
+    kind = np.array([KIND_CODES[layers[i].kind] for i in layer_index], dtype=np.int64)
+    reads_input = np.array([layers[i].reads_input or i == 0 for i in layer_index])
+    last = np.asarray(layer_index) == len(layers) - 1
+    eff_w, eff_a = model.effective_bits(hw, store_w, store_a)
+    work = Work(kind=kind, macs=col["macs"] * batch, n=batch, w_bits=eff_w, a_bits=eff_a)
+    mapping = model.array_mapping(hw, work).as_matrix()
+    ops = model.ops(hw, work).astype(np.float64)
+
+    w_bits = _storage_bits(hw, store_w, "weights")
+    a_bits = _storage_bits(hw, store_a, "activations")
+    o_bits = np.full(len(batch), hw.output_bits, dtype=np.int64)
+    groups = col["groups"]
+    in_elems = col["c_in"] * col["h_in"] * col["w_in"]
+    out_elems = col["c_out"] * col["h_out"] * col["w_out"]
+    if hw.activations_on_chip == "auto":
+        on_chip = _activations_fit(hw, batch * in_elems * a_bits, batch * out_elems * o_bits)
+    else:
+        on_chip = np.zeros(len(batch), dtype=bool)
+    flags = np.stack([np.full(len(batch), 0.0 if weights_resident else 1.0),
+                      (reads_input | ~on_chip).astype(np.float64), (last | ~on_chip).astype(np.float64)], axis=1)
+    is_pool = kind == KIND_CODES["pool"]
+    im2col = reads_input & (kind == KIND_CODES["conv"]) & (hw.im2col == "input-layers")
+    shape = np.stack([batch, col["h_out"], col["w_out"], col["kernel"], col["stride"], col["c_in"] // groups,
+                      col["c_out"] // groups, im2col, is_pool, in_elems, out_elems, col["macs"]], axis=1)
+    bits = np.stack([w_bits, a_bits, o_bits], axis=1).astype(np.int64)
+
+    # Many entries repeat (same shape, bits, batch and residency): search each distinct one once.
+    key = np.concatenate([shape, bits, flags.astype(np.int64), mapping.astype(np.int64),
+                          np.round(mapping[:, 4:] * 1000).astype(np.int64)], axis=1)
+    unique, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    del unique
+    found = np.zeros((len(first), N_OUT))
+    search_entries(np.ascontiguousarray(shape[first], dtype=np.int64), np.ascontiguousarray(bits[first]),
+                   np.ascontiguousarray(mapping[first]), np.ascontiguousarray(flags[first]), search_params(hw),
+                   PERMS, PERM_COUNTS, INDEXES, found)
+    found = found[inverse.reshape(-1)]
+    if not np.all(np.isfinite(found[:, 0])):
+        bad = int(np.argmax(~np.isfinite(found[:, 0])))
+        layer = layers[int(layer_index[bad])]
+        raise InputError(hw.path, "buffers", f"no tiling of layer '{layer.name}' at {int(store_w[bad])}/"
+                                             f"{int(store_a[bad])} bits, batch {int(batch[bad])}, fits the buffers"
+                                             f"{' (' + source + ')' if source else ''}")
+    found[:, :11] *= groups[:, None]  # a grouped conv runs its groups one after another
+
+    names = metric_names(hw)
+    out = np.zeros((len(batch), len(names)))
+    for i, name in enumerate(("cycles", "compute_cycles", "stall_cycles", "dram_read_bits", "dram_write_bits")):
+        out[:, names.index(name)] = found[:, i]
+    traffic = {"weights": (found[:, 5], found[:, 6]), "inputs": (found[:, 7], found[:, 8]),
+               "outputs": (found[:, 9], found[:, 10])}
+    for b, buffer in enumerate(hw.buffers):
+        reads = sum(traffic[op][0] for op in buffer.holds)
+        writes = sum(traffic[op][1] for op in buffer.holds)
+        out[:, names.index(f"{buffer.name}_read_bits")] = reads
+        out[:, names.index(f"{buffer.name}_write_bits")] = writes
+        out[:, names.index(f"energy_{buffer.name}_pj")] = reads * buffer.read_pj_per_bit + writes * buffer.write_pj_per_bit
+    out[:, names.index("ops")] = ops
+    out[:, names.index("energy_compute_pj")] = ops * hw.compute_pj_per_op + found[:, 1] * hw.compute_pj_per_cycle
+    out[:, names.index("energy_dram_pj")] = (found[:, 3] + found[:, 4]) * hw.dram_pj_per_bit
+    out[:, names.index("energy_static_pj")] = found[:, 0] * static_pj_per_cycle(hw)
+    return out
+
+
+def static_pj_per_cycle(hw: HwConfig) -> float:
+    return hw.static_mw / hw.clock_mhz * 1000.0  # mW / MHz = nJ per cycle
+
+
+def search_params(hw: HwConfig) -> np.ndarray:
+    params = np.zeros(N_PARAMS)
+    params[P_CAP_W] = _capacity(hw, "weights")
+    params[P_CAP_I] = _capacity(hw, "inputs")
+    params[P_CAP_O] = _capacity(hw, "outputs")
+    params[P_BW] = hw.dram_bits_per_cycle
+    params[P_REUSE_SPATIAL] = 1.0 if hw.spatial_reuse else 0.0
+    params[P_DATAFLOW] = DATAFLOWS.index(hw.dataflow) - 1  # -1: choose per tile
+    params[P_OBJECTIVE] = OBJECTIVES.index(hw.objective)
+    for operand, read_slot, write_slot in (("weights", P_E_WR, P_E_WW), ("inputs", P_E_IR, P_E_IW),
+                                           ("outputs", P_E_OR, P_E_OW)):
+        buffer = hw.buffer_for(operand)
+        params[read_slot] = buffer.read_pj_per_bit
+        params[write_slot] = buffer.write_pj_per_bit
+    params[P_E_DRAM] = hw.dram_pj_per_bit
+    params[P_E_CYCLE] = hw.compute_pj_per_cycle
+    params[P_E_STATIC] = static_pj_per_cycle(hw)
+    params[P_VECTOR_LANES] = hw.vector_lanes
+    return params
+
+
+def _activations_fit(hw: HwConfig, in_bits: np.ndarray, out_bits: np.ndarray) -> np.ndarray:
+    """Whether a layer's inputs and outputs both stay on chip (so neither crosses DRAM)."""
+    inputs, outputs = hw.buffer_for("inputs"), hw.buffer_for("outputs")
+    if inputs.name == outputs.name:
+        return in_bits + out_bits <= _capacity(hw, "inputs") * 2
+    return (in_bits <= _capacity(hw, "inputs")) & (out_bits <= _capacity(hw, "outputs"))
 
 
 def _check_widths(run_bits, hw: HwConfig, declared, options, source: str) -> None:

@@ -20,19 +20,20 @@ UNROLL_DIMS = ("K", "C", "P", "N")  # output channels, input channels, output pi
 STORAGE_LAYOUTS = ("bit-plane", "packed", "fixed")
 BATCH_POLICIES = ("lockstep", "bucketed")
 OBJECTIVES = ("cycles", "energy")
+DATAFLOWS = ("auto", "input-stationary", "output-stationary", "weight-stationary")
 
 _SCHEMA_KEYS = {
     "top": {"name", "model", "description", "technology_nm", "clock_mhz", "array", "precision", "compute",
             "buffers", "dram", "static", "storage", "batch", "mapping", "sources", "source"},
-    "array": {"unroll", "vector_lanes", "params", "source"},
+    "array": {"unroll", "vector_lanes", "output_bits", "spatial_reuse", "params", "source"},
     "precision": {"native_bits", "min_bits", "max_bits", "wider", "full_precision", "source"},
-    "compute": {"energy_pj_per_op", "op", "source"},
+    "compute": {"energy_pj_per_op", "op", "energy_pj_per_cycle", "source"},
     "buffer": {"name", "holds", "size_kb", "read_pj_per_bit", "write_pj_per_bit", "double_buffered", "source"},
     "dram": {"bandwidth_bits_per_cycle", "energy_pj_per_bit", "source"},
     "static": {"power_mw", "source"},
     "storage": {"weights", "activations", "fixed_bits", "source"},
     "batch": {"size", "policy", "source"},
-    "mapping": {"objective", "source"},
+    "mapping": {"objective", "dataflow", "weights_on_chip", "activations_on_chip", "im2col", "source"},
 }
 
 
@@ -63,6 +64,7 @@ class HwConfig:
     wider: str  # "multi-pass" or "error"
     full_precision: str  # "declared" or "native"
     compute_pj_per_op: float
+    compute_pj_per_cycle: float
     compute_op: str
     buffers: tuple[Buffer, ...]
     dram_bits_per_cycle: float
@@ -74,6 +76,12 @@ class HwConfig:
     batch_size: int
     batch_policy: str
     objective: str
+    output_bits: int = 32
+    spatial_reuse: bool = True
+    dataflow: str = "auto"
+    weights_on_chip: str = "auto"
+    activations_on_chip: str = "auto"
+    im2col: str = "input-layers"
     sources: dict = field(default_factory=dict)
     digest: str = ""
 
@@ -166,6 +174,9 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
                            default=max(unroll.get("K", 1) * unroll.get("P", 1), 1))
     params = array.get("params", {})
     require(isinstance(params, dict), source, "array.params", "must be a mapping")
+    output_bits = _number(array, "output_bits", source, "array.", low=1, high=64, integer=True, default=32)
+    spatial_reuse = array.get("spatial_reuse", True)
+    require(isinstance(spatial_reuse, bool), source, "array.spatial_reuse", "must be true or false")
 
     precision = section("precision")
     native = _number(precision, "native_bits", source, "precision.", low=1, high=32, integer=True)
@@ -178,7 +189,10 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
     require(full in ("declared", "native"), source, "precision.full_precision", "must be 'declared' or 'native'")
 
     compute = section("compute")
-    compute_pj = _number(compute, "energy_pj_per_op", source, "compute.", low=0, high=1e6)
+    compute_pj = _number(compute, "energy_pj_per_op", source, "compute.", low=0, high=1e6, default=0.0)
+    cycle_pj = _number(compute, "energy_pj_per_cycle", source, "compute.", low=0, high=1e9, default=0.0)
+    require("energy_pj_per_op" in compute or "energy_pj_per_cycle" in compute, source, "compute",
+            "needs energy_pj_per_op and/or energy_pj_per_cycle")
     op = compute.get("op", "")
     require(isinstance(op, str) and op, source, "compute.op", "must describe what one op is")
 
@@ -220,18 +234,28 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
     mapping = section("mapping", required=False)
     objective = mapping.get("objective", "cycles")
     require(objective in OBJECTIVES, source, "mapping.objective", f"must be one of {', '.join(OBJECTIVES)}")
+    dataflow = mapping.get("dataflow", "auto")
+    require(dataflow in DATAFLOWS, source, "mapping.dataflow", f"must be one of {', '.join(DATAFLOWS)}")
+    residency = {}
+    for key in ("weights_on_chip", "activations_on_chip"):
+        residency[key] = mapping.get(key, "auto")
+        require(residency[key] in ("auto", "never"), source, f"mapping.{key}", "must be 'auto' or 'never'")
+    im2col = mapping.get("im2col", "input-layers")
+    require(im2col in ("input-layers", "never"), source, "mapping.im2col", "must be 'input-layers' or 'never'")
 
     config = HwConfig(
         path=str(source), name=name, model=model, description=str(data.get("description", "")),
         technology_nm=int(tech), clock_mhz=float(clock), unroll={k: int(v) for k, v in unroll.items()},
         vector_lanes=int(vector_lanes), model_params=dict(params), native_bits=int(native), min_bits=int(min_bits),
         max_bits=int(max_bits), wider=wider, full_precision=full, compute_pj_per_op=float(compute_pj),
-        compute_op=op, buffers=tuple(buffers),
+        compute_pj_per_cycle=float(cycle_pj), compute_op=op, buffers=tuple(buffers),
         dram_bits_per_cycle=_number(dram, "bandwidth_bits_per_cycle", source, "dram.", low=1e-3, high=1e7),
         dram_pj_per_bit=_number(dram, "energy_pj_per_bit", source, "dram.", low=0, high=1e5),
         static_mw=_number(static, "power_mw", source, "static.", low=0, high=1e7),
         weight_layout=w_layout, activation_layout=a_layout, fixed_bits=int(fixed_bits),
-        batch_size=int(batch_size), batch_policy=policy, objective=objective, sources=dict(sources),
+        batch_size=int(batch_size), batch_policy=policy, objective=objective, output_bits=int(output_bits),
+        spatial_reuse=spatial_reuse, dataflow=dataflow, weights_on_chip=residency["weights_on_chip"],
+        activations_on_chip=residency["activations_on_chip"], im2col=im2col, sources=dict(sources),
         digest=hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16],
     )
     MODELS[model].validate(config)

@@ -43,6 +43,7 @@ class Layer:
     a_bits: int = 0
     macs: int = -1  # derived when left at -1
     weights: int = -1
+    reads_input: bool = False  # reads the network's input (mappers may unfold it: im2col)
 
     def __post_init__(self):
         if self.macs < 0:
@@ -117,6 +118,8 @@ class Network:
 
 def _layer_to_dict(layer: Layer) -> dict:
     out = asdict(layer)
+    if not layer.reads_input:
+        out.pop("reads_input")
     if layer.precision != "fixed":
         out.pop("w_bits")
         out.pop("a_bits")
@@ -124,7 +127,7 @@ def _layer_to_dict(layer: Layer) -> dict:
 
 
 _LAYER_FIELDS = {f.name: f for f in fields(Layer)}
-_INT_FIELDS = [name for name in _LAYER_FIELDS if name not in ("name", "kind", "unit", "precision")]
+_INT_FIELDS = [name for name in _LAYER_FIELDS if name not in ("name", "kind", "unit", "precision", "reads_input")]
 
 
 def network_from_dict(data: object, source: object = "<network>") -> Network:
@@ -175,6 +178,8 @@ def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> L
         if key in raw:
             require(_is_int(raw[key]), source, f"{where}.{key}", "must be an integer")
     values = {k: v for k, v in raw.items()}
+    if "reads_input" in values:
+        require(isinstance(values["reads_input"], bool), source, f"{where}.reads_input", "must be true or false")
     precision = values.get("precision", "full")
     require(precision in PRECISION_RULES, source, f"{where}.precision", f"must be one of {', '.join(PRECISION_RULES)}")
     unit = values.get("unit")

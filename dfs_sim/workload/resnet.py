@@ -17,11 +17,11 @@ ARCHITECTURES = {
 }
 
 
-def _conv(name, c_in, c_out, size_in, kernel, stride, unit=None, precision="full"):
+def _conv(name, c_in, c_out, size_in, kernel, stride, unit=None, precision="full", reads_input=False):
     padding = kernel // 2
     size_out = (size_in + 2 * padding - kernel) // stride + 1
     return Layer(name, "conv", c_in, c_out, size_in, size_in, size_out, size_out, kernel, stride, padding,
-                 unit=unit, precision=precision)
+                 unit=unit, precision=precision, reads_input=reads_input)
 
 
 def _global_pool(name, channels, size):
@@ -43,7 +43,7 @@ def dfs_resnet(depths=(6, 6, 6), *, in_channels: int = 3, input_size: int = 32, 
                n_options: int = 4, widths=(16, 32, 64), name: str | None = None) -> Network:
     if name is None:
         name = next((k for k, v in ARCHITECTURES.items() if v == tuple(depths)), f"resnet{2 + 6 * depths[0]}")
-    layers = [_conv("stem", in_channels, widths[0], input_size, 3, 1)]
+    layers = [_conv("stem", in_channels, widths[0], input_size, 3, 1, reads_input=True)]
     units: list[str] = []
     channels, size, index = widths[0], input_size, 0
     for stage, (depth, width) in enumerate(zip(depths, widths)):

@@ -1,8 +1,9 @@
 """The interface every compute model implements, and the work it is asked to cost.
 
-A compute model answers one question: for a layer run at (weight bits, activation bits) on a
-batch, how many array cycles does the math take and how many ops (each costing
-`compute.energy_pj_per_op`) does it spend? Data movement is the engine's job, not the model's.
+A compute model says how an accelerator's array runs a layer at (weight bits, activation bits):
+how many lanes it brings to each loop dimension, how many cycles one array step takes, how many
+passes a too-wide operand needs, and how many ops (each costing `compute.energy_pj_per_op`) the
+math spends. Tiling, data movement and time are the engine's job (`dfs_sim/cost/mapping.py`).
 """
 from __future__ import annotations
 
@@ -22,13 +23,8 @@ class Work:
     """Entries to cost, one per (layer, weight bits, activation bits, batch); all arrays of equal length."""
 
     kind: np.ndarray  # KIND_CODES
-    k: np.ndarray  # output channels per group
-    c: np.ndarray  # input channels per group
-    groups: np.ndarray
-    p: np.ndarray  # output pixels (h_out * w_out)
-    taps: np.ndarray  # kernel * kernel
-    n: np.ndarray  # batch
     macs: np.ndarray  # for the whole batch
+    n: np.ndarray  # batch
     w_bits: np.ndarray  # effective, after the hardware's precision mapping
     a_bits: np.ndarray
 
@@ -41,31 +37,37 @@ class Work:
         return self.kind == POOL
 
 
+@dataclass
+class ArrayMapping:
+    """Per entry: lanes per loop dimension (u_n = 0: the batch shares the pixel lanes), cycles one array
+    step takes, passes for operands wider than the datapath, and fixed cycles per fold (systolic fill)."""
+
+    u_k: np.ndarray
+    u_c: np.ndarray
+    u_p: np.ndarray
+    u_n: np.ndarray
+    cycles_per_step: np.ndarray
+    passes: np.ndarray
+    fold_overhead: np.ndarray
+
+    def as_matrix(self) -> np.ndarray:
+        size = len(self.u_k)
+        columns = [self.u_k, self.u_c, self.u_p, self.u_n, self.cycles_per_step, self.passes, self.fold_overhead]
+        return np.stack([np.broadcast_to(np.asarray(c, dtype=np.float64), (size,)) for c in columns], axis=1)
+
+
 def ceil_div(a, b):
     return -(-np.asarray(a, dtype=np.int64) // np.asarray(b, dtype=np.int64))
 
 
-def array_steps(work: Work, unroll: dict) -> np.ndarray:
-    """Temporal steps of a spatially unrolled array: one step covers one tile of every unrolled dim.
-
-    Without an `N` axis the batch is folded into the pixel axis: windows of different inputs are
-    just more windows to an array that parallelises over windows.
-    """
-    pixels = work.p if "N" in unroll else work.p * work.n
-    steps = (ceil_div(work.k, unroll.get("K", 1)) * ceil_div(work.c, unroll.get("C", 1))
-             * ceil_div(pixels, unroll.get("P", 1)) * work.taps * work.groups)
-    if "N" in unroll:
-        steps = steps * ceil_div(work.n, unroll["N"])
-    return steps
-
-
-def passes(bits: np.ndarray, width: int) -> np.ndarray:
+def passes(bits, width) -> np.ndarray:
     """How many times an operand of `bits` must go through a `width`-bit datapath."""
     return ceil_div(np.maximum(bits, 1), width)
 
 
-def pool_cycles(work: Work, vector_lanes: int) -> np.ndarray:
-    return ceil_div(work.macs, vector_lanes)
+def unrolled(config, size: int, dims=("K", "C", "P", "N")) -> list[np.ndarray]:
+    """The config's lanes per dimension, broadcast to `size` entries (N = 0 when not unrolled)."""
+    return [np.full(size, config.unroll.get(d, 0 if d == "N" else 1), dtype=np.int64) for d in dims]
 
 
 class ComputeModel:
@@ -74,17 +76,22 @@ class ComputeModel:
     name = "base"
     #: which operand(s) run bit-serially; used by reports and docs.
     serial = "none"
+    #: model-specific keys allowed under array.params
+    params: tuple[str, ...] = ()
 
     def validate(self, config) -> None:
-        """Check model-specific parameters (config.model_params) and unroll dimensions."""
-        if config.model_params:
-            key = sorted(config.model_params)[0]
-            raise InputError(config.path, f"array.params.{key}", f"unknown parameter for model '{self.name}'")
+        """Check model-specific parameters (config.model_params)."""
+        for key in config.model_params:
+            if key not in self.params:
+                raise InputError(config.path, f"array.params.{key}", f"unknown parameter for model '{self.name}'")
 
     def effective_bits(self, config, w_bits: np.ndarray, a_bits: np.ndarray):
         """Operand widths the datapath really runs at (e.g. rounded up to what it supports)."""
         return np.maximum(w_bits, config.min_bits), np.maximum(a_bits, config.min_bits)
 
-    def compute(self, config, work: Work) -> tuple[np.ndarray, np.ndarray]:
-        """Return (cycles, ops) per entry of `work`."""
+    def array_mapping(self, config, work: Work) -> ArrayMapping:
+        raise NotImplementedError
+
+    def ops(self, config, work: Work) -> np.ndarray:
+        """Energy-bearing ops per entry (what `compute.op` names)."""
         raise NotImplementedError

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dfs_sim.hardware.accelerators.base import ComputeModel, Work, array_steps, passes, pool_cycles
+from dfs_sim.hardware.accelerators.base import ArrayMapping, ComputeModel, Work, passes, unrolled
 
 
 class BitParallel(ComputeModel):
@@ -18,11 +18,12 @@ class BitParallel(ComputeModel):
         # Narrower operands occupy the full datapath anyway.
         return np.maximum(w_bits, config.native_bits), np.maximum(a_bits, config.native_bits)
 
-    def compute(self, config, work: Work):
-        n_passes = passes(work.w_bits, config.max_bits) * passes(work.a_bits, config.max_bits)
-        cycles = array_steps(work, config.unroll) * n_passes
-        ops = work.macs * n_passes
-        pool = work.is_pool
-        cycles = np.where(pool, pool_cycles(work, config.vector_lanes), cycles)
-        ops = np.where(pool, work.macs, ops)
-        return cycles, ops
+    def _passes(self, config, work: Work) -> np.ndarray:
+        return passes(work.w_bits, config.max_bits) * passes(work.a_bits, config.max_bits)
+
+    def array_mapping(self, config, work: Work) -> ArrayMapping:
+        u_k, u_c, u_p, u_n = unrolled(config, len(work.macs))
+        return ArrayMapping(u_k, u_c, u_p, u_n, np.ones(len(work.macs)), self._passes(config, work), 0.0)
+
+    def ops(self, config, work: Work) -> np.ndarray:
+        return work.macs * self._passes(config, work)

@@ -3,32 +3,29 @@
 A serial inner-product lane multiplies one activation bit by a 16-bit weight per cycle, so a
 convolution step takes as many cycles as the activation has bits; 16x more windows run in
 parallel than on DaDianNao to make up for it, which makes Stripes equal to DaDianNao at 16 bits
-and 16/p times faster at p bits. Fully-connected layers have one window per input, so the
-window lanes sit idle; Stripes then runs them no faster than its bit-parallel baseline (Sec. 4
-of the paper). One op = one lane-cycle (1-bit activation x 16-bit weight).
+and 16/p times faster at p bits. Fully-connected layers have a single window per input, so the
+window columns take different filters instead (weights time-multiplexed across columns): no
+faster than DaDianNao at 16 bits (Sec. 4 of the paper). One op = one lane-cycle (1-bit
+activation x 16-bit weight).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from dfs_sim.hardware.accelerators.base import ComputeModel, Work, array_steps, passes, pool_cycles
+from dfs_sim.hardware.accelerators.base import ArrayMapping, ComputeModel, Work, passes, unrolled
 
 
 class Stripes(ComputeModel):
     name = "stripes"
     serial = "activations"
 
-    def compute(self, config, work: Work):
-        weight_passes = passes(work.w_bits, config.max_bits)
-        serial_cycles = array_steps(work, config.unroll) * work.a_bits * weight_passes
-        # Fully-connected: the bit-parallel fallback, one window per cycle on the K x C lanes.
-        bit_parallel = dict(config.unroll)
-        bit_parallel.pop("P", None)
-        parallel_cycles = (array_steps(work, bit_parallel) * weight_passes
-                           * passes(work.a_bits, config.max_bits))
-        cycles = np.where(work.is_vector, np.minimum(serial_cycles, parallel_cycles), serial_cycles)
-        ops = work.macs * work.a_bits * weight_passes
-        pool = work.is_pool
-        cycles = np.where(pool, pool_cycles(work, config.vector_lanes), cycles)
-        ops = np.where(pool, work.macs, ops)
-        return cycles, ops
+    def array_mapping(self, config, work: Work) -> ArrayMapping:
+        u_k, u_c, u_p, u_n = unrolled(config, len(work.macs))
+        vector = work.is_vector
+        u_k = np.where(vector, u_k * u_p, u_k)  # window columns become filter columns
+        u_p = np.where(vector, 1, u_p)
+        return ArrayMapping(u_k, u_c, u_p, u_n, work.a_bits.astype(np.float64),
+                            passes(work.w_bits, config.max_bits), 0.0)
+
+    def ops(self, config, work: Work) -> np.ndarray:
+        return work.macs * work.a_bits * passes(work.w_bits, config.max_bits)
