@@ -69,33 +69,52 @@ def parse_budgets(items: list[str] | None) -> dict[str, float]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dfs_sim.engine import simulate
+    from dfs_sim.engine import simulate, simulate_network
     from dfs_sim.hardware.config import load_hw
     from dfs_sim.report.format import render_frame, render_summary
     from dfs_sim.trace import load_trace
+    from dfs_sim.workload.network import load_network
 
     budgets = parse_budgets(args.budget)
     if args.batch is not None and args.batch < 1:
         raise InputError("--batch", None, f"must be >= 1, got {args.batch}")
+    if args.trace is not None and args.network is not None:
+        raise InputError("--network", None, "give either --trace or --network, not both")
     notes = []
-    trace_path = args.trace
-    if trace_path is None:
-        trace_path = default_trace()
-        notes.append(f"no --trace given; using the shipped trace {display_path(trace_path)}")
     hw_name = args.hw
     if hw_name is None:
         hw_name = DEFAULT_HW
         notes.append(f"no --hw given; using hw_configs/{DEFAULT_HW}.yaml")
-    hw = load_hw(hw_name)
-    trace = load_trace(display_path(trace_path))
+    if args.network is not None:
+        network = load_network(args.network)
+        hw = load_hw(hw_name)
+        if network.n_units:
+            raise InputError(args.network, "units", "a network with gated units needs a trace (--trace)")
+        result = simulate_network(network, hw, batch=args.batch)
+    else:
+        trace_path = args.trace
+        if trace_path is None:
+            trace_path = default_trace()
+            notes.insert(0, f"no --trace given; using the shipped trace {display_path(trace_path)}")
+        hw = load_hw(hw_name)
+        trace = load_trace(display_path(trace_path))
+        result = simulate(trace, hw, batch=args.batch, policy=args.policy, budgets=budgets)
     for note in notes:  # only once the inputs are known good, so an error stays a single line
         print(f"dfs-sim: {note}", file=sys.stderr)
-    result = simulate(trace, hw, batch=args.batch, policy=args.policy, budgets=budgets)
     if args.per_layer:
         text = render_frame(result.per_layer, args.format)
     else:
         text = render_summary(result.summary, args.format)
     write_output(text, args.output)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from dfs_sim.report.format import render_validation
+    from dfs_sim.validation import all_targets
+
+    targets = [t.to_dict() for t in all_targets()]
+    write_output(render_validation(targets, args.format), args.output)
     return 0
 
 
@@ -119,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate a trace on an accelerator and report its cost",
                          description="Simulate every input of a trace on an accelerator; report cycles, latency, "
                                      "energy and traffic against full precision and the trained budget.")
-    run.add_argument("--trace", help="trace file (.npz); default: the first shipped trace")
+    run.add_argument("--trace", help="trace file (.npz); default: a shipped trace")
+    run.add_argument("--network", help="a static network file (YAML/JSON, per-layer precisions) instead of a trace")
     run.add_argument("--hw", help=f"hardware config: a YAML path or a shipped name (default: {DEFAULT_HW})")
     run.add_argument("--batch", type=int, help="batch size (overrides the config)")
     run.add_argument("--policy", choices=("lockstep", "bucketed"), help="batch policy (overrides the config)")
@@ -129,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", help="write here instead of stdout")
     run.add_argument("--per-layer", action="store_true", help="report per layer instead of the summary")
     run.set_defaults(handler=cmd_run)
+
+    validate = sub.add_parser("validate", help="check the cost models against published results",
+                              description="Run every validation target (Bit Fusion's simulator per layer, Bit Fusion "
+                                          "over Eyeriss, Stripes over DaDianNao, Eyeriss DRAM traffic, UNPU peak) "
+                                          "and print published value, ours, error and pass/fail.")
+    validate.add_argument("--format", choices=("table", "json"), default="table")
+    validate.add_argument("-o", "--output", help="write here instead of stdout")
+    validate.set_defaults(handler=cmd_validate)
 
     try:
         from dfs_sim.model.commands import register

@@ -114,6 +114,18 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
                      dict(budgets or {}))
 
 
+def simulate_network(network, hw: HwConfig | str, *, batch: int | None = None) -> SimResult:
+    """Run a static network (its layers' own precisions, no gated units) on `hw` for one batch."""
+    from dfs_sim.trace import default_options
+
+    if not isinstance(hw, HwConfig):
+        hw = load_hw(hw)
+    size = batch or hw.batch_size
+    trace = Trace(path=network.name, network=network, options=default_options(),
+                  decisions=np.zeros((size, network.n_units), dtype=np.uint8))
+    return simulate(trace, hw, batch=size)
+
+
 @contextmanager
 def kernel_threads(n_inputs: int):
     """Run the kernels on one thread for small traces, on all of numba's threads for big ones."""
@@ -202,9 +214,7 @@ def per_layer_frame(result: SimResult) -> pd.DataFrame:
         "macs": [layer.macs for layer in network.layers],
     })
     for i, name in enumerate(names):
-        if name.endswith("_bits"):
-            frame[name.removesuffix("_bits") + "_bytes"] = mean[:, i] / 8
-        elif name.endswith("_pj"):
+        if name.endswith("_pj"):
             frame[name.removesuffix("_pj") + "_uj"] = mean[:, i] * 1e-6
         else:
             frame[name] = mean[:, i]

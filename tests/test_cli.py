@@ -37,7 +37,7 @@ def test_per_layer_csv_to_file(make_trace, tmp_path):
     out = tmp_path / "layers.csv"
     assert main(["run", "--trace", str(make_trace()), "--per-layer", "--format", "csv", "-o", str(out)]) == 0
     frame = pd.read_csv(out)
-    assert {"layer", "kind", "cycles", "stall_cycles", "dram_read_bytes", "energy_uj"} <= set(frame.columns)
+    assert {"layer", "kind", "cycles", "stall_cycles", "dram_read_bits", "energy_uj"} <= set(frame.columns)
     assert len(frame) == 55  # ResNet-20 as DFS gates it: stem, 18 convs, 2 projections, 8 gates x 4, pool, fc
 
 

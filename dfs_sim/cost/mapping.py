@@ -2,9 +2,9 @@
 
 The tiled loops are batch (B), output columns and rows (OW, OH: one power-of-two tile size for
 both) and input and output channels (IC, OC); the kernel window is never tiled. Tile sizes are
-powers of two clamped to the loop bound (OC tiles are multiples of the array's K lanes, except
-for a layer that reads the network input, which is unfolded im2col-style); a partial tile costs
-as much as a full one. A tiling is feasible when each operand's tile fits its share of its
+powers of two clamped to the loop bound, and for the channel loops also power-of-two multiples
+of the array's lanes; a partial tile costs as much as a full one. A layer that reads the network
+input may be unfolded im2col-style (kernel window x channels as one reduction). A tiling is feasible when each operand's tile fits its share of its
 buffer (half of it when double-buffered). For every feasible tiling and every order of the
 loops that have more than one tile, reuse is promoted outward: walking from the innermost
 loop, a loop that does not index an operand keeps it in place while it fits its buffer; once it
@@ -14,6 +14,9 @@ and are fetched and written back with every visit.
 Time: compute = tiles x per-tile array cycles. DRAM traffic overlaps compute (double buffering)
 except the first fill of every operand and the last drain of the outputs, which are exposed:
 stall = max(0, ceil(rest / bw) - compute) + ceil(first fill / bw) + ceil(last drain / bw).
+The first fill is either the first tile of each operand (the default), or, as Bit Fusion's
+simulator has it, everything an operand keeps on chip across loops (`mapping.exposed_fill: kept`);
+the latter can make a slightly wider operand that no longer fits stall less.
 
 Array <-> buffer traffic follows the cheapest of input-, output- and weight-stationary use of
 the tile; an operand shared by several lanes is read once for all of them when the array has
@@ -61,8 +64,8 @@ DATAFLOW_NAMES = ("input-stationary", "output-stationary", "weight-stationary")
 
 # Search parameters shared by all entries, packed as float64 for the kernel.
 (P_CAP_W, P_CAP_I, P_CAP_O, P_BW, P_REUSE_SPATIAL, P_DATAFLOW, P_OBJECTIVE, P_E_WR, P_E_WW, P_E_IR, P_E_IW,
- P_E_OR, P_E_OW, P_E_DRAM, P_E_CYCLE, P_E_STATIC, P_VECTOR_LANES) = range(17)
-N_PARAMS = 17
+ P_E_OR, P_E_OW, P_E_DRAM, P_E_CYCLE, P_E_STATIC, P_VECTOR_LANES, P_PSUM_FIRST_READ, P_EXPOSE_KEPT) = range(19)
+N_PARAMS = 19
 
 
 @nb.njit(cache=True)
@@ -98,13 +101,15 @@ def _sram(dataflow, macs, unfolded, weights, outputs, w_bits, a_bits, o_bits, re
 
 @nb.njit(cache=True)
 def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits, a_bits, o_bits,
-               u_k, u_c, u_p, u_n, cycles_per_step, passes, fold_overhead,
+               u_k, u_c, u_p, u_n, cycles_per_step, passes, fill_pixel_fold, fill_reduction_fold,
                w_dram, i_dram, o_dram, params, perms, perm_counts, indexes, result):
     """Best tiling and loop order of one conv/fc entry; writes OUT_FIELDS into result."""
     cap = np.array([params[P_CAP_W], params[P_CAP_I], params[P_CAP_O]])
     bw = params[P_BW]
     objective = int(params[P_OBJECTIVE])
     forced = int(params[P_DATAFLOW])
+    first_read = params[P_PSUM_FIRST_READ] > 0
+    expose_kept = params[P_EXPOSE_KEPT] > 0
     e_read = np.array([params[P_E_WR], params[P_E_IR], params[P_E_OR]])
     e_write = np.array([params[P_E_WW], params[P_E_IW], params[P_E_OW]])
     from_dram = np.array([w_dram, i_dram, o_dram])
@@ -126,17 +131,25 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
     first = np.zeros(3)
     keep = np.zeros(3, dtype=np.bool_)
     sram = np.zeros(3)
-    best_sram = np.zeros(3)
     big = max(oh, ow)
-    oc_levels = _levels(oc_total) if im2col else _levels(_ceil_div(oc_total, u_k))
+    n_plain_oc = _levels(oc_total)
+    n_oc = n_plain_oc + _levels(_ceil_div(oc_total, u_k))
     for ib in range(_levels(batch)):
         b = min(1 << ib, batch)
         for io in range(_levels(big)):
             o = min(1 << io, big)
             t_oh = min(o, oh)
             t_ow = min(o, ow)
-            for iic in range(_levels(ic_total)):
-                ic = min(1 << iic, ic_total)
+            # Input-channel tiles: powers of two, and power-of-two multiples of the lanes (which differ
+            # when the array's reduction width is not a power of two).
+            n_plain = _levels(ic_total)
+            for iic in range(n_plain + _levels(_ceil_div(ic_total, u_c))):
+                if iic < n_plain:
+                    ic = min(1 << iic, ic_total)
+                else:
+                    ic = min((1 << (iic - n_plain)) * u_c, ic_total)
+                    if ic == ic_total or (ic & (ic - 1)) == 0:
+                        continue  # already tried among the powers of two
                 if im2col:
                     a_tile = float(t_oh * t_ow * taps * ic * b * a_bits)
                 else:
@@ -145,8 +158,15 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
                     continue
                 reduction = taps * ic
                 red_steps = _ceil_div(reduction, u_c) if im2col else taps * _ceil_div(ic, u_c)
-                for ioc in range(oc_levels):
-                    oc = min(1 << ioc, oc_total) if im2col else min((1 << ioc) * u_k, oc_total)
+                # Output-channel tiles: power-of-two multiples of the K lanes, and plain powers of two
+                # (narrower than the array, for operands too wide for the buffers at full width).
+                for ioc in range(n_oc):
+                    if ioc < n_plain_oc:
+                        oc = min(1 << ioc, oc_total)
+                    else:
+                        oc = min((1 << (ioc - n_plain_oc)) * u_k, oc_total)
+                        if oc == oc_total or (oc & (oc - 1)) == 0:
+                            continue  # already tried among the powers of two
                     w_tile = float(_ceil_div(reduction, u_c) * u_c * oc * w_bits)
                     o_tile = float(t_oh * t_ow * _ceil_div(oc, u_k) * u_k * b * o_bits)
                     if w_tile > cap[0] or o_tile > cap[2]:
@@ -157,12 +177,15 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
                     n_tiles[LOOP_IC] = _ceil_div(ic_total, ic)
                     n_tiles[LOOP_OC] = _ceil_div(oc_total, oc)
                     tiles = n_tiles[0] * n_tiles[1] * n_tiles[2] * n_tiles[3] * n_tiles[4]
+                    output_volume = o_tile * n_tiles[LOOP_B] * n_tiles[LOOP_OW] * n_tiles[LOOP_OH] * n_tiles[LOOP_OC]
                     if u_n > 0:
                         pixel_steps = _ceil_div(t_oh * t_ow, u_p) * _ceil_div(b, u_n)
                     else:
                         pixel_steps = _ceil_div(b * t_oh * t_ow, u_p)
-                    folds = _ceil_div(oc, u_k) * red_steps
-                    tile_cycles = folds * pixel_steps * cycles_per_step * passes + folds * fold_overhead
+                    k_blocks = _ceil_div(oc, u_k)
+                    tile_cycles = (k_blocks * red_steps * pixel_steps * cycles_per_step * passes
+                                   + k_blocks * pixel_steps * fill_pixel_fold
+                                   + k_blocks * red_steps * fill_reduction_fold)
                     compute = float(tiles) * tile_cycles
                     if objective == 0 and compute > best_key[0]:
                         continue  # cycles >= compute: cannot win
@@ -206,10 +229,19 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
                                             first[x] = fill[x]
                                 else:
                                     fill[x] *= n
-                        dram_read = fill[0] * from_dram[0] + fill[1] * from_dram[1] + fill[2] * from_dram[2]
+                        # Outputs go back to DRAM once per visit; they come back only on revisits, unless the
+                        # accelerator (as Bit Fusion's simulator does) also loads them before the first visit.
+                        psum_read = fill[2] if first_read else fill[2] - output_volume
+                        dram_read = fill[0] * from_dram[0] + fill[1] * from_dram[1] + psum_read * from_dram[2]
                         dram_write = fill[2] * from_dram[2]
-                        init = first[0] * from_dram[0] + first[1] * from_dram[1] + first[2] * from_dram[2]
-                        final = first[2] * from_dram[2]
+                        if expose_kept:  # everything kept on chip loads before compute starts
+                            init = (first[0] * from_dram[0] + first[1] * from_dram[1]
+                                    + (first[2] if first_read else 0.0) * from_dram[2])
+                            final = first[2] * from_dram[2]
+                        else:  # only the first tile of each operand; the rest streams behind compute
+                            init = (w_tile * from_dram[0] + a_tile * from_dram[1]
+                                    + (o_tile if first_read else 0.0) * from_dram[2])
+                            final = o_tile * from_dram[2]
                         middle = dram_read + dram_write - init - final
                         stall = max(0.0, np.ceil(middle / bw) - compute) + np.ceil(init / bw) + np.ceil(final / bw)
                         cycles = compute + stall
@@ -217,7 +249,7 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
                         energy = (tiles * (sram[0] * e_read[0] + sram[1] * e_read[1]
                                            + sram[2] * (e_read[2] + e_write[2]))
                                   + fill[0] * from_dram[0] * e_write[0] + fill[1] * from_dram[1] * e_write[1]
-                                  + fill[2] * from_dram[2] * (e_write[2] + e_read[2])
+                                  + (psum_read * e_write[2] + fill[2] * e_read[2]) * from_dram[2]
                                   + dram * params[P_E_DRAM] + compute * params[P_E_CYCLE]
                                   + cycles * params[P_E_STATIC])
                         if objective == 0:
@@ -237,9 +269,8 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
                             result[7] = tiles * sram[1]
                             result[8] = fill[1] * from_dram[1]
                             result[9] = tiles * sram[2] + fill[2] * from_dram[2]
-                            result[10] = tiles * sram[2] + fill[2] * from_dram[2]
+                            result[10] = tiles * sram[2] + psum_read * from_dram[2]
                             result[11] = flow
-                            best_sram[:] = sram
     return best_key[0] < np.inf
 
 
@@ -247,7 +278,7 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
 def search_entries(shape, bits, mapping, flags, params, perms, perm_counts, indexes, out):
     """Search every entry. shape[e] = (batch, oh, ow, kernel, stride, ic, oc, im2col, is_pool, in_elems,
     out_elems, pool_ops); bits[e] = (w, a, o); mapping[e] = (u_k, u_c, u_p, u_n, cycles_per_step, passes,
-    fold_overhead); flags[e] = (weights, inputs, outputs from/to DRAM). Writes out[e, OUT_FIELDS];
+    fill per pixel fold, fill per reduction fold); flags[e] = (weights, inputs, outputs from/to DRAM). Writes out[e, OUT_FIELDS];
     out[e, 0] = inf marks an entry no tiling fits."""
     for e in nb.prange(shape.shape[0]):
         s = shape[e]
@@ -272,5 +303,5 @@ def search_entries(shape, bits, mapping, flags, params, perms, perm_counts, inde
             continue
         m = mapping[e]
         search_one(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7] == 1, bits[e, 0], bits[e, 1], bits[e, 2],
-                   int(m[0]), int(m[1]), int(m[2]), int(m[3]), m[4], m[5], m[6],
+                   int(m[0]), int(m[1]), int(m[2]), int(m[3]), m[4], m[5], m[6], m[7],
                    flags[e, 0], flags[e, 1], flags[e, 2], params, perms, perm_counts, indexes, row)

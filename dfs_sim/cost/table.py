@@ -12,7 +12,7 @@ import numpy as np
 
 from dfs_sim.cost.mapping import (INDEXES, N_OUT, N_PARAMS, P_BW, P_CAP_I, P_CAP_O, P_CAP_W, P_DATAFLOW, P_E_CYCLE,
                                   P_E_DRAM, P_E_IR, P_E_IW, P_E_OR, P_E_OW, P_E_STATIC, P_E_WR, P_E_WW,
-                                  P_OBJECTIVE, P_REUSE_SPATIAL, P_VECTOR_LANES, PERM_COUNTS, PERMS, search_entries)
+                                  P_EXPOSE_KEPT, P_OBJECTIVE, P_PSUM_FIRST_READ, P_REUSE_SPATIAL, P_VECTOR_LANES, PERM_COUNTS, PERMS, search_entries)
 from dfs_sim.errors import InputError
 from dfs_sim.hardware.accelerators import MODELS
 from dfs_sim.hardware.accelerators.base import KIND_CODES, Work
@@ -78,8 +78,8 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
 
     # One entry per (layer, case, batch) that runs.
     li, ci, bi = np.nonzero(np.broadcast_to(run_bits[:, :, :1] > 0, (n_layers, n_cases, len(batches))))
-    weights_resident = (hw.weights_on_chip == "auto"
-                        and resident_weight_bits(network, run_bits, hw) <= _capacity(hw, "weights"))
+    weights_resident = hw.weights_on_chip == "always" or (
+        hw.weights_on_chip == "auto" and resident_weight_bits(network, run_bits, hw) <= _capacity(hw, "weights"))
     values = cost_entries(network, hw, li, run_bits[li, ci, 0], run_bits[li, ci, 1], batches[bi],
                           weights_resident, source)
     names = metric_names(hw)
@@ -119,7 +119,7 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
     if hw.activations_on_chip == "auto":
         on_chip = _activations_fit(hw, batch * in_elems * a_bits, batch * out_elems * o_bits)
     else:
-        on_chip = np.zeros(len(batch), dtype=bool)
+        on_chip = np.full(len(batch), hw.activations_on_chip == "always")
     flags = np.stack([np.full(len(batch), 0.0 if weights_resident else 1.0),
                       (reads_input | ~on_chip).astype(np.float64), (last | ~on_chip).astype(np.float64)], axis=1)
     is_pool = kind == KIND_CODES["pool"]
@@ -187,6 +187,8 @@ def search_params(hw: HwConfig) -> np.ndarray:
     params[P_E_CYCLE] = hw.compute_pj_per_cycle
     params[P_E_STATIC] = static_pj_per_cycle(hw)
     params[P_VECTOR_LANES] = hw.vector_lanes
+    params[P_PSUM_FIRST_READ] = 1.0 if hw.psum_reload == "every-visit" else 0.0
+    params[P_EXPOSE_KEPT] = 1.0 if hw.exposed_fill == "kept" else 0.0
     return params
 
 

@@ -33,7 +33,8 @@ _SCHEMA_KEYS = {
     "static": {"power_mw", "source"},
     "storage": {"weights", "activations", "fixed_bits", "source"},
     "batch": {"size", "policy", "source"},
-    "mapping": {"objective", "dataflow", "weights_on_chip", "activations_on_chip", "im2col", "source"},
+    "mapping": {"objective", "dataflow", "weights_on_chip", "activations_on_chip", "im2col", "psum_reload",
+                "exposed_fill", "source"},
 }
 
 
@@ -82,6 +83,8 @@ class HwConfig:
     weights_on_chip: str = "auto"
     activations_on_chip: str = "auto"
     im2col: str = "input-layers"
+    psum_reload: str = "revisits"
+    exposed_fill: str = "first-tile"
     sources: dict = field(default_factory=dict)
     digest: str = ""
 
@@ -239,9 +242,15 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
     residency = {}
     for key in ("weights_on_chip", "activations_on_chip"):
         residency[key] = mapping.get(key, "auto")
-        require(residency[key] in ("auto", "never"), source, f"mapping.{key}", "must be 'auto' or 'never'")
+        require(residency[key] in ("auto", "always", "never"), source, f"mapping.{key}",
+                "must be 'auto', 'always' or 'never'")
     im2col = mapping.get("im2col", "input-layers")
     require(im2col in ("input-layers", "never"), source, "mapping.im2col", "must be 'input-layers' or 'never'")
+    psum_reload = mapping.get("psum_reload", "revisits")
+    require(psum_reload in ("revisits", "every-visit"), source, "mapping.psum_reload",
+            "must be 'revisits' or 'every-visit'")
+    exposed_fill = mapping.get("exposed_fill", "first-tile")
+    require(exposed_fill in ("first-tile", "kept"), source, "mapping.exposed_fill", "must be 'first-tile' or 'kept'")
 
     config = HwConfig(
         path=str(source), name=name, model=model, description=str(data.get("description", "")),
@@ -255,7 +264,8 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
         weight_layout=w_layout, activation_layout=a_layout, fixed_bits=int(fixed_bits),
         batch_size=int(batch_size), batch_policy=policy, objective=objective, output_bits=int(output_bits),
         spatial_reuse=spatial_reuse, dataflow=dataflow, weights_on_chip=residency["weights_on_chip"],
-        activations_on_chip=residency["activations_on_chip"], im2col=im2col, sources=dict(sources),
+        activations_on_chip=residency["activations_on_chip"], im2col=im2col, psum_reload=psum_reload, exposed_fill=exposed_fill,
+        sources=dict(sources),
         digest=hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16],
     )
     MODELS[model].validate(config)

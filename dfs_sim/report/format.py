@@ -100,3 +100,37 @@ def render_frame(frame: pd.DataFrame, fmt: str) -> str:
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
                            "display.float_format", lambda v: f"{v:.4g}"):
         return frame.to_string(index=False) + "\n"
+
+
+def render_validation(targets: list[dict], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(targets, indent=1) + "\n"
+    out = io.StringIO()
+    by_source: dict[str, list[dict]] = {}
+    for t in targets:
+        by_source.setdefault(t["source"], []).append(t)
+    summary = []
+    for source, group in by_source.items():
+        if len(group) <= 8:
+            summary += group
+            continue
+        # A long per-layer group: one line, plus every failure.
+        passed = sum(t["pass"] for t in group)
+        worst = max(group, key=lambda t: abs(t["error_pct"]))
+        out.write(f"{source}:\n  {passed}/{len(group)} targets within {group[0]['tolerance_pct']:g} %; "
+                  f"largest error {worst['error_pct']:+.3f} % ({worst['target']})\n")
+        for t in group:
+            if not t["pass"]:
+                out.write(f"  FAIL {t['target']}: published {t['published']:g}, ours {t['simulated']:g}\n")
+        out.write("\n")
+    width = max(len(t["target"]) for t in summary)
+    out.write(f"{'target':<{width}}  {'published':>10}  {'ours':>10}  {'error %':>8}  {'tol %':>6}  result\n")
+    for t in summary:
+        out.write(f"{t['target']:<{width}}  {t['published']:>10.4g}  {t['simulated']:>10.4g}  "
+                  f"{t['error_pct']:>+8.2f}  {t['tolerance_pct']:>6g}  {'pass' if t['pass'] else 'FAIL'}\n")
+    out.write("\nsources:\n")
+    for source in dict.fromkeys(t["source"] for t in summary):
+        out.write(f"  {source}\n")
+    total = sum(t["pass"] for t in targets)
+    out.write(f"\n{total}/{len(targets)} targets pass\n")
+    return out.getvalue()

@@ -40,7 +40,10 @@ class Work:
 @dataclass
 class ArrayMapping:
     """Per entry: lanes per loop dimension (u_n = 0: the batch shares the pixel lanes), cycles one array
-    step takes, passes for operands wider than the datapath, and fixed cycles per fold (systolic fill)."""
+    step takes, passes for operands wider than the datapath, and fixed cycles a systolic array spends
+    filling and draining per fold: once per (output-channel block, pixel block) when the reduction runs
+    in time (output-stationary), once per (output-channel block, reduction block) when pixels run in
+    time (weight-stationary)."""
 
     u_k: np.ndarray
     u_c: np.ndarray
@@ -48,11 +51,13 @@ class ArrayMapping:
     u_n: np.ndarray
     cycles_per_step: np.ndarray
     passes: np.ndarray
-    fold_overhead: np.ndarray
+    fill_per_pixel_fold: np.ndarray | float = 0.0
+    fill_per_reduction_fold: np.ndarray | float = 0.0
 
     def as_matrix(self) -> np.ndarray:
         size = len(self.u_k)
-        columns = [self.u_k, self.u_c, self.u_p, self.u_n, self.cycles_per_step, self.passes, self.fold_overhead]
+        columns = [self.u_k, self.u_c, self.u_p, self.u_n, self.cycles_per_step, self.passes,
+                   self.fill_per_pixel_fold, self.fill_per_reduction_fold]
         return np.stack([np.broadcast_to(np.asarray(c, dtype=np.float64), (size,)) for c in columns], axis=1)
 
 

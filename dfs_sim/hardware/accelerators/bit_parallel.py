@@ -23,7 +23,7 @@ class BitParallel(ComputeModel):
 
     def array_mapping(self, config, work: Work) -> ArrayMapping:
         u_k, u_c, u_p, u_n = unrolled(config, len(work.macs))
-        return ArrayMapping(u_k, u_c, u_p, u_n, np.ones(len(work.macs)), self._passes(config, work), 0.0)
+        return ArrayMapping(u_k, u_c, u_p, u_n, np.ones(len(work.macs)), self._passes(config, work))
 
     def ops(self, config, work: Work) -> np.ndarray:
         return work.macs * self._passes(config, work)

@@ -25,7 +25,7 @@ class Stripes(ComputeModel):
         u_k = np.where(vector, u_k * u_p, u_k)  # window columns become filter columns
         u_p = np.where(vector, 1, u_p)
         return ArrayMapping(u_k, u_c, u_p, u_n, work.a_bits.astype(np.float64),
-                            passes(work.w_bits, config.max_bits), 0.0)
+                            passes(work.w_bits, config.max_bits))
 
     def ops(self, config, work: Work) -> np.ndarray:
         return work.macs * work.a_bits * passes(work.w_bits, config.max_bits)
