@@ -1,0 +1,171 @@
+"""End to end on real data: three training stages on a Fashion-MNIST subset, then trace emission."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dfs_sim.errors import InputError  # noqa: E402
+from dfs_sim.model import commands, train  # noqa: E402
+from dfs_sim.trace import load_trace  # noqa: E402
+from dfs_sim.workload.resnet import dfs_resnet  # noqa: E402
+
+SUBSET = Path(__file__).resolve().parents[1] / "data" / "fashion_mnist_subset.npz"
+COMMON = ["--data", str(SUBSET), "--batch-size", "64", "--threads", "1", "--no-progress"]
+BUDGET = 25.0
+
+
+def cli(*argv):
+    return commands.main([str(a) for a in argv])
+
+
+def log_rows(checkpoint):
+    with open(Path(checkpoint).with_suffix(".csv")) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chain")
+    paths = {stage: root / f"{stage}.pt" for stage in ("backbone", "gates", "dfs")}
+    assert cli("train", "--stage", "backbone", "-o", paths["backbone"], "--arch", "2,1,1", "--epochs", 3,
+               "--max-batches", 6, *COMMON) == 0
+    assert cli("train", "--stage", "gates", "--init", paths["backbone"], "-o", paths["gates"], "--epochs", 1,
+               "--max-batches", 8, "--lr", 0.05, *COMMON) == 0
+    assert cli("train", "--stage", "dfs", "--init", paths["gates"], "-o", paths["dfs"], "--budget", BUDGET,
+               "--beta", 5, "--epochs", 2, "--max-batches", 4, "--lr", 0.05, *COMMON) == 0
+    return paths
+
+
+def test_stages_log_accuracy_and_computation(chain):
+    rows = log_rows(chain["backbone"])
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert all(float(r["test_computation_pct"]) == 100 for r in rows)
+    assert float(rows[-1]["test_accuracy_pct"]) > 25  # well above chance after 18 steps
+    gates = log_rows(chain["gates"])
+    assert float(gates[-1]["test_computation_pct"]) == 100  # trained toward full execution
+    _, ckpt = train.load_checkpoint(chain["dfs"])
+    assert ckpt["done"] and "optimizer" not in ckpt
+    assert set(json.loads(ckpt["stage_times"])) == {"backbone", "gates", "dfs"}
+
+
+def test_computation_moves_toward_the_budget(chain):
+    start = float(log_rows(chain["gates"])[-1]["test_computation_pct"])
+    end = float(log_rows(chain["dfs"])[-1]["test_computation_pct"])
+    assert abs(end - BUDGET) < abs(start - BUDGET) - 20
+
+
+def test_resumed_training_equals_uninterrupted(tmp_path, monkeypatch):
+    args = ["train", "--stage", "backbone", "--arch", "1,1,1", "--epochs", 2, "--max-batches", 2, *COMMON]
+    assert cli(*args, "-o", tmp_path / "straight.pt") == 0
+    real_save, calls = train.save_checkpoint, []
+
+    def crash_on_second_save(path, payload):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_save(path, payload)
+
+    monkeypatch.setattr(train, "save_checkpoint", crash_on_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        cli(*args, "-o", tmp_path / "resumed.pt")
+    monkeypatch.setattr(train, "save_checkpoint", real_save)
+    assert train.load_checkpoint(tmp_path / "resumed.pt")[1]["epoch"] == 1
+    assert cli(*args, "-o", tmp_path / "resumed.pt") == 0
+    straight = torch.load(tmp_path / "straight.pt", weights_only=True)["state_dict"]
+    resumed = torch.load(tmp_path / "resumed.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert [r["epoch"] for r in log_rows(tmp_path / "resumed.pt")] == ["1", "2"]
+
+
+def test_trace_emission(chain, tmp_path):
+    out = tmp_path / "dfs.npz"
+    assert cli("trace", "--checkpoint", chain["dfs"], "--data", SUBSET, "-o", out, "--threads", 1,
+               "--no-progress") == 0
+    trace = load_trace(out)
+    with np.load(SUBSET, allow_pickle=False) as data:
+        labels = data["test_labels"]
+    assert trace.n_inputs == len(labels) == 256
+    assert np.array_equal(trace.labels, labels)
+    assert trace.decisions.shape == (256, 3)
+    assert trace.gate_probs.dtype == np.float16 and trace.gate_probs.shape == (256, 3, 4)
+    assert np.allclose(trace.gate_probs.astype(np.float32).sum(-1), 1, atol=1e-2)
+    probs = trace.gate_probs.astype(np.float32)
+    chosen = np.take_along_axis(probs, trace.decisions[..., None].astype(np.int64), -1)[..., 0]
+    assert np.all(chosen >= probs.max(-1) - 2e-3)  # the argmax, up to float16 rounding of near-ties
+    assert trace.budget_pct == BUDGET
+    expected = dfs_resnet((2, 1, 1), in_channels=1, input_size=28, num_classes=10, n_options=4)
+    assert trace.network.layers == expected.layers and trace.network.units == expected.units
+    prov = trace.provenance
+    for key in ("checkpoint_sha256", "dataset", "split", "command", "seed", "nested", "bn_policy", "git_commit",
+                "tool_version", "training_commands", "training_time_s"):
+        assert key in prov
+    assert prov["split"] == "test" and prov["nested"] is False and prov["bn_policy"] == "shared"
+    assert len(prov["training_commands"]) == 3
+    costs = np.array([o.computation_cost for o in trace.options])
+    assert prov["computation_pct"] == pytest.approx(100 * costs[trace.decisions].mean(), abs=1e-3)
+    assert prov["accuracy_pct"] == pytest.approx(100 * np.mean(trace.labels == trace.predictions), abs=1e-3)
+
+    again = tmp_path / "again.npz"  # emission is deterministic
+    assert cli("trace", "--checkpoint", chain["dfs"], "--data", SUBSET, "-o", again, "--threads", 1,
+               "--no-progress") == 0
+    second = load_trace(again)
+    for key in ("decisions", "predictions", "gate_probs"):
+        assert np.array_equal(getattr(trace, key), getattr(second, key))
+
+
+def test_chosen_only_trace_equals_all_candidates(chain):
+    from dfs_sim.model.data import DATASETS, Batches, load_split
+
+    model, _ = train.load_checkpoint(chain["dfs"])
+    images, labels = load_split("fashion-mnist", SUBSET, "test")
+    batches = Batches(images, labels, DATASETS["fashion-mnist"], 128, train=False)
+    chosen = train.predict(model, batches, candidates="chosen")
+    every = train.predict(model, batches, candidates="all")
+    assert np.array_equal(chosen["decisions"], every["decisions"])
+    assert np.array_equal(chosen["predictions"], every["predictions"])
+
+
+@pytest.mark.parametrize("option,index", [("full", 3), ("8bit", 1), ("16", 2), ("skip", 0)])
+def test_static_traces_pin_every_block(chain, tmp_path, option, index):
+    out = tmp_path / f"static_{option}.npz"
+    assert cli("trace", "--checkpoint", chain["gates"], "--data", SUBSET, "-o", out, "--force", option,
+               "--limit", 64, "--threads", 1, "--no-progress") == 0
+    trace = load_trace(out)
+    assert trace.n_inputs == 64 and np.all(trace.decisions == index)
+    assert trace.budget_pct is None and trace.gate_probs is None
+    assert trace.provenance["forced_option"] == trace.options[index].name
+
+
+def test_bad_input_is_one_input_error(chain, tmp_path, capsys):
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    cases = [
+        ["train", "--stage", "backbone", "-o", tmp_path / "x.pt", "--data", tmp_path / "nowhere"],
+        ["train", "--stage", "gates", "-o", tmp_path / "y.pt", "--data", SUBSET],
+        ["train", "--stage", "dfs", "--init", chain["gates"], "-o", tmp_path / "z.pt", "--data", SUBSET],
+        ["train", "--stage", "backbone", "-o", tmp_path / "w.pt", "--data", SUBSET, "--options", "skip,half,full"],
+        ["trace", "--checkpoint", bogus, "--data", SUBSET, "-o", tmp_path / "t.npz"],
+        ["trace", "--checkpoint", chain["gates"], "--data", SUBSET, "-o", tmp_path / "t.npz", "--force", "3bit"],
+        ["trace", "--checkpoint", chain["gates"], "--dataset", "cifar10", "--data", tmp_path, "-o",
+         tmp_path / "t.npz"],
+    ]
+    messages = ["nothing is downloaded", "pass --init", "budget", "unknown option 'half'",
+                "not a loadable dfs-sim checkpoint", "unknown option '3bit'", "binary release"]
+    for argv, message in zip(cases, messages):
+        assert cli(*argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(InputError):
+        train.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_registering_the_commands_does_not_import_torch():
+    code = ("import argparse, sys; from dfs_sim.model import commands; p = argparse.ArgumentParser(); "
+            "commands.register(p.add_subparsers()); assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
