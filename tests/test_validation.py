@@ -1,0 +1,93 @@
+"""`dfs-sim validate`: pinned results against published figures (the sources are in the targets)."""
+import json
+
+import pandas as pd
+import pytest
+
+from dfs_sim import validation
+from dfs_sim.cli import main
+
+
+@pytest.fixture(scope="module")
+def targets():
+    return {t.target: t for t in validation.all_targets()}
+
+
+def test_bitfusion_simulator_reproduced_per_layer(targets):
+    layers = [t for t in targets.values() if t.source == validation.BITFUSION_SOURCE]
+    assert len(layers) == 61 * 4
+    # The published per-layer values are matched exactly, not just within the 1 % tolerance.
+    assert max(abs(t.error_pct) for t in layers) < 1e-9
+
+
+def test_bitfusion_over_eyeriss(targets):
+    speedup = targets["Bit Fusion over Eyeriss: geomean speedup"]
+    energy = targets["Bit Fusion over Eyeriss: geomean energy reduction"]
+    assert speedup.published == 3.9 and speedup.simulated == pytest.approx(3.925, abs=0.001) and speedup.passed
+    assert energy.published == 5.1 and energy.simulated == pytest.approx(5.116, abs=0.001) and energy.passed
+
+
+def test_stripes_over_dadiannao(targets):
+    (target,) = [t for t in targets.values() if t.target.startswith("Stripes over DaDianNao")]
+    assert target.published == 1.92 and target.simulated == pytest.approx(1.769, abs=0.001) and target.passed
+
+
+def test_unpu_peaks(targets):
+    for bits, gops in ((16, 345.6), (1, 7372.0)):
+        target = targets[f"UNPU peak throughput, {bits}-bit weights (GOPS)"]
+        assert target.published == gops and target.passed
+
+
+def test_eyeriss_dram_traffic_is_a_known_gap(targets):
+    # Eyeriss's measured traffic (JSSC 2017 Tables V/VI: 0.0029 and 0.0035 accesses per MAC) relies on its
+    # row-stationary scratchpad reuse and run-length-compressed feature maps, which the generic tiling
+    # search does not model: we are 1.7x above. Pinned so that a change shows up.
+    alexnet = targets["Eyeriss DRAM accesses per MAC, AlexNet CONV1-5, batch 4"]
+    vgg = targets["Eyeriss DRAM accesses per MAC, VGG-16 CONV layers, batch 3"]
+    assert alexnet.simulated == pytest.approx(0.004884, rel=1e-3) and not alexnet.passed
+    assert vgg.simulated == pytest.approx(0.005914, rel=1e-3) and not vgg.passed
+
+
+def test_validate_json(capsys):
+    assert main(["validate", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 61 * 4 + 7
+    assert set(rows[0]) == {"target", "source", "published", "simulated", "error_pct", "tolerance_pct", "pass"}
+
+
+def test_validate_table(capsys):
+    assert main(["validate"]) == 0
+    text = capsys.readouterr().out
+    assert "244/244 targets within 1 %" in text and "249/251 targets pass" in text
+
+
+def test_static_network_per_layer_csv(tmp_path):
+    out = tmp_path / "lenet.csv"
+    assert main(["run", "--network", "hw_configs/networks/bitfusion_lenet5.yaml", "--hw", "bitfusion",
+                 "--per-layer", "--format", "csv", "-o", str(out)]) == 0
+    frame = pd.read_csv(out)
+    expected = {"cycles", "stall_cycles", "dram_read_bits", "dram_write_bits", "wbuf_read_bits", "wbuf_write_bits",
+                "ibuf_read_bits", "obuf_write_bits", "energy_compute_uj", "energy_dram_uj", "energy_uj"}
+    assert expected <= set(frame.columns)
+    published = pd.read_csv(validation.HERE / "bitfusion_sim_layers.csv", comment="#")
+    lenet = published[published.network == "LeNet-5"].set_index("layer")
+    # Per input; the published simulator reports per batch of 16.
+    assert (frame.set_index("layer").cycles * 16).to_dict() == pytest.approx(lenet.cycles.to_dict())
+
+
+def test_static_network_batch_override(capsys):
+    args = ["run", "--network", "hw_configs/networks/bitfusion_lenet5.yaml", "--hw", "bitfusion", "--format",
+            "json"]
+    assert main(args + ["--batch", "1"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    sixteen = json.loads(capsys.readouterr().out)
+    assert one["batch"]["size"] == 1 and sixteen["batch"]["size"] == 16
+    # Batching amortises weight traffic: DRAM bytes per input fall.
+    assert sixteen["metrics"]["dram_bytes"]["mean"] < one["metrics"]["dram_bytes"]["mean"]
+
+
+def test_network_with_gates_needs_a_trace(tmp_path, small_network):
+    path = tmp_path / "gated.json"
+    path.write_text(json.dumps(small_network.to_dict()))
+    assert main(["run", "--network", str(path)]) == 2
