@@ -236,12 +236,14 @@ class GatedResNet(nn.Module):
         out = None
         for k in present:
             index = (choice == k).nonzero().squeeze(1)
-            y = self._run(block, k, x.index_select(0, index), shortcut.index_select(0, index))
+            # Advanced indexing and in-place index_copy_ keep channels_last (index_select and
+            # out-of-place index_copy would return NCHW and force layout copies downstream).
+            y = self._run(block, k, x[index], shortcut[index])
             if out is None:
-                fmt = torch.channels_last if y.dim() == 4 and y.is_contiguous(memory_format=torch.channels_last) \
-                    and not y.is_contiguous() else torch.contiguous_format
+                fmt = torch.channels_last if y.is_contiguous(memory_format=torch.channels_last) and \
+                    not y.is_contiguous() else torch.contiguous_format
                 out = torch.empty((x.shape[0], *y.shape[1:]), dtype=y.dtype, device=y.device, memory_format=fmt)
-            out = out.index_copy(0, index, y)
+            out.index_copy_(0, index, y)
         return out
 
     def computation(self, decisions: torch.Tensor) -> torch.Tensor:

@@ -23,15 +23,26 @@ def fake_quantize(x: torch.Tensor, bits: int, lo: torch.Tensor, hi: torch.Tensor
     With `top_bits` (nested mode) the value is first coded with `top_bits` bits and then keeps
     only the top `bits` of that code.
     """
-    code_bits = top_bits if top_bits is not None else bits
-    levels = 2.0 ** code_bits - 1
-    scale = (hi - lo).clamp_min(1e-8) / levels
-    q = torch.clamp(torch.round((x - lo) / scale), 0, levels)
-    if code_bits > bits:
-        step = 2.0 ** (code_bits - bits)
-        q = torch.floor(q / step) * step + (step - 1) / 2
-    x_q = q * scale + lo
-    return x + (x_q - x).detach()
+    return _FakeQuantize.apply(x, bits, lo, hi, top_bits)
+
+
+class _FakeQuantize(torch.autograd.Function):
+    # A Function rather than x + (q(x) - x).detach(): in-place arithmetic on one new tensor and
+    # no extra graph nodes, since this is most of the per-element work of a quantized block.
+    @staticmethod
+    def forward(ctx, x, bits, lo, hi, top_bits):
+        code_bits = top_bits if top_bits is not None else bits
+        levels = 2.0 ** code_bits - 1
+        scale = (hi - lo).clamp_min(1e-8) / levels
+        q = (x - lo).div_(scale).round_().clamp_(0, levels)
+        if code_bits > bits:
+            step = 2.0 ** (code_bits - bits)
+            q.div_(step).floor_().mul_(step).add_((step - 1) / 2)  # keep the top `bits` of the code
+        return q.mul_(scale).add_(lo)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None, None, None, None
 
 
 class QConv2d(nn.Conv2d):
