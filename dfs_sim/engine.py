@@ -53,6 +53,13 @@ class SimResult:
 
         return build_summary(self)
 
+    @property
+    def summary_frame(self) -> pd.DataFrame:
+        """The summary as (section, name, value) rows: what `dfs-sim run --format csv` prints."""
+        from dfs_sim.report.format import summary_rows
+
+        return pd.DataFrame(summary_rows(self.summary), columns=["section", "name", "value"])
+
 
 def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None, policy: str | None = None,
              budgets: dict | None = None) -> SimResult:

@@ -1,0 +1,1 @@
+"""Figures: energy/accuracy frontiers, decision shares, latency CDFs, energy breakdowns (matplotlib)."""

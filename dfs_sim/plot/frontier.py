@@ -1,0 +1,100 @@
+"""Energy/accuracy frontiers: one point per (trace, accelerator)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dfs_sim.engine import simulate
+from dfs_sim.plot.common import describe, pyplot, save_figure
+
+X_AXES = {
+    "energy_uj": ("energy per inference", "µJ"),
+    "latency_us": ("mean latency", "µs"),
+    "latency_p99_us": ("p99 latency", "µs"),
+    "dram_bytes": ("DRAM traffic per inference", "B"),
+    "computation_pct": ("computation (the paper's proxy)", "%"),
+}
+STATIC_MARKERS = {"full": "*", "16bit": "s", "8bit": "^"}
+
+
+def frontier_points(traces, hws, x: str = "energy_uj", relative: bool = True) -> pd.DataFrame:
+    """Simulate every (trace, accelerator) pair; one row per point, with its Pareto flag."""
+    rows = []
+    for hw in hws:
+        for trace in traces:
+            result = simulate(trace, hw)
+            s = result.summary
+            label = describe(trace)
+            if x == "computation_pct":
+                value, full, unit = s["computation_pct"], 100.0, "%"
+            else:
+                metric = "latency_us" if x == "latency_p99_us" else x
+                stats = s["metrics"][metric]
+                value = stats["p99" if x == "latency_p99_us" else "mean"]
+                full = stats["full_precision"]
+                unit = X_AXES[x][1]
+            relative_value = 100.0 * value / full if full else np.nan
+            rows.append({
+                "trace": trace.path, "series": label.series, "kind": label.kind, "label": label.label,
+                "budget_pct": trace.budget_pct, "computation_pct": s["computation_pct"], "hw": hw.name,
+                "accuracy_pct": s["accuracy"], "x_metric": x, "x_value": value, "x_unit": unit,
+                "x_pct_of_full_precision": relative_value,
+                "x": relative_value if relative and x != "computation_pct" else value,
+            })
+    frame = pd.DataFrame(rows)
+    frame["y"] = frame["accuracy_pct"].where(frame["accuracy_pct"].notna(), frame["budget_pct"])
+    frame["y_is_accuracy"] = frame["accuracy_pct"].notna()
+    frame["pareto"] = False
+    for (_, accuracy), group in frame.groupby(["hw", "y_is_accuracy"]):
+        frame.loc[pareto_front(group), "pareto"] = accuracy  # the trade-off only exists against accuracy
+    return frame
+
+
+def pareto_front(group: pd.DataFrame) -> list:
+    """Index of points no other point beats on both cost (lower x) and quality (higher y)."""
+    keep = []
+    for i, row in group.iterrows():
+        dominated = ((group["x"] <= row["x"]) & (group["y"] >= row["y"])
+                     & ((group["x"] < row["x"]) | (group["y"] > row["y"]))).any()
+        if not dominated and np.isfinite(row["x"]) and np.isfinite(row["y"]):
+            keep.append(i)
+    return keep
+
+
+def plot_frontier(points: pd.DataFrame, output, x: str = "energy_uj", relative: bool = True):
+    plt = pyplot()
+    panels = [flag for flag in (True, False) if (points["y_is_accuracy"] == flag).any()]
+    n_series = points.groupby(["hw", "series"]).ngroups
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.8 * len(panels), 4.6 + 0.16 * n_series), squeeze=False)
+    colors = {hw: f"C{i}" for i, hw in enumerate(dict.fromkeys(points["hw"]))}
+    name, unit = X_AXES[x]
+    relative = relative and x != "computation_pct"
+    xlabel = f"{name}, % of full precision on the same hardware" if relative else f"{name} ({unit})"
+    for ax, accuracy in zip(axes[0], panels):
+        panel = points[points["y_is_accuracy"] == accuracy]
+        for (hw, series), group in panel.groupby(["hw", "series"], sort=False):
+            dfs = group[group["kind"] == "dfs"].sort_values("x")
+            ax.plot(dfs["x"], dfs["y"], "o-", color=colors[hw], label=f"{hw}: {series}", ms=6)
+            for _, row in dfs.iterrows():
+                ax.annotate(row["label"], (row["x"], row["y"]), textcoords="offset points", xytext=(5, -11),
+                            fontsize=8, color=colors[hw])
+            for _, row in group[group["kind"] == "static"].iterrows():
+                option = row["label"].removeprefix("all ")
+                ax.plot(row["x"], row["y"], STATIC_MARKERS.get(option, "D"), color=colors[hw], ms=9,
+                        mfc="white", mew=1.5)
+                ax.annotate(row["label"], (row["x"], row["y"]), textcoords="offset points", xytext=(6, 4),
+                            fontsize=8, color=colors[hw])
+        front = panel[panel["pareto"]]
+        if len(front):
+            ax.scatter(front["x"], front["y"], s=140, facecolors="none", edgecolors="black", lw=1.2,
+                       label="Pareto front (per accelerator)", zorder=3)
+        if not relative and panel["x"].max() > 20 * max(panel["x"].min(), 1e-12):
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (%)" if accuracy else "trained budget (% computation)")
+        ax.set_title("accuracy against cost" if accuracy else "traces without labels: budget against cost",
+                     fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, output)
