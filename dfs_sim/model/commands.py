@@ -41,7 +41,7 @@ def register(subparsers) -> None:
     train.add_argument("--threads", type=int, help="torch CPU threads")
     train.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda")
     train.add_argument("--no-progress", dest="progress", action="store_false")
-    train.set_defaults(handler=run_train)
+    train.set_defaults(handler=run_train, model_parser=train)
 
     trace = subparsers.add_parser("trace", help="emit a v1 trace from a trained DFS checkpoint",
                                   description="Run a checkpoint over a dataset split (only the chosen option "
@@ -61,7 +61,7 @@ def register(subparsers) -> None:
     trace.add_argument("--threads", type=int)
     trace.add_argument("--device", default="auto")
     trace.add_argument("--no-progress", dest="progress", action="store_false")
-    trace.set_defaults(handler=run_trace)
+    trace.set_defaults(handler=run_trace, model_parser=trace)
 
 
 def _require_torch() -> None:
@@ -72,8 +72,21 @@ def _require_torch() -> None:
         raise InputError("torch", None, "the model commands need PyTorch: pip install 'dfs-sim[model]'") from None
 
 
-def _command() -> str:
-    return shlex.join(["dfs-sim", *sys.argv[1:]])
+def _command(args: argparse.Namespace, name: str) -> str:
+    """The command line that reproduces `args` (options left at their defaults are omitted),
+    rebuilt from the parsed options so it is right however the parser was invoked."""
+    parts = ["dfs-sim", name]
+    for action in args.model_parser._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest == "help" or value == action.default:
+            continue
+        if isinstance(action, argparse.BooleanOptionalAction):
+            parts.append(f"--{'' if value else 'no-'}{action.dest.replace('_', '-')}")
+        elif action.nargs == 0:  # store_true / store_false
+            parts.append(action.option_strings[-1])
+        else:
+            parts += [max(action.option_strings, key=len), str(value)]
+    return shlex.join(parts)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -81,7 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
     from dfs_sim.model.train import StageArgs, run_stage
 
     fields = {k: v for k, v in vars(args).items() if k in StageArgs.__dataclass_fields__ and k != "command"}
-    run_stage(StageArgs(**fields, command=_command()))
+    run_stage(StageArgs(**fields, command=_command(args, "train")))
     return 0
 
 
@@ -92,7 +105,7 @@ def run_trace(args: argparse.Namespace) -> int:
     path, summary = emit_trace(checkpoint=args.checkpoint, out=args.out, data=args.data, dataset=args.dataset,
                                split=args.split, force=args.force, nested=args.nested, gate_probs=args.gate_probs,
                                limit=args.limit, batch_size=args.batch_size, seed=args.seed, threads=args.threads,
-                               device=args.device, progress=args.progress, command=_command())
+                               device=args.device, progress=args.progress, command=_command(args, "trace"))
     print(f"{path}: {summary['n']} inputs, accuracy {summary['accuracy_pct']:.2f}%, "
           f"computation {summary['computation_pct']:.2f}%")
     return 0
