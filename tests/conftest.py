@@ -16,7 +16,8 @@ def small_network():
 def make_trace(tmp_path, small_network):
     """Write a random trace of the small ResNet; returns its path."""
 
-    def make(n=64, seed=0, network=None, options=None, labels=True, budget=30.0, name="t.npz", decisions=None):
+    def make(n=64, seed=0, network=None, options=None, labels=True, budget=30.0, name="t.npz", decisions=None,
+             provenance=None):
         network = network or small_network
         options = options or default_options()
         rng = np.random.default_rng(seed)
@@ -27,6 +28,6 @@ def make_trace(tmp_path, small_network):
         if labels:
             kwargs = {"labels": rng.integers(0, 10, n), "predictions": rng.integers(0, 10, n)}
         return write_trace(tmp_path / name, network=network, options=options, decisions=decisions,
-                           budget_pct=budget, provenance={"test": True}, **kwargs)
+                           budget_pct=budget, provenance=provenance or {"test": True}, **kwargs)
 
     return make
