@@ -140,6 +140,7 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
     budget = train_args.get("budget") if ckpt["stage"] == "dfs" and force_index is None else None
     provenance = {
         "source": "dfs-sim trace (trained PyTorch model)",
+        "model": f"DFS-{model.config.arch} (stages {list(model.config.depths)}, widths {list(model.config.widths)})",
         "checkpoint": Path(checkpoint).name,
         "checkpoint_sha256": file_sha256(checkpoint),
         "stage": ckpt["stage"],
