@@ -18,9 +18,10 @@ def register(subparsers) -> None:
                                               "command resumes from its checkpoint (-o).")
     train.add_argument("--stage", required=True, choices=_STAGES)
     train.add_argument("-o", "--out", required=True, help="checkpoint to write (and resume from); log: same name .csv")
-    train.add_argument("--dataset", default="fashion-mnist", choices=_DATASETS)
-    train.add_argument("--data", help="dataset directory (IDX files, CIFAR binary batches) or .npz; "
-                                      "Fashion-MNIST defaults to /usr/share/datasets/fashion-mnist")
+    train.add_argument("--dataset", choices=_DATASETS, help="default: the previous stage's, fashion-mnist for a "
+                                                             "new backbone")
+    train.add_argument("--data", help="dataset directory (IDX files, CIFAR binary batches) or .npz; default: the "
+                                      "previous stage's, Fashion-MNIST: /usr/share/datasets/fashion-mnist")
     train.add_argument("--init", help="finished checkpoint of the previous stage (gates, dfs)")
     train.add_argument("--arch", default="resnet20", help="resnet20, resnet38, resnet74 or depths like 3,3,3 "
                                                          "(backbone stage)")

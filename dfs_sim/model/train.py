@@ -16,7 +16,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +36,8 @@ CHECKPOINT_FORMAT = "dfs-sim-model"
 class StageArgs:
     stage: str
     out: str
-    dataset: str = "fashion-mnist"
-    data: str | None = None
+    dataset: str | None = None  # None: the previous stage's (fashion-mnist for a new backbone)
+    data: str | None = None  # None: the previous stage's, else the dataset's default location
     init: str | None = None  # the previous stage's checkpoint (gates, dfs)
     arch: str = "resnet20"  # backbone stage only: resnet20/38/74 or stage depths "3,3,3"
     options: str | None = None  # backbone stage only, e.g. "skip,8,16,full"
@@ -148,14 +148,13 @@ def run_stage(args: StageArgs) -> dict:
     from tqdm import tqdm
 
     require(args.stage in STAGES, "--stage", None, f"must be one of {', '.join(STAGES)}")
-    require(args.dataset in DATASETS, "--dataset", None, f"unknown dataset '{args.dataset}'")
+    require(args.dataset in (None, *DATASETS), "--dataset", None, f"unknown dataset '{args.dataset}'")
     require(args.epochs >= 1, "--epochs", None, "must be >= 1")
     if args.stage == "dfs":
         require(args.budget is not None and 0 <= args.budget <= 100, "--budget", None,
                 "the dfs stage needs a computation budget in [0, 100] percent")
     device = setup(args.seed, args.threads, args.device)
     out = Path(args.out)
-    spec = DATASETS[args.dataset]
 
     if out.exists():
         model, ckpt = load_checkpoint(out, device)
@@ -169,7 +168,8 @@ def run_stage(args: StageArgs) -> dict:
     else:
         ckpt, start_epoch, elapsed = None, 0, 0.0
         if args.stage == "backbone":
-            model, prior_times, prior_commands = _fresh_model(args, spec), {}, []
+            args = replace(args, dataset=args.dataset or "fashion-mnist")
+            model, prior_times, prior_commands = _fresh_model(args, DATASETS[args.dataset]), {}, []
         else:
             require(args.init is not None, "--init", None, f"stage {args.stage} starts from the previous "
                                                              "stage's checkpoint: pass --init")
@@ -180,6 +180,12 @@ def run_stage(args: StageArgs) -> dict:
             require(init["stage"] == want and init["done"], args.init, "stage",
                     f"must be a finished '{want}' checkpoint")
             prior_times, prior_commands = json.loads(init["stage_times"]), _commands(init)
+            previous = json.loads(init["train"])
+            args = replace(args, dataset=args.dataset or previous["dataset"], data=args.data or previous["data"])
+    if ckpt is not None:  # resuming: the same data as before unless told otherwise
+        previous = json.loads(ckpt["train"])
+        args = replace(args, dataset=args.dataset or previous["dataset"], data=args.data or previous["data"])
+    spec = DATASETS[args.dataset]
     model = model.to(device).to(memory_format=torch.channels_last)
     config = model.config
     require((spec.channels, spec.size, spec.classes) == (config.in_channels, config.input_size, config.num_classes),

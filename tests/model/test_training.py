@@ -17,6 +17,7 @@ from dfs_sim.workload.resnet import dfs_resnet  # noqa: E402
 
 SUBSET = Path(__file__).resolve().parents[1] / "data" / "fashion_mnist_subset.npz"
 COMMON = ["--data", str(SUBSET), "--batch-size", "64", "--threads", "1", "--no-progress"]
+INHERIT = COMMON[2:]  # later stages default to the previous stage's data
 BUDGET = 25.0
 
 
@@ -36,9 +37,9 @@ def chain(tmp_path_factory):
     assert cli("train", "--stage", "backbone", "-o", paths["backbone"], "--arch", "2,1,1", "--epochs", 3,
                "--max-batches", 6, *COMMON) == 0
     assert cli("train", "--stage", "gates", "--init", paths["backbone"], "-o", paths["gates"], "--epochs", 1,
-               "--max-batches", 8, "--lr", 0.05, *COMMON) == 0
+               "--max-batches", 8, "--lr", 0.05, *INHERIT) == 0
     assert cli("train", "--stage", "dfs", "--init", paths["gates"], "-o", paths["dfs"], "--budget", BUDGET,
-               "--beta", 5, "--epochs", 2, "--max-batches", 4, "--lr", 0.05, *COMMON) == 0
+               "--beta", 5, "--epochs", 2, "--max-batches", 4, "--lr", 0.05, *INHERIT) == 0
     return paths
 
 
@@ -51,6 +52,7 @@ def test_stages_log_accuracy_and_computation(chain):
     assert float(gates[-1]["test_computation_pct"]) == 100  # trained toward full execution
     _, ckpt = train.load_checkpoint(chain["dfs"])
     assert ckpt["done"] and "optimizer" not in ckpt
+    assert json.loads(ckpt["train"])["data"] == str(SUBSET)  # inherited from the previous stages
     assert set(json.loads(ckpt["stage_times"])) == {"backbone", "gates", "dfs"}
 
 
