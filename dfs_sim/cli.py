@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from dfs_sim.atomic import atomic_file
 from dfs_sim.errors import InputError
 
 DEFAULT_HW = "stripes"
@@ -36,17 +35,8 @@ def write_output(text: str, output: str | None) -> None:
     path = Path(output)
     if not path.parent.is_dir():
         raise InputError(path, None, "the output directory does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "w") as handle:
+        handle.write(text)
 
 
 def parse_budgets(items: list[str] | None) -> dict[str, float]:

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from dfs_sim.atomic import atomic_file
 from dfs_sim.errors import InputError, require
 from dfs_sim.workload.network import MAX_BITS, Network, network_from_dict
 
@@ -152,17 +151,8 @@ def write_trace(path: str | Path, *, network: Network, options, decisions, label
     _parse_header(header, path)
     arrays["header"] = np.frombuffer(json.dumps(header, indent=1).encode(), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        np.savez(handle, **arrays)
     return path
 
 

@@ -83,6 +83,25 @@ def _levels(x):
 
 
 @nb.njit(cache=True)
+def _n_channel_tiles(total, lanes):
+    return _levels(total) + _levels(_ceil_div(total, lanes))
+
+
+@nb.njit(cache=True)
+def _channel_tile(i, total, lanes):
+    """Candidate i of a channel loop: the powers of two, then the power-of-two multiples of the lanes
+    (different when the lane count is not a power of two, and the only tiles that fill the array
+    then). 0 marks a candidate already listed."""
+    n_plain = _levels(total)
+    if i < n_plain:
+        return min(1 << i, total)
+    tile = min((1 << (i - n_plain)) * lanes, total)
+    if tile == total or (tile & (tile - 1)) == 0:
+        return 0
+    return tile
+
+
+@nb.njit(cache=True)
 def _sram(dataflow, macs, unfolded, weights, outputs, w_bits, a_bits, o_bits, reuse_w, reuse_i, reuse_o, out):
     """Array <-> buffer bits for one tile: reads of weights and inputs, reads = writes of outputs."""
     if dataflow == 0:  # input-stationary
@@ -132,24 +151,16 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
     keep = np.zeros(3, dtype=np.bool_)
     sram = np.zeros(3)
     big = max(oh, ow)
-    n_plain_oc = _levels(oc_total)
-    n_oc = n_plain_oc + _levels(_ceil_div(oc_total, u_k))
     for ib in range(_levels(batch)):
         b = min(1 << ib, batch)
         for io in range(_levels(big)):
             o = min(1 << io, big)
             t_oh = min(o, oh)
             t_ow = min(o, ow)
-            # Input-channel tiles: powers of two, and power-of-two multiples of the lanes (which differ
-            # when the array's reduction width is not a power of two).
-            n_plain = _levels(ic_total)
-            for iic in range(n_plain + _levels(_ceil_div(ic_total, u_c))):
-                if iic < n_plain:
-                    ic = min(1 << iic, ic_total)
-                else:
-                    ic = min((1 << (iic - n_plain)) * u_c, ic_total)
-                    if ic == ic_total or (ic & (ic - 1)) == 0:
-                        continue  # already tried among the powers of two
+            for iic in range(_n_channel_tiles(ic_total, u_c)):
+                ic = _channel_tile(iic, ic_total, u_c)
+                if ic == 0:
+                    continue
                 if im2col:
                     a_tile = float(t_oh * t_ow * taps * ic * b * a_bits)
                 else:
@@ -158,15 +169,10 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
                     continue
                 reduction = taps * ic
                 red_steps = _ceil_div(reduction, u_c) if im2col else taps * _ceil_div(ic, u_c)
-                # Output-channel tiles: power-of-two multiples of the K lanes, and plain powers of two
-                # (narrower than the array, for operands too wide for the buffers at full width).
-                for ioc in range(n_oc):
-                    if ioc < n_plain_oc:
-                        oc = min(1 << ioc, oc_total)
-                    else:
-                        oc = min((1 << (ioc - n_plain_oc)) * u_k, oc_total)
-                        if oc == oc_total or (oc & (oc - 1)) == 0:
-                            continue  # already tried among the powers of two
+                for ioc in range(_n_channel_tiles(oc_total, u_k)):
+                    oc = _channel_tile(ioc, oc_total, u_k)
+                    if oc == 0:
+                        continue
                     w_tile = float(_ceil_div(reduction, u_c) * u_c * oc * w_bits)
                     o_tile = float(t_oh * t_ow * _ceil_div(oc, u_k) * u_k * b * o_bits)
                     if w_tile > cap[0] or o_tile > cap[2]:

@@ -1,11 +1,10 @@
 """What the figures share: how a trace is labelled, and saving a figure safely."""
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dfs_sim.atomic import atomic_file
 from dfs_sim.errors import InputError
 from dfs_sim.trace import Trace
 
@@ -43,15 +42,9 @@ def check_figure_path(output: str | Path) -> Path:
 def save_figure(fig, output: str | Path) -> Path:
     """Write PNG, SVG or PDF by extension, atomically."""
     path = check_figure_path(output)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=path.suffix.lstrip(".").lower())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_file(path) as handle:
+            fig.savefig(handle, dpi=150, bbox_inches="tight", format=path.suffix.lstrip(".").lower())
     finally:
         import matplotlib.pyplot as plt
 
