@@ -48,7 +48,7 @@ def register(subparsers) -> None:
                                   description="Run a checkpoint over a dataset split (only the chosen option "
                                               "per input and block) and write a trace.")
     trace.add_argument("--checkpoint", required=True)
-    trace.add_argument("--data", help="dataset directory or .npz (default: as for train)")
+    trace.add_argument("--data", help="dataset directory or .npz (default: the checkpoint's)")
     trace.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
     trace.add_argument("--split", default="test", choices=("train", "test"))
     trace.add_argument("-o", "--out", required=True, help="trace file (.npz)")

@@ -126,7 +126,8 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
     train_args = json.loads(ckpt["train"])
     dataset = dataset or train_args.get("dataset")
     require(dataset in DATASETS, "--dataset", None, f"unknown dataset '{dataset}'")
-    root = data or DEFAULT_ROOTS.get(dataset)
+    same_dataset = dataset == train_args.get("dataset")
+    root = data or (train_args.get("data") if same_dataset else None) or DEFAULT_ROOTS.get(dataset)
     require(root is not None, "--data", None, f"{dataset} needs --data (nothing is downloaded)")
     images, labels = load_split(dataset, root, split)
     if limit is not None:

@@ -113,9 +113,8 @@ def test_trace_emission(chain, tmp_path):
     assert prov["computation_pct"] == pytest.approx(100 * costs[trace.decisions].mean(), abs=1e-3)
     assert prov["accuracy_pct"] == pytest.approx(100 * np.mean(trace.labels == trace.predictions), abs=1e-3)
 
-    again = tmp_path / "again.npz"  # emission is deterministic
-    assert cli("trace", "--checkpoint", chain["dfs"], "--data", SUBSET, "-o", again, "--threads", 1,
-               "--no-progress") == 0
+    again = tmp_path / "again.npz"  # emission is deterministic; the data defaults to the checkpoint's
+    assert cli("trace", "--checkpoint", chain["dfs"], "-o", again, "--threads", 1, "--no-progress") == 0
     second = load_trace(again)
     for key in ("decisions", "predictions", "gate_probs"):
         assert np.array_equal(getattr(trace, key), getattr(second, key))
