@@ -39,13 +39,16 @@ def best_of(fn, repeat):
 
 
 def numpy_gather(decisions, unit_small, base, chunk=1 << 18):
-    """The baseline: per input, base + sum over units of table[unit, decision], chunked like the engine."""
+    """The baseline: per input, base + sum over units of table[unit, decision], one vectorised gather per
+    unit and chunk (cheaper than one fancy index over all units, which materialises inputs x units x 4)."""
     n, units = decisions.shape
     out = np.empty((n, unit_small.shape[-1]))
-    index = np.arange(units)
     for start in range(0, n, chunk):
         d = np.asarray(decisions[start:start + chunk])
-        out[start:start + chunk] = base + unit_small[index, d].sum(axis=1)
+        total = np.broadcast_to(base, (len(d), unit_small.shape[-1])).copy()
+        for u in range(units):
+            total += unit_small[u][d[:, u]]
+        out[start:start + chunk] = total
     return out
 
 

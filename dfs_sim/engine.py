@@ -187,13 +187,14 @@ def _proxy_tables(trace: Trace, table: CostTable):
 
 
 def _layer_totals(trace: Trace, table: CostTable, hist: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
-    totals = np.zeros((len(trace.network.layers), len(table.metric_names)))
-    for i, layer in enumerate(trace.network.layers):
-        if layer.precision == "unit":
-            totals[i] = np.einsum("cr,crm->m", hist[layer.unit], table.layer_cost[i])
-        else:
-            totals[i] = np.einsum("r,rm->m", batch_sizes, table.layer_cost[i, 0])
-    return totals
+    """Per-layer totals: a gated layer ran as often as its unit did at each (case, group size); every
+    other layer ran once per batch, in case 0 (its cost is the same in every case)."""
+    runs = np.zeros(table.layer_cost.shape[:3])
+    unit = trace.network.column("unit")
+    follows = np.array([layer.precision == "unit" for layer in trace.network.layers])
+    runs[follows] = hist[unit[follows]]
+    runs[~follows, 0] = batch_sizes
+    return np.einsum("lcr,lcrm->lm", runs, table.layer_cost)
 
 
 def _full_precision(table: CostTable, n: int, size: int):

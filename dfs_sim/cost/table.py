@@ -131,13 +131,12 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
     # Many entries repeat (same shape, bits, batch and residency): search each distinct one once.
     key = np.concatenate([shape, bits, flags.astype(np.int64), mapping.astype(np.int64),
                           np.round(mapping[:, 4:] * 1000).astype(np.int64)], axis=1)
-    unique, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    del unique
+    first, inverse = _distinct_rows(key)
     found = np.zeros((len(first), N_OUT))
     search_entries(np.ascontiguousarray(shape[first], dtype=np.int64), np.ascontiguousarray(bits[first]),
                    np.ascontiguousarray(mapping[first]), np.ascontiguousarray(flags[first]), search_params(hw),
                    PERMS, PERM_COUNTS, INDEXES, found)
-    found = found[inverse.reshape(-1)]
+    found = found[inverse]
     if not np.all(np.isfinite(found[:, 0])):
         bad = int(np.argmax(~np.isfinite(found[:, 0])))
         layer = layers[int(layer_index[bad])]
@@ -163,6 +162,19 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
     out[:, names.index("energy_dram_pj")] = (found[:, 3] + found[:, 4]) * hw.dram_pj_per_bit
     out[:, names.index("energy_static_pj")] = found[:, 0] * static_pj_per_cycle(hw)
     return out
+
+
+def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each distinct row's first occurrence, and each row's distinct-row number."""
+    seen: dict[bytes, int] = {}
+    inverse = np.empty(len(rows), dtype=np.int64)
+    first = []
+    for i, row in enumerate(np.ascontiguousarray(rows)):
+        number = seen.setdefault(row.tobytes(), len(seen))
+        if number == len(first):
+            first.append(i)
+        inverse[i] = number
+    return np.array(first, dtype=np.int64), inverse
 
 
 def static_pj_per_cycle(hw: HwConfig) -> float:

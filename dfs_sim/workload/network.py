@@ -85,6 +85,14 @@ class Network:
         return sum(layer.macs for layer in self.layers)
 
     def column(self, name: str) -> np.ndarray:
+        """One field of every layer as an array (cached: the table is immutable)."""
+        cache = self.__dict__.setdefault("_columns", {})
+        if name not in cache:
+            cache[name] = self._column(name)
+            cache[name].flags.writeable = False
+        return cache[name]
+
+    def _column(self, name: str) -> np.ndarray:
         values = [getattr(layer, name) for layer in self.layers]
         if name == "unit":
             return np.array([-1 if v is None else v for v in values], dtype=np.int64)
