@@ -19,7 +19,7 @@ def test_horowitz_derivations():
 @pytest.mark.parametrize("name", ["dadiannao", "eyeriss"])
 def test_bit_parallel_mac_energy(name):
     hw = load_hw(name)
-    units = 5 if name == "eyeriss" else 1  # Eyeriss: a MAC with its 4 register-file accesses
+    units = 1 + 4.04 + 0.12 if name == "eyeriss" else 1  # Eyeriss: a MAC with its RF and inter-PE traffic
     assert hw.compute_pj_per_op == pytest.approx(units * energy.int_mac_pj(16))
 
 
