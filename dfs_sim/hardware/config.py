@@ -101,11 +101,12 @@ class HwConfig:
     def with_batch(self, size: int | None = None, policy: str | None = None) -> "HwConfig":
         from dataclasses import replace
 
+        # These override the config, so errors name the override, not the file.
         if size is not None:
-            require(isinstance(size, int) and 1 <= size <= 4096, self.path, "batch.size",
+            require(isinstance(size, int) and 1 <= size <= 4096, "--batch", None,
                     f"must be an integer in [1, 4096], got {size}")
         if policy is not None:
-            require(policy in BATCH_POLICIES, self.path, "batch.policy", f"must be one of {', '.join(BATCH_POLICIES)}")
+            require(policy in BATCH_POLICIES, "--policy", None, f"must be one of {', '.join(BATCH_POLICIES)}")
         return replace(self, batch_size=size or self.batch_size, batch_policy=policy or self.batch_policy)
 
 
