@@ -70,19 +70,23 @@ def _assert_monotone(table, n_options, metrics):
 @given(bits=option_bits, batch=st.integers(1, 4))
 @pytest.mark.parametrize("hw", CONFIGS, ids=lambda h: h.name)
 def test_cost_never_decreases_with_bits_and_skip_is_cheapest(hw, bits, batch):
-    # The mapper minimises cycles, so cycles (and the datapath's own work) never fall as bits grow; it may
+    # The mapper minimises cycles, so cycles (and the datapath's ops) never fall as bits grow; it may
     # trade DRAM traffic for cycles, so traffic alone need not be monotone (that is checked under an
     # energy objective below). Widths are those the datapath tells apart (Bit Fusion runs 5-8 bits alike):
     # between two widths it runs alike, the Bit Fusion memory model can stall less for the wider one,
     # since an operand that no longer fits on chip streams instead of being loaded up front.
+    # A config that maps for energy (Eyeriss) may spend cycles to save energy; its energy is checked below.
     bits = _datapath_widths(hw, bits)
     options = (Option("skip", 0, 0), *(Option(f"b{b}", b, b) for b in bits))
     table = build_cost_table(NET, options, hw, batch)
-    _assert_monotone(table, len(options), ("cycles", "compute_cycles", "ops", "energy_compute_pj"))
+    # (A memory-bound layer may take a tiling with more compute cycles and fewer stalls: only the total,
+    # which the mapper minimises, is monotone.)
+    timed = ("cycles",) if hw.objective == "cycles" else ()
+    _assert_monotone(table, len(options), (*timed, "ops"))
     # Weights and activations grown one at a time also never get cheaper.
     mixed = (Option("skip", 0, 0), Option("a", bits[0], bits[0]), Option("b", bits[0], bits[-1]),
              Option("c", bits[-1], bits[-1]))
-    _assert_monotone(build_cost_table(NET, mixed, hw, batch), 4, ("cycles", "ops"))
+    _assert_monotone(build_cost_table(NET, mixed, hw, batch), 4, (*timed, "ops"))
 
 
 @settings(max_examples=10, deadline=None)

@@ -64,8 +64,9 @@ DATAFLOW_NAMES = ("input-stationary", "output-stationary", "weight-stationary")
 
 # Search parameters shared by all entries, packed as float64 for the kernel.
 (P_CAP_W, P_CAP_I, P_CAP_O, P_BW, P_REUSE_SPATIAL, P_DATAFLOW, P_OBJECTIVE, P_E_WR, P_E_WW, P_E_IR, P_E_IW,
- P_E_OR, P_E_OW, P_E_DRAM, P_E_CYCLE, P_E_STATIC, P_VECTOR_LANES, P_PSUM_FIRST_READ, P_EXPOSE_KEPT) = range(19)
-N_PARAMS = 19
+ P_E_OR, P_E_OW, P_E_DRAM, P_E_CYCLE, P_E_STATIC, P_VECTOR_LANES, P_PSUM_FIRST_READ, P_EXPOSE_KEPT,
+ P_BUF_W, P_BUF_I, P_BUF_O, P_HALO_SLIDE) = range(23)
+N_PARAMS = 23
 
 
 @nb.njit(cache=True)
@@ -80,6 +81,20 @@ def _levels(x):
     while (1 << (n - 1)) < x:
         n += 1
     return n
+
+
+@nb.njit(cache=True)
+def _tiles_fit(w_tile, a_tile, o_tile, buf, cap):
+    """Every buffer holds one tile of each operand it serves."""
+    tiles = (w_tile, a_tile, o_tile)
+    for x in range(3):
+        total = 0.0
+        for y in range(3):
+            if buf[y] == buf[x]:
+                total += tiles[y]
+        if total > cap[x]:
+            return False
+    return True
 
 
 @nb.njit(cache=True)
@@ -123,7 +138,11 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
                u_k, u_c, u_p, u_n, cycles_per_step, passes, fill_pixel_fold, fill_reduction_fold,
                w_dram, i_dram, o_dram, params, perms, perm_counts, indexes, result):
     """Best tiling and loop order of one conv/fc entry; writes OUT_FIELDS into result."""
+    # Usable capacity of the buffer holding each operand; operands in one buffer share it.
     cap = np.array([params[P_CAP_W], params[P_CAP_I], params[P_CAP_O]])
+    buf = np.array([int(params[P_BUF_W]), int(params[P_BUF_I]), int(params[P_BUF_O])])
+    held = np.zeros(3)
+    slide = params[P_HALO_SLIDE] > 0
     bw = params[P_BW]
     objective = int(params[P_OBJECTIVE])
     forced = int(params[P_DATAFLOW])
@@ -175,7 +194,7 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
                         continue
                     w_tile = float(_ceil_div(reduction, u_c) * u_c * oc * w_bits)
                     o_tile = float(t_oh * t_ow * _ceil_div(oc, u_k) * u_k * b * o_bits)
-                    if w_tile > cap[0] or o_tile > cap[2]:
+                    if not _tiles_fit(w_tile, a_tile, o_tile, buf, cap):
                         continue
                     n_tiles[LOOP_B] = _ceil_div(batch, b)
                     n_tiles[LOOP_OW] = _ceil_div(ow, t_ow)
@@ -222,17 +241,29 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
                         fill[0], fill[1], fill[2] = w_tile, a_tile, o_tile
                         first[0], first[1], first[2] = w_tile, a_tile, o_tile
                         keep[:] = True
+                        held[0], held[1], held[2] = w_tile, a_tile, o_tile  # what each occupies on chip
                         for position in range(k):  # innermost first
                             loop = active[perms[k, p, position]]
                             n = n_tiles[loop]
                             for x in range(3):
                                 if keep[x]:
                                     if indexes[x, loop] == 1:
-                                        fill[x] *= n
-                                        if fill[x] > cap[x]:
-                                            keep[x] = False
+                                        if x == 1 and slide and (loop == LOOP_OW or loop == LOOP_OH):
+                                            # Neighbouring input tiles overlap by the kernel's halo: with
+                                            # the inner loops' data still on chip, only new rows load.
+                                            t = t_ow if loop == LOOP_OW else t_oh
+                                            fill[x] *= (kernel - stride + n * t * stride) / (kernel + (t - 1) * stride)
+                                        else:
+                                            fill[x] *= n
+                                        occupied = fill[x]
+                                        for y in range(3):
+                                            if y != x and buf[y] == buf[x]:
+                                                occupied += held[y]
+                                        if occupied > cap[x]:
+                                            keep[x] = False  # streams from here on: one tile on chip
                                         else:
                                             first[x] = fill[x]
+                                            held[x] = fill[x]
                                 else:
                                     fill[x] *= n
                         # Outputs go back to DRAM once per visit; they come back only on revisits, unless the

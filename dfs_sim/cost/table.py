@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfs_sim.cost.mapping import (INDEXES, N_OUT, N_PARAMS, P_BW, P_CAP_I, P_CAP_O, P_CAP_W, P_DATAFLOW, P_E_CYCLE,
-                                  P_E_DRAM, P_E_IR, P_E_IW, P_E_OR, P_E_OW, P_E_STATIC, P_E_WR, P_E_WW,
+from dfs_sim.cost.mapping import (INDEXES, N_OUT, N_PARAMS, P_BUF_I, P_BUF_O, P_BUF_W, P_BW, P_CAP_I, P_CAP_O, P_CAP_W, P_DATAFLOW, P_E_CYCLE,
+                                  P_E_DRAM, P_E_IR, P_E_IW, P_E_OR, P_E_OW, P_E_STATIC, P_E_WR, P_E_WW, P_HALO_SLIDE,
                                   P_EXPOSE_KEPT, P_OBJECTIVE, P_PSUM_FIRST_READ, P_REUSE_SPATIAL, P_VECTOR_LANES, PERM_COUNTS, PERMS, search_entries)
 from dfs_sim.errors import InputError
 from dfs_sim.hardware.accelerators import MODELS
@@ -183,9 +183,12 @@ def static_pj_per_cycle(hw: HwConfig) -> float:
 
 def search_params(hw: HwConfig) -> np.ndarray:
     params = np.zeros(N_PARAMS)
-    params[P_CAP_W] = _capacity(hw, "weights")
-    params[P_CAP_I] = _capacity(hw, "inputs")
-    params[P_CAP_O] = _capacity(hw, "outputs")
+    names = [b.name for b in hw.buffers]
+    for operand, cap_slot, buf_slot in (("weights", P_CAP_W, P_BUF_W), ("inputs", P_CAP_I, P_BUF_I),
+                                        ("outputs", P_CAP_O, P_BUF_O)):
+        buffer = hw.buffer_for(operand)
+        params[cap_slot] = _usable(buffer)  # shared by the operands it holds, tile by tile
+        params[buf_slot] = names.index(buffer.name)
     params[P_BW] = hw.dram_bits_per_cycle
     params[P_REUSE_SPATIAL] = 1.0 if hw.spatial_reuse else 0.0
     params[P_DATAFLOW] = DATAFLOWS.index(hw.dataflow) - 1  # -1: choose per tile
@@ -201,6 +204,7 @@ def search_params(hw: HwConfig) -> np.ndarray:
     params[P_VECTOR_LANES] = hw.vector_lanes
     params[P_PSUM_FIRST_READ] = 1.0 if hw.psum_reload == "every-visit" else 0.0
     params[P_EXPOSE_KEPT] = 1.0 if hw.exposed_fill == "kept" else 0.0
+    params[P_HALO_SLIDE] = 1.0 if hw.halo == "slide" else 0.0
     return params
 
 
@@ -232,6 +236,10 @@ def _storage_bits(hw: HwConfig, bits: np.ndarray, what: str) -> np.ndarray:
     if layout == "fixed":
         return np.maximum(bits, hw.fixed_bits)
     return bits  # bit-plane fetches b planes; packed stores b bits
+
+
+def _usable(buffer) -> float:
+    return buffer.size_bits / (2 if buffer.double_buffered else 1)
 
 
 def _capacity(hw: HwConfig, operand: str) -> float:

@@ -34,7 +34,7 @@ _SCHEMA_KEYS = {
     "storage": {"weights", "activations", "fixed_bits", "source"},
     "batch": {"size", "policy", "source"},
     "mapping": {"objective", "dataflow", "weights_on_chip", "activations_on_chip", "im2col", "psum_reload",
-                "exposed_fill", "source"},
+                "exposed_fill", "halo", "source"},
 }
 
 
@@ -85,6 +85,7 @@ class HwConfig:
     im2col: str = "input-layers"
     psum_reload: str = "revisits"
     exposed_fill: str = "first-tile"
+    halo: str = "slide"
     sources: dict = field(default_factory=dict)
     digest: str = ""
 
@@ -252,6 +253,8 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
             "must be 'revisits' or 'every-visit'")
     exposed_fill = mapping.get("exposed_fill", "first-tile")
     require(exposed_fill in ("first-tile", "kept"), source, "mapping.exposed_fill", "must be 'first-tile' or 'kept'")
+    halo = mapping.get("halo", "slide")
+    require(halo in ("slide", "refetch"), source, "mapping.halo", "must be 'slide' or 'refetch'")
 
     config = HwConfig(
         path=str(source), name=name, model=model, description=str(data.get("description", "")),
@@ -265,7 +268,7 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
         weight_layout=w_layout, activation_layout=a_layout, fixed_bits=int(fixed_bits),
         batch_size=int(batch_size), batch_policy=policy, objective=objective, output_bits=int(output_bits),
         spatial_reuse=spatial_reuse, dataflow=dataflow, weights_on_chip=residency["weights_on_chip"],
-        activations_on_chip=residency["activations_on_chip"], im2col=im2col, psum_reload=psum_reload, exposed_fill=exposed_fill,
+        activations_on_chip=residency["activations_on_chip"], im2col=im2col, psum_reload=psum_reload, exposed_fill=exposed_fill, halo=halo,
         sources=dict(sources),
         digest=hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16],
     )
