@@ -14,7 +14,7 @@ X_AXES = {
     "dram_bytes": ("DRAM traffic per inference", "B"),
     "computation_pct": ("computation (the paper's proxy)", "%"),
 }
-STATIC_MARKERS = {"full": "*", "16bit": "s", "8bit": "^"}
+STATIC_MARKERS = {"full": "*", "16bit": "s", "8bit": "^", "skip": "v"}
 
 
 def frontier_points(traces, hws, x: str = "energy_uj", relative: bool = True) -> pd.DataFrame:
@@ -63,10 +63,12 @@ def pareto_front(group: pd.DataFrame) -> list:
 
 def plot_frontier(points: pd.DataFrame, output, x: str = "energy_uj", relative: bool = True):
     plt = pyplot()
+    from matplotlib.lines import Line2D
+
     panels = [flag for flag in (True, False) if (points["y_is_accuracy"] == flag).any()]
-    n_series = points.groupby(["hw", "series"]).ngroups
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.8 * len(panels), 4.6 + 0.16 * n_series), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.8 * len(panels), 5.2), squeeze=False)
     colors = {hw: f"C{i}" for i, hw in enumerate(dict.fromkeys(points["hw"]))}
+    styles = {series: style for series, style in zip(dict.fromkeys(points["series"]), ("-", "--", ":", "-."))}
     name, unit = X_AXES[x]
     relative = relative and x != "computation_pct"
     xlabel = f"{name}, % of full precision on the same hardware" if relative else f"{name} ({unit})"
@@ -74,7 +76,7 @@ def plot_frontier(points: pd.DataFrame, output, x: str = "energy_uj", relative: 
         panel = points[points["y_is_accuracy"] == accuracy]
         for (hw, series), group in panel.groupby(["hw", "series"], sort=False):
             dfs = group[group["kind"] == "dfs"].sort_values("x")
-            ax.plot(dfs["x"], dfs["y"], "o-", color=colors[hw], label=f"{hw}: {series}", ms=6)
+            ax.plot(dfs["x"], dfs["y"], marker="o", ls=styles.get(series, "-"), color=colors[hw], ms=6)
             for _, row in dfs.iterrows():
                 ax.annotate(row["label"], (row["x"], row["y"]), textcoords="offset points", xytext=(5, -11),
                             fontsize=8, color=colors[hw])
@@ -82,19 +84,29 @@ def plot_frontier(points: pd.DataFrame, output, x: str = "energy_uj", relative: 
                 option = row["label"].removeprefix("all ")
                 ax.plot(row["x"], row["y"], STATIC_MARKERS.get(option, "D"), color=colors[hw], ms=9,
                         mfc="white", mew=1.5)
-                ax.annotate(row["label"], (row["x"], row["y"]), textcoords="offset points", xytext=(6, 4),
-                            fontsize=8, color=colors[hw])
         front = panel[panel["pareto"]]
         if len(front):
-            ax.scatter(front["x"], front["y"], s=140, facecolors="none", edgecolors="black", lw=1.2,
-                       label="Pareto front (per accelerator)", zorder=3)
+            ax.scatter(front["x"], front["y"], s=150, facecolors="none", edgecolors="black", lw=1.0, zorder=3)
         if not relative and panel["x"].max() > 20 * max(panel["x"].min(), 1e-12):
             ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy (%)" if accuracy else "trained budget (% computation)")
-        ax.set_title("accuracy against cost" if accuracy else "traces without labels: budget against cost",
-                     fontsize=10)
+        ax.set_title(("accuracy against cost" if accuracy else "traces without labels: budget against cost")
+                     + ("" if len(styles) > 1 else f"\n{next(iter(styles))}"), fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+        # Legend: accelerators by colour, models by line style, static references by marker.
+        handles = [Line2D([], [], color=c, marker="o", label=hw) for hw, c in colors.items()
+                   if hw in set(panel["hw"])]
+        if len(styles) > 1:
+            handles += [Line2D([], [], color="gray", ls=st, label=series) for series, st in styles.items()
+                        if series in set(panel["series"])]
+        statics = panel[panel["kind"] == "static"]["label"].unique()
+        handles += [Line2D([], [], ls="", marker=STATIC_MARKERS.get(label.removeprefix("all "), "D"), color="gray",
+                           mfc="white", ms=8, label=f"static: {label}") for label in statics]
+        if len(front):
+            handles.append(Line2D([], [], ls="", marker="o", ms=11, mfc="none", mec="black",
+                                  label="Pareto front (per accelerator)"))
+        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3,
+                  frameon=False)
     fig.tight_layout()
     return save_figure(fig, output)
