@@ -3,7 +3,9 @@
 "all candidates" runs every option of every gated block and mixes them with the one-hot mask
 (what training computes); "chosen only" runs, per block, just the option each input chose,
 with the batch's inputs grouped by decision (what `dfs-sim trace` runs). Both must predict the
-same labels; the script checks that and reports the speed ratio.
+same labels; the script checks that and reports the speed ratio. It also times the network with
+every gated block forced to skip — the part no gate can save (stem, block 1, projections,
+classifier) — and reports the speedup of the gated part alone, (all − fixed) / (chosen − fixed).
 
     python benchmarks/bench_inference.py runs/fmnist/dfs_b30.pt [more checkpoints] --inputs 2000
 """
@@ -32,8 +34,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print("| checkpoint | budget % | computation % | accuracy % | all candidates (s) | chosen only (s) | speedup "
-          "| same predictions |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| ungated part (s) | gated-part speedup | same predictions |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for path in args.checkpoints:
         model, ckpt = load_checkpoint(path)
         model = model.to(memory_format=torch.channels_last).eval()
@@ -41,19 +43,22 @@ def main() -> None:
         images, labels = load_split(dataset, args.data or DEFAULT_ROOTS[dataset], "test")
         batches = Batches(images[:args.inputs], labels[:args.inputs], DATASETS[dataset], args.batch_size,
                           train=False, channels_last=True)
-        times = {"all": [], "chosen": []}
+        skip = next(k for k, o in enumerate(model.options) if o.is_skip)
+        runs = {"all": dict(candidates="all"), "chosen": dict(candidates="chosen"), "fixed": dict(force=skip)}
+        times = {mode: [] for mode in runs}
         results = {}
-        for _ in range(args.repeat):  # interleaved, so drifting machine load hits both alike
-            for mode in ("all", "chosen"):
+        for _ in range(args.repeat):  # interleaved, so drifting machine load hits all alike
+            for mode, kwargs in runs.items():
                 start = time.perf_counter()
-                results[mode] = predict(model, batches, candidates=mode)
+                results[mode] = predict(model, batches, **kwargs)
                 times[mode].append(time.perf_counter() - start)
         same = all(np.array_equal(results["all"][k], results["chosen"][k]) for k in ("predictions", "decisions"))
         summary = summarize(model, results["chosen"])
-        t_all, t_chosen = statistics.median(times["all"]), statistics.median(times["chosen"])
+        t_all, t_chosen, t_fixed = (statistics.median(times[mode]) for mode in ("all", "chosen", "fixed"))
         budget = json.loads(ckpt["train"]).get("budget")
         print(f"| {path} | {budget} | {summary['computation_pct']:.1f} | {summary['accuracy_pct']:.2f} | "
-              f"{t_all:.2f} | {t_chosen:.2f} | {t_all / t_chosen:.2f}x | {'yes' if same else 'NO'} |", flush=True)
+              f"{t_all:.2f} | {t_chosen:.2f} | {t_all / t_chosen:.2f}x | {t_fixed:.2f} | "
+              f"{(t_all - t_fixed) / (t_chosen - t_fixed):.2f}x | {'yes' if same else 'NO'} |", flush=True)
 
 
 if __name__ == "__main__":
