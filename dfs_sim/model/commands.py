@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 from dfs_sim.errors import InputError
 
@@ -110,19 +109,3 @@ def run_trace(args: argparse.Namespace) -> int:
     print(f"{path}: {summary['n']} inputs, accuracy {summary['accuracy_pct']:.2f}%, "
           f"computation {summary['computation_pct']:.2f}%")
     return 0
-
-
-def main(argv=None) -> int:
-    """Stand-alone entry (python -m dfs_sim.model.commands ...), until the main CLI wires these in."""
-    parser = argparse.ArgumentParser(prog="dfs-sim")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except InputError as err:
-        print(f"dfs-sim: error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
