@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from dfs_sim.cli import main  # noqa: E402
 from dfs_sim.errors import InputError  # noqa: E402
 from dfs_sim.model import commands, train  # noqa: E402
 from dfs_sim.trace import load_trace  # noqa: E402
@@ -22,7 +23,7 @@ BUDGET = 25.0
 
 
 def cli(*argv):
-    return commands.main([str(a) for a in argv])
+    return main([str(a) for a in argv])  # the real `dfs-sim` entry point
 
 
 def log_rows(checkpoint):
@@ -70,11 +71,11 @@ def test_resumed_training_equals_uninterrupted(tmp_path, monkeypatch):
     def crash_on_second_save(path, payload):
         calls.append(path)
         if len(calls) == 2:
-            raise KeyboardInterrupt
+            raise RuntimeError("simulated crash while saving epoch 2")
         real_save(path, payload)
 
     monkeypatch.setattr(train, "save_checkpoint", crash_on_second_save)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RuntimeError, match="simulated crash"):
         cli(*args, "-o", tmp_path / "resumed.pt")
     monkeypatch.setattr(train, "save_checkpoint", real_save)
     assert train.load_checkpoint(tmp_path / "resumed.pt")[1]["epoch"] == 1
