@@ -54,12 +54,14 @@ def plot_latency(traces, hw, output, budget_us=None, batch=None, policy=None):
     """Per-input latency CDF per trace on one accelerator."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.8, 4.4 + 0.2 * len(traces)))
-    for i, trace in enumerate(traces):
+    labels = [describe(trace) for trace in traces]
+    one_series = len({label.series for label in labels}) == 1
+    for i, (trace, label) in enumerate(zip(traces, labels)):
         result = simulate(trace, hw, batch=batch, policy=policy)
         latency = np.sort(result.per_input["latency_us"].to_numpy())
         share = np.arange(1, len(latency) + 1) / len(latency)
-        label = describe(trace)
-        ax.step(latency, share, where="post", color=f"C{i}", label=f"{label.label} ({label.series})")
+        name = label.label if one_series else f"{label.label} ({label.series})"
+        ax.step(latency, share, where="post", color=f"C{i}", label=name)
         ax.axvline(result.summary["metrics"]["latency_us"]["full_precision"], color=f"C{i}", ls=":", lw=1)
     if budget_us is not None:
         ax.axvline(budget_us, color="red", ls="--", lw=1.5, label=f"latency budget {budget_us:g} µs")
@@ -68,7 +70,8 @@ def plot_latency(traces, hw, output, budget_us=None, batch=None, policy=None):
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-    ax.set_title(f"batch {result.batch}, {result.policy}", fontsize=9, loc="left")
+    ax.set_title((f"{labels[0].series}\n" if one_series else "") + f"batch {result.batch}, {result.policy}",
+                 fontsize=9, loc="left")
     fig.tight_layout()
     return save_figure(fig, output)
 
