@@ -10,7 +10,7 @@ from dfs_sim.cost.table import build_cost_table
 from dfs_sim.engine import simulate
 from dfs_sim.hardware.accelerators import MODELS
 from dfs_sim.hardware.config import load_hw, shipped_configs
-from dfs_sim.trace import Option, default_options, load_trace, write_trace
+from dfs_sim.trace import Option, default_options, load_trace
 from dfs_sim.workload.resnet import dfs_resnet
 
 CONFIGS = [load_hw(p) for p in shipped_configs()]

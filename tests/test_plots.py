@@ -13,7 +13,7 @@ MAGIC = {".png": b"\x89PNG", ".pdf": b"%PDF", ".svg": b"<?xml"}
 def model_traces(make_trace):
     """A small 'trained model' at three budgets plus two static references, with labels."""
     traces = []
-    for budget, p_full, acc in ((20, 0.1, 0.6), (40, 0.4, 0.8), (60, 0.7, 0.9)):
+    for budget, p_full in ((20, 0.1), (40, 0.4), (60, 0.7)):
         rng = np.random.default_rng(budget)
         decisions = np.where(rng.random((50, 8)) < p_full, 3, 1)
         traces.append(make_trace(decisions=decisions, budget=budget, name=f"b{budget}.npz",

@@ -151,7 +151,7 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
         out[:, names.index(name)] = found[:, i]
     traffic = {"weights": (found[:, 5], found[:, 6]), "inputs": (found[:, 7], found[:, 8]),
                "outputs": (found[:, 9], found[:, 10])}
-    for b, buffer in enumerate(hw.buffers):
+    for buffer in hw.buffers:
         reads = sum(traffic[op][0] for op in buffer.holds)
         writes = sum(traffic[op][1] for op in buffer.holds)
         out[:, names.index(f"{buffer.name}_read_bits")] = reads
@@ -219,8 +219,8 @@ def _activations_fit(hw: HwConfig, in_bits: np.ndarray, out_bits: np.ndarray) ->
 def _check_widths(run_bits, hw: HwConfig, declared, options, source: str) -> None:
     if hw.wider != "error":
         return
-    too_wide = np.nonzero(run_bits.max(axis=2) > hw.max_bits)
-    for layer_index, case in zip(*too_wide):
+    _, too_wide_cases = np.nonzero(run_bits.max(axis=2) > hw.max_bits)
+    for case in too_wide_cases:
         if case < len(options):
             what = f"option '{options[case].name}' ({declared[case][0]}/{declared[case][1]} bits)"
         else:

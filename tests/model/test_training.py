@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from dfs_sim.cli import main  # noqa: E402
 from dfs_sim.errors import InputError  # noqa: E402
-from dfs_sim.model import commands, train  # noqa: E402
+from dfs_sim.model import train  # noqa: E402
 from dfs_sim.trace import load_trace  # noqa: E402
 from dfs_sim.workload.resnet import dfs_resnet  # noqa: E402
 
