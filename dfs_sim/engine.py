@@ -19,7 +19,6 @@ CHUNK_INPUTS = 1 << 18  # inputs simulated at a time: bounds memory on memory-ma
 # Below this many inputs one thread beats several: the kernels take well under a millisecond and
 # waking threads costs more (much more on a busy machine). Results never depend on the count.
 PARALLEL_MIN_INPUTS = 1 << 16
-PER_INPUT_METRICS = ("cycles", "latency_us", "energy_uj", "dram_bytes", "sram_bytes")
 
 
 @dataclass

@@ -13,8 +13,6 @@ import numba as nb
 import numpy as np
 
 LOCKSTEP, BUCKETED = 0, 1
-# Per-input cost columns gathered from the table.
-GATHERED = ("cycles", "energy", "dram_bits", "sram_bits")
 # Per-input outputs of the kernel.
 OUT_CYCLES, OUT_LATENCY, OUT_ENERGY, OUT_DRAM, OUT_SRAM = range(5)
 N_OUT = 5

@@ -60,7 +60,6 @@ PERMS, PERM_COUNTS = _permutation_tables()
 OUT_FIELDS = ("cycles", "compute_cycles", "stall_cycles", "dram_read_bits", "dram_write_bits",
               "w_read", "w_write", "i_read", "i_write", "o_read", "o_write", "dataflow")
 N_OUT = len(OUT_FIELDS)
-DATAFLOW_NAMES = ("input-stationary", "output-stationary", "weight-stationary")
 
 # Search parameters shared by all entries, packed as float64 for the kernel.
 (P_CAP_W, P_CAP_I, P_CAP_O, P_BW, P_REUSE_SPATIAL, P_DATAFLOW, P_OBJECTIVE, P_E_WR, P_E_WW, P_E_IR, P_E_IW,

@@ -60,7 +60,7 @@ def summary_table(s: dict) -> str:
     mapping = s["precision_mapping"]
     cases = ", ".join(f"{c['option']}->{'skip' if c['runs_at_bits'] is None else '%d/%d' % tuple(c['runs_at_bits'])}"
                       for c in mapping["cases"])
-    w(f"precision {mapping['rule']}; options run at (w/a bits): {cases}\n")
+    w(f"precision bit-serial: {mapping['bit_serial']}; {mapping['rule']}; options run at (w/a bits): {cases}\n")
     w(f"weights   {'resident on chip' if s['weights_resident_on_chip'] else 'fetched from DRAM every batch'}\n\n")
     acc = "n/a (trace has no labels)" if s["accuracy"] is None else f"{s['accuracy']:.2f} %"
     w(f"accuracy                          {acc}\n")

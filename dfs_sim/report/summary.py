@@ -86,7 +86,8 @@ def precision_mapping(result) -> dict:
                       "runs_at_bits": [int(eff_w[i]), int(eff_a[i])]})
     rule = ("full precision runs at its declared bits" if hw.full_precision == "declared"
             else f"full precision maps to the native {hw.max_bits} bits")
-    return {"full_precision": hw.full_precision, "rule": rule, "wider": hw.wider, "cases": cases[:-1]}
+    return {"full_precision": hw.full_precision, "rule": rule, "wider": hw.wider, "bit_serial": model.serial,
+            "cases": cases[:-1]}
 
 
 def budget_section(result, metrics: dict, comp, bitops) -> dict:

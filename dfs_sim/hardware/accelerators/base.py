@@ -79,7 +79,7 @@ class ComputeModel:
     """Subclass per accelerator style; register it in `dfs_sim.hardware.accelerators.MODELS`."""
 
     name = "base"
-    #: which operand(s) run bit-serially; used by reports and docs.
+    #: which operand(s) the datapath takes bit by bit; reports show it.
     serial = "none"
     #: model-specific keys allowed under array.params
     params: tuple[str, ...] = ()
