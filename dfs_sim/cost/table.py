@@ -129,8 +129,7 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
     bits = np.stack([w_bits, a_bits, o_bits], axis=1).astype(np.int64)
 
     # Many entries repeat (same shape, bits, batch and residency): search each distinct one once.
-    key = np.concatenate([shape, bits, flags.astype(np.int64), mapping.astype(np.int64),
-                          np.round(mapping[:, 4:] * 1000).astype(np.int64)], axis=1)
+    key = np.concatenate([shape, bits, flags.astype(np.int64), np.round(mapping * 1000).astype(np.int64)], axis=1)
     first, inverse = _distinct_rows(key)
     found = np.zeros((len(first), N_OUT))
     search_entries(np.ascontiguousarray(shape[first], dtype=np.int64), np.ascontiguousarray(bits[first]),
@@ -211,8 +210,8 @@ def search_params(hw: HwConfig) -> np.ndarray:
 def _activations_fit(hw: HwConfig, in_bits: np.ndarray, out_bits: np.ndarray) -> np.ndarray:
     """Whether a layer's inputs and outputs both stay on chip (so neither crosses DRAM)."""
     inputs, outputs = hw.buffer_for("inputs"), hw.buffer_for("outputs")
-    if inputs.name == outputs.name:
-        return in_bits + out_bits <= _capacity(hw, "inputs") * 2
+    if inputs.name == outputs.name:  # one buffer: together they get the activations' share of it
+        return in_bits + out_bits <= _capacity(hw, "inputs") + _capacity(hw, "outputs")
     return (in_bits <= _capacity(hw, "inputs")) & (out_bits <= _capacity(hw, "outputs"))
 
 
@@ -243,9 +242,9 @@ def _usable(buffer) -> float:
 
 
 def _capacity(hw: HwConfig, operand: str) -> float:
+    """An operand's even share of its buffer (for whole-layer residency decisions)."""
     buffer = hw.buffer_for(operand)
-    usable = buffer.size_bits / (2 if buffer.double_buffered else 1)
-    return usable / len(buffer.holds)
+    return _usable(buffer) / len(buffer.holds)
 
 
 def resident_weight_bits(network: Network, run_bits: np.ndarray, hw: HwConfig) -> int:

@@ -30,15 +30,16 @@ def build_summary(result) -> dict:
     table, hw, trace = result.table, result.hw, result.trace
     frame = result.per_input
     clock_hz = hw.clock_mhz * 1e6
-    fp = result.full_precision
+    from dfs_sim.engine import per_input_columns
+
+    cycles, energy_pj, dram_bits, sram_bits = per_input_columns(table, result.full_precision)
     energy_names = [name for name in table.metric_names if name.startswith("energy_")]
     fp_values = {
-        "cycles": fp[table.metric("cycles")],
+        "cycles": cycles,
         "latency_us": result.full_precision_latency_cycles / clock_hz * 1e6,
-        "energy_uj": sum(fp[table.metric(name)] for name in energy_names) * 1e-6,
-        "dram_bytes": (fp[table.metric("dram_read_bits")] + fp[table.metric("dram_write_bits")]) / 8,
-        "sram_bytes": sum(fp[i] for i, name in enumerate(table.metric_names)
-                          if name.endswith(("_read_bits", "_write_bits")) and not name.startswith("dram_")) / 8,
+        "energy_uj": energy_pj * 1e-6,
+        "dram_bytes": dram_bits / 8,
+        "sram_bytes": sram_bits / 8,
     }
     metrics = {name: metric_stats(frame[name].to_numpy(), fp_values[name]) for name in fp_values}
     breakdown = {name.removeprefix("energy_").removesuffix("_pj"): result.mean(name) * 1e-6 for name in energy_names}
