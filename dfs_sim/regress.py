@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,15 +114,13 @@ def regress(path: Path, rtol: float = DEFAULT_RTOL) -> tuple[dict, list[Change]]
 
 def add_cases(path: Path, traces: list[str], hws: list[str]) -> dict:
     """A baseline (existing or new) with every (trace, hw) pair added, paths relative to the baseline."""
-    import os
+    from dfs_sim.hardware.config import resolve_hw_path
 
     data = load_baseline(path) if path.exists() else {"schema": SCHEMA, "cases": []}
     have = {(c["trace"], c["hw"], c.get("batch"), c.get("policy")) for c in data["cases"]}
     base = path.parent.resolve()
     for trace in traces:
         for hw in hws:
-            from dfs_sim.hardware.config import resolve_hw_path
-
             hw_path = resolve_hw_path(hw)
             pair = (os.path.relpath(Path(trace).resolve(), base), os.path.relpath(hw_path.resolve(), base))
             if (*pair, None, None) not in have:
