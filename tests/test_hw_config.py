@@ -43,6 +43,9 @@ def base():
     (lambda d: d["batch"].update(policy="random"), "batch.policy"),
     (lambda d: d["dram"].pop("source"), "dram.source"),
     (lambda d: d["dram"].update(source="nowhere"), "dram.source"),
+    (lambda d: d["dram"].update(fmap_compression="zip"), "dram.fmap_compression"),
+    (lambda d: d["dram"].update(fmap_compression="rlc", rlc_word_bits=32), "dram.rlc_word_bits"),
+    (lambda d: d["dram"].update(rlc_run_bits=0), "dram.rlc_run_bits"),
     (lambda d: d.update(model="tpu"), "model"),
     (lambda d: d.pop("sources"), "sources"),
 ])

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from dfs_sim.errors import InputError
@@ -54,6 +55,15 @@ def test_round_trip_through_dict():
     assert network_from_dict(net.to_dict()) == net
 
 
+def test_densities_round_trip_and_default_to_unknown():
+    data = dfs_resnet((3, 3, 3)).to_dict()
+    data["layers"][1].update(input_density=0.5, output_density=1)
+    net = network_from_dict(data)
+    assert network_from_dict(net.to_dict()) == net
+    densities = net.column("input_density")
+    assert densities[1] == 0.5 and np.isnan(densities[0]) and net.column("output_density")[1] == 1.0
+
+
 @pytest.mark.parametrize("mutate, field", [
     (lambda d: d["layers"][0].update(macs=1), "macs"),
     (lambda d: d["layers"][0].update(h_out=31), "h_out"),
@@ -62,6 +72,9 @@ def test_round_trip_through_dict():
     (lambda d: d["layers"][5].update(unit=99), "unit"),
     (lambda d: d["layers"][0].update(c_in=0), "c_in"),
     (lambda d: d.update(units=d["units"] + ["ghost"]), "units"),
+    (lambda d: d["layers"][1].update(input_density=0), "input_density"),
+    (lambda d: d["layers"][1].update(output_density=1.5), "output_density"),
+    (lambda d: d["layers"][1].update(output_density="sparse"), "output_density"),
 ])
 def test_bad_networks_name_the_field(mutate, field):
     data = dfs_resnet((3, 3, 3)).to_dict()

@@ -1,11 +1,15 @@
 """`dfs-sim validate`: pinned results against published figures (the sources are in the targets)."""
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 
 from dfs_sim import validation
 from dfs_sim.cli import main
+from dfs_sim.engine import simulate_network
+from dfs_sim.hardware.config import load_hw
+from dfs_sim.workload.network import load_network
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +42,41 @@ def test_unpu_peaks(targets):
         assert target.published == gops and target.passed
 
 
-def test_eyeriss_dram_traffic_is_a_known_gap(targets):
-    # Eyeriss's measured traffic (JSSC 2017 Tables V/VI: 0.0029 and 0.0035 accesses per MAC) relies on its
-    # row-stationary scratchpad reuse and run-length-compressed feature maps, which the generic tiling
-    # search does not model: we are 33-38 % above. Pinned so that a change shows up.
+def test_eyeriss_dram_traffic(targets):
+    # JSSC 2017: 0.0029 (AlexNet) and 0.0035 (VGG-16) accesses per MAC, feature maps run-length coded.
     alexnet = targets["Eyeriss DRAM accesses per MAC, AlexNet CONV1-5, batch 4"]
     vgg = targets["Eyeriss DRAM accesses per MAC, VGG-16 CONV layers, batch 3"]
-    assert alexnet.simulated == pytest.approx(0.003996, rel=1e-3) and not alexnet.passed
-    assert vgg.simulated == pytest.approx(0.004650, rel=1e-3) and not vgg.passed
+    assert alexnet.simulated == pytest.approx(0.002584, rel=1e-3) and alexnet.passed
+    assert vgg.simulated == pytest.approx(0.003863, rel=1e-3) and vgg.passed
+
+
+def test_eyeriss_dram_traffic_needs_the_coded_link():
+    # The same mapping search with the link moving feature maps raw is 33-64 % above the published
+    # figures: the agreement comes from modelling the compression, not from the tiling alone.
+    raw = replace(load_hw("eyeriss"), fmap_compression="none")
+    for name, batch, published in (("eyeriss_alexnet_conv", 4, 0.0029), ("eyeriss_vgg16_conv", 3, 0.0035)):
+        network = load_network(validation.NETWORKS / f"{name}.yaml")
+        per_mac = _dram_bits(network, raw, batch).sum() / 16 / (network.total_macs * batch)
+        assert per_mac > 1.3 * published
+
+
+def test_eyeriss_conv5_feature_map_saving_matches_the_paper():
+    # JSSC 2017 Sec. IV-B: run-length coding saves "nearly 75 %" of CONV5's feature-map DRAM accesses.
+    hw = load_hw("eyeriss")
+    network = load_network(validation.NETWORKS / "eyeriss_alexnet_conv.yaml")
+    coded = _dram_bits(network, hw, 4, fmaps_only=True)[-1]
+    raw = _dram_bits(network, replace(hw, fmap_compression="none"), 4, fmaps_only=True)[-1]
+    assert 0.65 < 1 - coded / raw < 0.80
+
+
+def _dram_bits(network, hw, batch, fmaps_only=False):
+    result = simulate_network(network, hw, batch=batch)
+    metric = result.table.metric
+    totals = result.layer_totals
+    bits = totals[:, metric("dram_read_bits")] + totals[:, metric("dram_write_bits")]
+    if fmaps_only:  # weights come from DRAM into the filter buffer, uncoded
+        bits = bits - totals[:, metric("filters_write_bits")]
+    return bits
 
 
 def test_validate_json(capsys):
@@ -58,7 +89,7 @@ def test_validate_json(capsys):
 def test_validate_table(capsys):
     assert main(["validate"]) == 0
     text = capsys.readouterr().out
-    assert "244/244 targets within 1 %" in text and "249/251 targets pass" in text
+    assert "244/244 targets within 1 %" in text and "251/251 targets pass" in text
 
 
 def test_static_network_per_layer_csv(tmp_path):

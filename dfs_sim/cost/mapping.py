@@ -135,8 +135,11 @@ def _sram(dataflow, macs, unfolded, weights, outputs, w_bits, a_bits, o_bits, re
 @nb.njit(cache=True)
 def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits, a_bits, o_bits,
                u_k, u_c, u_p, u_n, cycles_per_step, passes, fill_pixel_fold, fill_reduction_fold,
-               w_dram, i_dram, o_dram, params, perms, perm_counts, indexes, result):
-    """Best tiling and loop order of one conv/fc entry; writes OUT_FIELDS into result."""
+               w_dram, i_dram, o_dram, in_code, out_code, params, perms, perm_counts, indexes, result):
+    """Best tiling and loop order of one conv/fc entry; writes OUT_FIELDS into result.
+
+    w/i/o_dram: 1 where the operand crosses DRAM, else 0. in_code/out_code: DRAM bits per raw bit
+    of the input and the final output feature maps (compression); partial sums always move raw."""
     # Usable capacity of the buffer holding each operand; operands in one buffer share it.
     cap = np.array([params[P_CAP_W], params[P_CAP_I], params[P_CAP_O]])
     buf = np.array([int(params[P_BUF_W]), int(params[P_BUF_I]), int(params[P_BUF_O])])
@@ -268,16 +271,17 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
                         # Outputs go back to DRAM once per visit; they come back only on revisits, unless the
                         # accelerator (as Bit Fusion's simulator does) also loads them before the first visit.
                         psum_read = fill[2] if first_read else fill[2] - output_volume
-                        dram_read = fill[0] * from_dram[0] + fill[1] * from_dram[1] + psum_read * from_dram[2]
-                        dram_write = fill[2] * from_dram[2]
+                        dram_read = (fill[0] * from_dram[0] + fill[1] * from_dram[1] * in_code
+                                     + psum_read * from_dram[2])
+                        dram_write = (fill[2] - output_volume + output_volume * out_code) * from_dram[2]
                         if expose_kept:  # everything kept on chip loads before compute starts
-                            init = (first[0] * from_dram[0] + first[1] * from_dram[1]
+                            init = (first[0] * from_dram[0] + first[1] * from_dram[1] * in_code
                                     + (first[2] if first_read else 0.0) * from_dram[2])
-                            final = first[2] * from_dram[2]
+                            final = first[2] * from_dram[2] * out_code
                         else:  # only the first tile of each operand; the rest streams behind compute
-                            init = (w_tile * from_dram[0] + a_tile * from_dram[1]
+                            init = (w_tile * from_dram[0] + a_tile * from_dram[1] * in_code
                                     + (o_tile if first_read else 0.0) * from_dram[2])
-                            final = o_tile * from_dram[2]
+                            final = o_tile * from_dram[2] * out_code
                         middle = dram_read + dram_write - init - final
                         stall = max(0.0, np.ceil(middle / bw) - compute) + np.ceil(init / bw) + np.ceil(final / bw)
                         cycles = compute + stall
@@ -314,15 +318,16 @@ def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits
 def search_entries(shape, bits, mapping, flags, params, perms, perm_counts, indexes, out):
     """Search every entry. shape[e] = (batch, oh, ow, kernel, stride, ic, oc, im2col, is_pool, in_elems,
     out_elems, pool_ops); bits[e] = (w, a, o); mapping[e] = (u_k, u_c, u_p, u_n, cycles_per_step, passes,
-    fill per pixel fold, fill per reduction fold); flags[e] = (weights, inputs, outputs from/to DRAM). Writes out[e, OUT_FIELDS];
+    fill per pixel fold, fill per reduction fold); flags[e] = (weights, inputs, outputs from/to DRAM: 1 or 0;
+    DRAM bits per raw bit of input and output feature maps). Writes out[e, OUT_FIELDS];
     out[e, 0] = inf marks an entry no tiling fits."""
     for e in nb.prange(shape.shape[0]):
         s = shape[e]
         row = out[e]
         if s[8] == 1:  # pooling: a vector-unit pass over the inputs, no weights, nothing to tile
             bw = params[P_BW]
-            read = float(s[0] * s[9] * bits[e, 1]) * flags[e, 1]
-            write = float(s[0] * s[10] * bits[e, 1]) * flags[e, 2]
+            read = float(s[0] * s[9] * bits[e, 1]) * flags[e, 1] * flags[e, 3]
+            write = float(s[0] * s[10] * bits[e, 1]) * flags[e, 2] * flags[e, 4]
             compute = float(_ceil_div(s[11] * s[0], int(params[P_VECTOR_LANES])))
             stall = np.ceil(read / bw) + np.ceil(write / bw)
             row[:] = 0.0
@@ -332,12 +337,13 @@ def search_entries(shape, bits, mapping, flags, params, perms, perm_counts, inde
             row[3] = read
             row[4] = write
             row[7] = float(s[0] * s[9] * bits[e, 1])
-            row[8] = read
-            row[9] = write
+            row[8] = float(s[0] * s[9] * bits[e, 1]) * flags[e, 1]
+            row[9] = float(s[0] * s[10] * bits[e, 1]) * flags[e, 2]
             row[10] = float(s[0] * s[10] * bits[e, 1])
             row[11] = 1
             continue
         m = mapping[e]
         search_one(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7] == 1, bits[e, 0], bits[e, 1], bits[e, 2],
                    int(m[0]), int(m[1]), int(m[2]), int(m[3]), m[4], m[5], m[6], m[7],
-                   flags[e, 0], flags[e, 1], flags[e, 2], params, perms, perm_counts, indexes, row)
+                   flags[e, 0], flags[e, 1], flags[e, 2], flags[e, 3], flags[e, 4], params, perms, perm_counts,
+                   indexes, row)

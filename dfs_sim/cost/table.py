@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfs_sim.cost.compression import dram_ratio
 from dfs_sim.cost.mapping import (INDEXES, N_OUT, N_PARAMS, P_BUF_I, P_BUF_O, P_BUF_W, P_BW, P_CAP_I, P_CAP_O, P_CAP_W, P_DATAFLOW, P_E_CYCLE,
                                   P_E_DRAM, P_E_IR, P_E_IW, P_E_OR, P_E_OW, P_E_STATIC, P_E_WR, P_E_WW, P_HALO_SLIDE,
                                   P_EXPOSE_KEPT, P_OBJECTIVE, P_PSUM_FIRST_READ, P_REUSE_SPATIAL, P_VECTOR_LANES, PERM_COUNTS, PERMS, search_entries)
@@ -120,8 +121,14 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
         on_chip = _activations_fit(hw, batch * in_elems * a_bits, batch * out_elems * o_bits)
     else:
         on_chip = np.full(len(batch), hw.activations_on_chip == "always")
+    # Feature maps the accelerator wrote itself may be coded on the DRAM link; the network input is not.
+    in_code = np.where(reads_input, 1.0, dram_ratio(hw.fmap_compression, network.column("input_density")[layer_index],
+                                                    a_bits, hw.rlc_run_bits, hw.rlc_word_bits))
+    out_code = dram_ratio(hw.fmap_compression, network.column("output_density")[layer_index], o_bits,
+                          hw.rlc_run_bits, hw.rlc_word_bits)
     flags = np.stack([np.full(len(batch), 0.0 if weights_resident else 1.0),
-                      (reads_input | ~on_chip).astype(np.float64), (last | ~on_chip).astype(np.float64)], axis=1)
+                      (reads_input | ~on_chip).astype(np.float64), (last | ~on_chip).astype(np.float64),
+                      in_code, out_code], axis=1)
     is_pool = kind == KIND_CODES["pool"]
     im2col = reads_input & (kind == KIND_CODES["conv"]) & (hw.im2col == "input-layers")
     shape = np.stack([batch, col["h_out"], col["w_out"], col["kernel"], col["stride"], col["c_in"] // groups,
@@ -129,7 +136,8 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
     bits = np.stack([w_bits, a_bits, o_bits], axis=1).astype(np.int64)
 
     # Many entries repeat (same shape, bits, batch and residency): search each distinct one once.
-    key = np.concatenate([shape, bits, flags.astype(np.int64), np.round(mapping * 1000).astype(np.int64)], axis=1)
+    key = np.concatenate([shape, bits, np.round(flags * 1e9).astype(np.int64),
+                          np.round(mapping * 1000).astype(np.int64)], axis=1)
     first, inverse = _distinct_rows(key)
     found = np.zeros((len(first), N_OUT))
     search_entries(np.ascontiguousarray(shape[first], dtype=np.int64), np.ascontiguousarray(bits[first]),

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import yaml
 
+from dfs_sim.cost.compression import COMPRESSIONS
 from dfs_sim.errors import InputError, require
 
 OPERANDS = ("weights", "inputs", "outputs")
+MAX_VALUE_BITS = 32  # widest stored operand a feature-map code must hold
 UNROLL_DIMS = ("K", "C", "P", "N")  # output channels, input channels, output pixels, batch
 STORAGE_LAYOUTS = ("bit-plane", "packed", "fixed")
 BATCH_POLICIES = ("lockstep", "bucketed")
@@ -29,7 +31,8 @@ _SCHEMA_KEYS = {
     "precision": {"native_bits", "min_bits", "max_bits", "wider", "full_precision", "source"},
     "compute": {"energy_pj_per_op", "op", "energy_pj_per_cycle", "source"},
     "buffer": {"name", "holds", "size_kb", "read_pj_per_bit", "write_pj_per_bit", "double_buffered", "source"},
-    "dram": {"bandwidth_bits_per_cycle", "energy_pj_per_bit", "source"},
+    "dram": {"bandwidth_bits_per_cycle", "energy_pj_per_bit", "fmap_compression", "rlc_run_bits", "rlc_word_bits",
+             "source"},
     "static": {"power_mw", "source"},
     "storage": {"weights", "activations", "fixed_bits", "source"},
     "batch": {"size", "policy", "source"},
@@ -86,6 +89,9 @@ class HwConfig:
     psum_reload: str = "revisits"
     exposed_fill: str = "first-tile"
     halo: str = "slide"
+    fmap_compression: str = "none"
+    rlc_run_bits: int = 5
+    rlc_word_bits: int = 64
     sources: dict = field(default_factory=dict)
     digest: str = ""
 
@@ -225,6 +231,11 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
     require(len({b.name for b in buffers}) == len(buffers), source, "buffers", "buffer names must be unique")
 
     dram = section("dram")
+    compression = dram.get("fmap_compression", "none")
+    require(compression in COMPRESSIONS, source, "dram.fmap_compression", f"must be one of {', '.join(COMPRESSIONS)}")
+    run_bits = _number(dram, "rlc_run_bits", source, "dram.", low=1, high=16, integer=True, default=5)
+    word_bits = _number(dram, "rlc_word_bits", source, "dram.", low=run_bits + MAX_VALUE_BITS + 1, high=4096,
+                        integer=True, default=64)
     static = section("static")
     storage = section("storage")
     w_layout = storage.get("weights", "packed")
@@ -269,6 +280,7 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
         batch_size=int(batch_size), batch_policy=policy, objective=objective, output_bits=int(output_bits),
         spatial_reuse=spatial_reuse, dataflow=dataflow, weights_on_chip=residency["weights_on_chip"],
         activations_on_chip=residency["activations_on_chip"], im2col=im2col, psum_reload=psum_reload, exposed_fill=exposed_fill, halo=halo,
+        fmap_compression=compression, rlc_run_bits=int(run_bits), rlc_word_bits=int(word_bits),
         sources=dict(sources),
         digest=hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16],
     )

@@ -44,6 +44,10 @@ class Layer:
     macs: int = -1  # derived when left at -1
     weights: int = -1
     reads_input: bool = False  # reads the network's input (mappers may unfold it: im2col)
+    # Fraction of non-zero values in the input / output feature map, where the data are known;
+    # a DRAM link that compresses feature maps needs them (dfs_sim/cost/compression.py).
+    input_density: float | None = None
+    output_density: float | None = None
 
     def __post_init__(self):
         if self.macs < 0:
@@ -98,6 +102,8 @@ class Network:
             return np.array([-1 if v is None else v for v in values], dtype=np.int64)
         if name in ("name", "kind", "precision"):
             return np.array(values, dtype=object)
+        if name in _DENSITY_FIELDS:
+            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         return np.array(values, dtype=np.int64)
 
     def unit_layers(self, unit: int) -> list[int]:
@@ -128,6 +134,9 @@ def _layer_to_dict(layer: Layer) -> dict:
     out = asdict(layer)
     if not layer.reads_input:
         out.pop("reads_input")
+    for key in _DENSITY_FIELDS:
+        if out[key] is None:
+            out.pop(key)
     if layer.precision != "fixed":
         out.pop("w_bits")
         out.pop("a_bits")
@@ -135,7 +144,9 @@ def _layer_to_dict(layer: Layer) -> dict:
 
 
 _LAYER_FIELDS = {f.name: f for f in fields(Layer)}
-_INT_FIELDS = [name for name in _LAYER_FIELDS if name not in ("name", "kind", "unit", "precision", "reads_input")]
+_DENSITY_FIELDS = ("input_density", "output_density")
+_INT_FIELDS = [name for name in _LAYER_FIELDS
+               if name not in ("name", "kind", "unit", "precision", "reads_input") + _DENSITY_FIELDS]
 
 
 def network_from_dict(data: object, source: object = "<network>") -> Network:
@@ -188,6 +199,12 @@ def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> L
     values = {k: v for k, v in raw.items()}
     if "reads_input" in values:
         require(isinstance(values["reads_input"], bool), source, f"{where}.reads_input", "must be true or false")
+    for key in _DENSITY_FIELDS:
+        if key in values:
+            value = values[key]
+            require(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1, source,
+                    f"{where}.{key}", f"must be a fraction of non-zero values in (0, 1], got {value!r}")
+            values[key] = float(value)
     precision = values.get("precision", "full")
     require(precision in PRECISION_RULES, source, f"{where}.precision", f"must be one of {', '.join(PRECISION_RULES)}")
     unit = values.get("unit")
