@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -86,6 +87,67 @@ def derive_network(model: GatedResNet) -> Network:
                    (config.in_channels, config.input_size, config.input_size), description)
 
 
+class DensityProbe:
+    """Counts the non-zero share of feature maps as the model runs, to record per-layer densities.
+
+    Each stored map is measured where a layer reads it: a conv's input (over the inputs that run
+    it), and every block's output at the next gate's pooling or the final pooling, which see it for
+    every input whether or not the block ran. A layer's output density is that of the map it
+    writes: the next conv's input after the stem and a block's first conv, the block output after
+    its second conv and projection.
+    """
+
+    def __init__(self, model: GatedResNet):
+        self.model = model
+        self.counts: dict[nn.Module, list[int]] = {}
+        readers = [model.pool] + [gate.pool for gate in model.gates]
+        for block in model.blocks:
+            readers += [block.conv1, block.conv2] + ([block.proj[0]] if block.proj is not None else [])
+        self.handles = [m.register_forward_pre_hook(self._count) for m in readers]
+
+    def _count(self, module, inputs):
+        x = inputs[0]
+        tally = self.counts.setdefault(module, [0, 0])
+        tally[0] += int(torch.count_nonzero(x))
+        tally[1] += x.numel()
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def density(self, module) -> float | None:
+        nonzero, total = self.counts.get(module, (0, 0))
+        return round(nonzero / total, 4) if total else None
+
+    def annotate(self, network: Network) -> Network:
+        """The network with each conv and pooling layer's measured input and output densities."""
+        model = self.model
+        block_out = []  # block i's output is read by gate i+1's pooling, the last one by the final pooling
+        for index in range(1, len(model.blocks) + 1):
+            if index == len(model.blocks):
+                block_out.append(self.density(model.pool))
+                continue
+            after = model.blocks[index]  # without gates (forced runs), the next block's readers stand in
+            readers = [model.gates[index - 1].pool] + ([after.proj[0]] if after.proj is not None else [])
+            measured = [d for d in map(self.density, readers + [after.conv1]) if d is not None]
+            block_out.append(measured[0] if measured else None)
+        densities = {"stem": (None, self.density(model.blocks[0].conv1)), "pool": (block_out[-1], None)}
+        for index, block in enumerate(model.blocks, start=1):
+            out = block_out[index - 1]
+            densities[f"block{index}.conv1"] = (self.density(block.conv1), self.density(block.conv2))
+            densities[f"block{index}.conv2"] = (self.density(block.conv2), out)
+            if block.proj is not None:
+                densities[f"block{index}.proj"] = (self.density(block.proj[0]), out)
+            if index > 1:
+                densities[f"gate{index}.pool"] = (block_out[index - 2], None)
+        layers = []
+        for layer in network.layers:
+            density_in, density_out = densities.get(layer.name, (None, None))
+            layers.append(replace(layer, input_density=density_in, output_density=density_out))
+        return Network(network.name, tuple(layers), network.units, network.input_shape, network.description,
+                       dict(network.meta))
+
+
 def resolve_option(model: GatedResNet, name: str) -> int:
     """An option index from its name ('full', '8bit', 'skip') or bitwidth ('8')."""
     for k, option in enumerate(model.options):
@@ -135,9 +197,13 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
     batches = Batches(images, labels, DATASETS[dataset], batch_size, train=False, device=device, channels_last=True)
     force_index = None if force is None else resolve_option(model, force)
     want_probs = gate_probs and force_index is None  # under forcing the gates' opinions are moot
-    result = predict(model, batches, force=force_index, gate_probs=want_probs, progress=progress)
+    probe = DensityProbe(model)
+    try:
+        result = predict(model, batches, force=force_index, gate_probs=want_probs, progress=progress)
+    finally:
+        probe.close()
     summary = summarize(model, result)
-    network = derive_network(model)
+    network = probe.annotate(derive_network(model))
     budget = train_args.get("budget") if ckpt["stage"] == "dfs" and force_index is None else None
     provenance = {
         "source": "dfs-sim trace (trained PyTorch model)",
@@ -157,6 +223,7 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
         "bn_policy": model.config.bn,
         "rounding": "deterministic round-half-to-even (weights: tensor min/max; activations: running range)",
         "inference": "chosen option only, inputs grouped by decision",
+        "densities": "per layer, the non-zero share of the feature maps it reads and writes over this split",
         "forced_option": None if force_index is None else model.options[force_index].name,
         "accuracy_pct": round(summary["accuracy_pct"], 4),
         "computation_pct": round(summary["computation_pct"], 4),

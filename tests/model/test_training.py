@@ -3,6 +3,7 @@ import csv
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,8 @@ def test_trace_emission(chain, tmp_path):
     assert np.all(chosen >= probs.max(-1) - 2e-3)  # the argmax, up to float16 rounding of near-ties
     assert trace.budget_pct == BUDGET
     expected = dfs_resnet((2, 1, 1), in_channels=1, input_size=28, num_classes=10, n_options=4)
-    assert trace.network.layers == expected.layers and trace.network.units == expected.units
+    shapes = tuple(replace(layer, input_density=None, output_density=None) for layer in trace.network.layers)
+    assert shapes == expected.layers and trace.network.units == expected.units
     prov = trace.provenance
     for key in ("checkpoint_sha256", "dataset", "split", "command", "seed", "nested", "bn_policy", "git_commit",
                 "tool_version", "training_commands", "training_time_s"):
@@ -119,6 +121,35 @@ def test_trace_emission(chain, tmp_path):
     second = load_trace(again)
     for key in ("decisions", "predictions", "gate_probs"):
         assert np.array_equal(getattr(trace, key), getattr(second, key))
+
+
+def test_trace_records_feature_map_densities(chain, tmp_path):
+    from dfs_sim.model.data import DATASETS, Batches, load_split
+
+    out = tmp_path / "full.npz"
+    assert cli("trace", "--checkpoint", chain["dfs"], "--data", SUBSET, "-o", out, "--force", "full",
+               "--threads", 1, "--no-progress") == 0
+    layers = {layer.name: layer for layer in load_trace(out).network.layers}
+    # The stem reads the image (never coded); every conv after it reads a measured post-ReLU map.
+    assert layers["stem"].input_density is None
+    convs = [layer for name, layer in layers.items() if layer.kind == "conv" and name != "stem"]
+    assert convs and all(0 < layer.input_density <= 1 and 0 < layer.output_density <= 1 for layer in convs)
+    assert layers["stem"].output_density == layers["block1.conv1"].input_density
+    assert layers["block1.conv1"].output_density == layers["block1.conv2"].input_density
+    assert layers["block1.conv2"].output_density == layers["block2.conv1"].input_density  # block 2 always runs
+    assert layers["gate2.embed"].input_density is None  # vectors are not coded
+
+    # Independently: the stem's post-ReLU output over the whole split.
+    model, _ = train.load_checkpoint(chain["dfs"])
+    model.eval()
+    images, labels = load_split("fashion-mnist", SUBSET, "test")
+    nonzero = total = 0
+    with torch.no_grad():
+        for x, _ in Batches(images, labels, DATASETS["fashion-mnist"], 128, train=False).epoch():
+            fmap = torch.relu(model.stem_bn(model.stem(x)))
+            nonzero += int(torch.count_nonzero(fmap))
+            total += fmap.numel()
+    assert layers["stem"].output_density == pytest.approx(nonzero / total, abs=1e-4)
 
 
 def test_chosen_only_trace_equals_all_candidates(chain):
