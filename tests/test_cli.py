@@ -1,14 +1,16 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 
 from dfs_sim.cli import main
+from dfs_sim.workload.network import Network
 
 REPORT_KEYS = {"trace", "hw", "n_inputs", "budget_pct", "computation_pct", "bitops_pct", "accuracy", "metrics",
-               "energy_breakdown_uj"}
+               "energy_breakdown_uj", "fmap_compression"}
 METRIC_KEYS = {"mean", "p50", "p95", "p99", "max", "full_precision", "pct_of_full_precision"}
 
 
@@ -31,6 +33,26 @@ def test_json_report_is_stable(make_trace, capsys):
     for stats in report["metrics"].values():
         assert set(stats) == METRIC_KEYS
     assert report["hw"] == "DaDianNao" and report["n_inputs"] == 64
+
+
+def test_measured_densities_code_feature_maps_on_eyeriss(make_trace, small_network, capsys):
+    # A trace whose layer table carries densities (as `dfs-sim trace` records them) moves fewer
+    # DRAM bytes on a config that run-length codes feature maps, and the report says for how many layers.
+    layers = tuple(replace(layer, input_density=0.4, output_density=0.4) if layer.kind == "conv" and i > 0
+                   else layer for i, layer in enumerate(small_network.layers))
+    sparse = Network(small_network.name, layers, small_network.units, small_network.input_shape)
+    reports = {}
+    for name, network in (("raw", small_network), ("coded", sparse)):
+        path = make_trace(network=network, name=f"{name}.npz")
+        assert main(["run", "--trace", str(path), "--hw", "eyeriss", "--format", "json"]) == 0
+        reports[name] = json.loads(capsys.readouterr().out)
+    coded = reports["coded"]["fmap_compression"]
+    assert coded["scheme"] == "rlc" and coded["layers_with_densities"] == sum(l.kind == "conv" for l in layers) - 1
+    assert reports["raw"]["fmap_compression"]["layers_with_densities"] == 0
+    raw_bytes, coded_bytes = (reports[k]["metrics"]["dram_bytes"]["mean"] for k in ("raw", "coded"))
+    assert coded_bytes < 0.9 * raw_bytes
+    assert main(["run", "--trace", str(make_trace(network=sparse, name="t2.npz")), "--hw", "eyeriss"]) == 0
+    assert "rlc-coded on the DRAM link" in capsys.readouterr().out
 
 
 def test_per_layer_csv_to_file(make_trace, tmp_path):

@@ -29,6 +29,8 @@ def summary_rows(summary: dict) -> list[tuple[str, str, object]]:
     rows.append(("run", "batch_size", summary["batch"]["size"]))
     rows.append(("run", "batch_policy", summary["batch"]["policy"]))
     rows.append(("run", "full_precision_mapping", summary["precision_mapping"]["full_precision"]))
+    rows.append(("run", "fmap_compression", summary["fmap_compression"]["scheme"]))
+    rows.append(("run", "layers_with_densities", summary["fmap_compression"]["layers_with_densities"]))
     for metric, stats in summary["metrics"].items():
         for stat, value in stats.items():
             rows.append((metric, stat, value))
@@ -61,7 +63,12 @@ def summary_table(s: dict) -> str:
     cases = ", ".join(f"{c['option']}->{'skip' if c['runs_at_bits'] is None else '%d/%d' % tuple(c['runs_at_bits'])}"
                       for c in mapping["cases"])
     w(f"precision bit-serial: {mapping['bit_serial']}; {mapping['rule']}; options run at (w/a bits): {cases}\n")
-    w(f"weights   {'resident on chip' if s['weights_resident_on_chip'] else 'fetched from DRAM every batch'}\n\n")
+    w(f"weights   {'resident on chip' if s['weights_resident_on_chip'] else 'fetched from DRAM every batch'}\n")
+    coding = s["fmap_compression"]
+    if coding["scheme"] != "none":
+        w(f"fmaps     {coding['scheme']}-coded on the DRAM link where densities are known "
+          f"({coding['layers_with_densities']} of {coding['layers']} layers; the rest move raw)\n")
+    w("\n")
     acc = "n/a (trace has no labels)" if s["accuracy"] is None else f"{s['accuracy']:.2f} %"
     w(f"accuracy                          {acc}\n")
     w(f"computation % (paper's proxy)     {_num(s['computation_pct'])}\n")

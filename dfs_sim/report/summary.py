@@ -58,6 +58,7 @@ def build_summary(result) -> dict:
         "batch": {"size": result.batch, "policy": result.policy},
         "precision_mapping": precision_mapping(result),
         "weights_resident_on_chip": table.weights_resident,
+        "fmap_compression": fmap_compression(trace.network, hw),
         "budget_pct": trace.budget_pct,
         "computation_pct": _finite(comp),
         "bitops_pct": _finite(bitops),
@@ -67,6 +68,12 @@ def build_summary(result) -> dict:
         "budget": budget_section(result, metrics, comp, bitops),
     }
     return summary
+
+
+def fmap_compression(network, hw) -> dict:
+    """How feature maps cross the DRAM link, and for how many layers the trace knows their sparsity."""
+    known = ~(np.isnan(network.column("input_density")) & np.isnan(network.column("output_density")))
+    return {"scheme": hw.fmap_compression, "layers_with_densities": int(known.sum()), "layers": len(network.layers)}
 
 
 def precision_mapping(result) -> dict:
