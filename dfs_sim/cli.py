@@ -185,7 +185,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     targets = [t.to_dict() for t in all_targets()]
     write_output(render_validation(targets, args.format), args.output)
-    return 0
+    return 0 if all(t["pass"] for t in targets) else 1  # a failed target fails CI, like cost drift
 
 
 class _Parser(argparse.ArgumentParser):
@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check the cost models against published results",
                               description="Run every validation target (Bit Fusion's simulator per layer, Bit Fusion "
                                           "over Eyeriss, Stripes over DaDianNao, Eyeriss DRAM traffic, UNPU peak) "
-                                          "and print published value, ours, error and pass/fail.")
+                                          "and print published value, ours, error and pass/fail. Exit code 1 if any target fails.")
     validate.add_argument("--format", choices=("table", "json"), default="table")
     validate.add_argument("-o", "--output", help="write here instead of stdout")
     validate.set_defaults(handler=cmd_validate)

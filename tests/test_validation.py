@@ -122,3 +122,10 @@ def test_network_with_gates_needs_a_trace(tmp_path, small_network):
     path = tmp_path / "gated.json"
     path.write_text(json.dumps(small_network.to_dict()))
     assert main(["run", "--network", str(path)]) == 2
+
+
+def test_validate_fails_when_a_target_fails(monkeypatch, capsys):
+    off = validation.Target("made-up target", "nowhere", 1.0, 1.5, 10.0)  # 50 % off, 10 % allowed
+    monkeypatch.setattr(validation, "all_targets", lambda: [off])
+    assert main(["validate"]) == 1
+    assert "FAIL" in capsys.readouterr().out
