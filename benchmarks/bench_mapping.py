@@ -49,7 +49,7 @@ def run(rows, hw, fn):
     for shape, m in rows:
         b, oh, ow, k, s, ic, oc, im2col, w, a = shape
         fn(b, oh, ow, k, s, ic, oc, bool(im2col), w, a, hw.output_bits, int(m[0]), int(m[1]), int(m[2]), int(m[3]),
-           m[4], m[5], m[6], m[7], 1.0, 1.0, 1.0, params, mapping.PERMS, mapping.PERM_COUNTS, mapping.INDEXES, out)
+           m[4], m[5], m[6], m[7], 1.0, 1.0, 1.0, 1.0, 1.0, params, mapping.PERMS, mapping.PERM_COUNTS, mapping.INDEXES, out)
 
 
 def timed(fn, repeat=3):
