@@ -114,8 +114,10 @@ def plot_energy(trace, hws, output, batch=None, policy=None):
     share_ax.set_ylabel("share of the accelerator's energy (%)")
     share_ax.set_ylim(0, 100)
     label = describe(trace)
-    ax.set_title(f"{label.series}, {label.label}; labels: % of full-precision energy", fontsize=9, loc="left")
+    # The trace's description spans the figure: as an axes title it ran into the right panel's.
+    fig.suptitle(f"{label.series}, {label.label}", fontsize=10, x=0.01, ha="left")
+    ax.set_title("per inference; labels: % of the full-precision energy", fontsize=9, loc="left")
     share_ax.set_title("where the energy goes", fontsize=9, loc="left")
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.1, 1, 0.96))
     fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="lower center", ncol=5, frameon=False)
     return save_figure(fig, output)
