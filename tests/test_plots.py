@@ -87,3 +87,16 @@ def test_python_api(model_traces):
     frame = result.summary_frame
     assert (frame.section == "cycles").sum() == 7
     assert result.summary["batch"] == {"size": 4, "policy": "bucketed"}
+
+
+def test_points_that_coincide_share_one_label():
+    import pandas as pd
+
+    from dfs_sim.plot.frontier import _coincident_labels
+
+    panel = pd.DataFrame({"x": [10.0, 10.05, 50.0, 100.0], "y": [93.8, 93.81, 93.9, 10.0],
+                          "label": ["30%", "20%", "40%", "100%"]})
+    labels = _coincident_labels(panel.iloc[:3], panel, log_x=False)
+    assert [text for _, text in labels] == ["20%, 30%", "40%"]
+    # On a log axis closeness is relative: 10 and 10.05 still merge, 50 stays apart.
+    assert [text for _, text in _coincident_labels(panel.iloc[:3], panel, log_x=True)] == ["20%, 30%", "40%"]

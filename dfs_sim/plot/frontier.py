@@ -61,6 +61,30 @@ def pareto_front(group: pd.DataFrame) -> list:
     return keep
 
 
+def _coincident_labels(series: pd.DataFrame, panel: pd.DataFrame, log_x: bool) -> list[tuple[tuple, str]]:
+    """One label per cluster of points closer than 1 % of the panel's x span and 2 % of its y span:
+    budgets that cost the same on a machine would otherwise print on top of each other."""
+    xs = np.log10(panel["x"].clip(lower=1e-12)) if log_x else panel["x"]
+    x_span = max(xs.max() - xs.min(), 1e-12)
+    y_span = max(panel["y"].max() - panel["y"].min(), 1e-12)
+    clusters: list[list] = []
+    for _, row in series.iterrows():
+        x = np.log10(max(row["x"], 1e-12)) if log_x else row["x"]
+        if clusters and abs(x - clusters[-1][-1][0]) <= 0.01 * x_span and \
+                abs(row["y"] - clusters[-1][-1][1]["y"]) <= 0.02 * y_span:
+            clusters[-1].append((x, row))
+        else:
+            clusters.append([(x, row)])
+    return [((c[0][1]["x"], c[0][1]["y"]), ", ".join(sorted((r["label"] for _, r in c), key=_natural)))
+            for c in clusters]
+
+
+def _natural(label: str) -> tuple:
+    """'20%' before '100%'."""
+    head = label.rstrip("%")
+    return (0, float(head), label) if head.replace(".", "", 1).isdigit() else (1, 0.0, label)
+
+
 def plot_frontier(points: pd.DataFrame, output, x: str = "energy_uj", relative: bool = True):
     plt = pyplot()
     from matplotlib.lines import Line2D
@@ -74,12 +98,13 @@ def plot_frontier(points: pd.DataFrame, output, x: str = "energy_uj", relative: 
     xlabel = f"{name}, % of full precision on the same hardware" if relative else f"{name} ({unit})"
     for ax, accuracy in zip(axes[0], panels):
         panel = points[points["y_is_accuracy"] == accuracy]
+        log_x = not relative and panel["x"].max() > 20 * max(panel["x"].min(), 1e-12)
         for (hw, series), group in panel.groupby(["hw", "series"], sort=False):
             dfs = group[group["kind"] == "dfs"].sort_values("x")
             ax.plot(dfs["x"], dfs["y"], marker="o", ls=styles.get(series, "-"), color=colors[hw], ms=6)
-            for _, row in dfs.iterrows():
-                ax.annotate(row["label"], (row["x"], row["y"]), textcoords="offset points", xytext=(5, -11),
-                            fontsize=8, color=colors[hw])
+            for (px, py), labels in _coincident_labels(dfs, panel, log_x):
+                ax.annotate(labels, (px, py), textcoords="offset points", xytext=(5, -11), fontsize=8,
+                            color=colors[hw])
             for _, row in group[group["kind"] == "static"].iterrows():
                 option = row["label"].removeprefix("all ")
                 ax.plot(row["x"], row["y"], STATIC_MARKERS.get(option, "D"), color=colors[hw], ms=9,
@@ -87,7 +112,7 @@ def plot_frontier(points: pd.DataFrame, output, x: str = "energy_uj", relative: 
         front = panel[panel["pareto"]]
         if len(front):
             ax.scatter(front["x"], front["y"], s=150, facecolors="none", edgecolors="black", lw=1.0, zorder=3)
-        if not relative and panel["x"].max() > 20 * max(panel["x"].min(), 1e-12):
+        if log_x:
             ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy (%)" if accuracy else "trained budget (% computation)")
