@@ -140,12 +140,11 @@ class DensityProbe:
                 densities[f"block{index}.proj"] = (self.density(block.proj[0]), out)
             if index > 1:
                 densities[f"gate{index}.pool"] = (block_out[index - 2], None)
-        layers = []
-        for layer in network.layers:
+        def with_densities(layer):
             density_in, density_out = densities.get(layer.name, (None, None))
-            layers.append(replace(layer, input_density=density_in, output_density=density_out))
-        return Network(network.name, tuple(layers), network.units, network.input_shape, network.description,
-                       dict(network.meta))
+            return replace(layer, input_density=density_in, output_density=density_out)
+
+        return replace(network, layers=tuple(map(with_densities, network.layers)), meta=dict(network.meta))
 
 
 def resolve_option(model: GatedResNet, name: str) -> int:
