@@ -65,6 +65,10 @@ def plot_latency(traces, hw, output, budget_us=None, batch=None, policy=None):
         ax.axvline(result.summary["metrics"]["latency_us"]["full_precision"], color=f"C{i}", ls=":", lw=1)
     if budget_us is not None:
         ax.axvline(budget_us, color="red", ls="--", lw=1.5, label=f"latency budget {budget_us:g} µs")
+    low, high = ax.get_xlim()
+    middle = (low + high) / 2
+    if high - low < 0.02 * middle:  # near-equal latencies (a fixed-precision machine): do not magnify noise
+        ax.set_xlim(0.99 * middle, 1.01 * middle)
     ax.set_xlabel(f"latency per input on {hw.name} (µs); dotted: full precision")
     ax.set_ylabel("share of inputs at or below")
     ax.set_ylim(0, 1.02)
