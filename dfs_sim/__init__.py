@@ -18,6 +18,7 @@ _API = {
     "load_network": ("dfs_sim.workload.network", "load_network"),
     "simulate": ("dfs_sim.engine", "simulate"),
     "simulate_network": ("dfs_sim.engine", "simulate_network"),
+    "unit_costs": ("dfs_sim.engine", "unit_costs"),
     "SimResult": ("dfs_sim.engine", "SimResult"),
     "InputError": ("dfs_sim.errors", "InputError"),
 }

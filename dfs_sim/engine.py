@@ -162,6 +162,39 @@ def _width_rank(case_bits: np.ndarray) -> np.ndarray:
     return rank
 
 
+UNIT_COST_METRICS = ("energy", "cycles", "dram")
+
+
+def unit_costs(network, options, hw: HwConfig | str, metric: str = "energy", *, batch: int | None = None) -> np.ndarray:
+    """What each gated unit costs per input at each option on `hw`, from the cost table.
+
+    Returns [units, options]. A cell is the unit's cost (its layers that follow the decision, at a
+    batch of `batch` inputs, default the config's, in lockstep) divided by the mean over units of a
+    unit's full-precision cost, so that the mean over units of the chosen cells is the gated
+    blocks' cost as a share of their cost at full precision. `metric`: energy (all components),
+    cycles, or dram (bits read and written). This is how a model trains against a real budget
+    (`dfs-sim train --cost energy@bitfusion`).
+    """
+    if metric not in UNIT_COST_METRICS:
+        raise InputError("--cost", None, f"unknown metric '{metric}' (use {', '.join(UNIT_COST_METRICS)})")
+    if not isinstance(hw, HwConfig):
+        hw = load_hw(hw)
+    size = batch or hw.batch_size
+    table = build_cost_table(network, options, hw, size)
+    names = table.metric_names
+    if metric == "energy":
+        columns = [i for i, name in enumerate(names) if name.startswith("energy_")]
+    elif metric == "cycles":
+        columns = [table.metric("cycles")]
+    else:
+        columns = [table.metric("dram_read_bits"), table.metric("dram_write_bits")]
+    per_input = table.unit_cost[:, :, size - 1][:, :, columns].sum(axis=2) / size  # [units, cases]
+    reference = per_input[:, table.full_case].mean()
+    if not reference > 0:
+        raise InputError(hw.path, None, f"the gated units cost no {metric} at full precision")
+    return per_input[:, :len(options)] / reference
+
+
 def _proxy_tables(trace: Trace, table: CostTable):
     """Per-unit, per-case tables of the DFS computation cost and the MAC-weighted bit-ops."""
     network = trace.network
@@ -173,15 +206,13 @@ def _proxy_tables(trace: Trace, table: CostTable):
     bitops = np.zeros((max(network.n_units, 1), n_cases))
     base = 0.0
     full = 0.0
-    case_ops = table.case_bits[:, 0] * table.case_bits[:, 1]
     for layer in network.layers:
         full += layer.macs * 32 * 32
-        if layer.precision == "unit":
-            bitops[layer.unit] += layer.macs * case_ops
-        elif layer.precision == "fixed":
-            base += layer.macs * layer.w_bits * layer.a_bits
+        bits = layer.case_bits(table.case_bits)
+        if layer.follows_unit:
+            bitops[layer.unit] += layer.macs * bits[:, 0] * bits[:, 1]
         else:
-            base += layer.macs * 32 * 32
+            base += layer.macs * bits[0, 0] * bits[0, 1]
     return comp, bitops, base, full
 
 
@@ -190,7 +221,7 @@ def _layer_totals(trace: Trace, table: CostTable, hist: np.ndarray, batch_sizes:
     other layer ran once per batch, in case 0 (its cost is the same in every case)."""
     runs = np.zeros(table.layer_cost.shape[:3])
     unit = trace.network.column("unit")
-    follows = np.array([layer.precision == "unit" for layer in trace.network.layers])
+    follows = np.array([layer.follows_unit for layer in trace.network.layers])
     runs[follows] = hist[unit[follows]]
     runs[~follows, 0] = batch_sizes
     return np.einsum("lcr,lcrm->lm", runs, table.layer_cost)

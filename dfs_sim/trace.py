@@ -102,6 +102,10 @@ class Trace:
     gate_probs: np.ndarray | None = None
     budget_pct: float | None = None
     provenance: dict = field(default_factory=dict)
+    # What the budget counts: "computation" (the paper's proxy) or a real cost, "METRIC@HW"
+    # (e.g. "energy@bitfusion": the gated blocks' energy on that accelerator, as a share of their
+    # energy at full precision).
+    budget_metric: str = "computation"
 
     @property
     def n_inputs(self) -> int:
@@ -117,7 +121,10 @@ class Trace:
 
 
 def write_trace(path: str | Path, *, network: Network, options, decisions, labels=None, predictions=None,
-                gate_probs=None, budget_pct: float | None = None, provenance: dict | None = None) -> Path:
+                gate_probs=None, budget_pct: float | None = None, budget_metric: str = "computation",
+                budget_cost: dict | None = None, provenance: dict | None = None) -> Path:
+    """`budget_metric`/`budget_cost`: what the budget counts (see Trace.budget_metric) and, for a real
+    cost, how it was computed (accelerator config digest, batch, normalisation)."""
     """Validate and write a v1 trace atomically (no partial file is ever left at `path`)."""
     path = Path(path)
     options = tuple(options)
@@ -144,7 +151,7 @@ def write_trace(path: str | Path, *, network: Network, options, decisions, label
         "n_inputs": int(n),
         "network": network.to_dict(),
         "options": [o.to_dict() for o in options],
-        "budget": None if budget_pct is None else {"computation_pct": float(budget_pct)},
+        "budget": _budget_header(budget_pct, budget_metric, budget_cost),
         "provenance": provenance or {},
     }
     # Round-trip the header through the validator before anything touches the disk.
@@ -206,7 +213,15 @@ def load_trace(path: str | Path, *, mmap: bool = True) -> Trace:
             chunk = probs[start:start + _CHECK_CHUNK]
             require(bool(np.all((chunk >= 0) & (chunk <= 1))), path, "gate_probs", "must lie in [0, 1]")
     return Trace(str(path), network, options, decisions, arrays.get("labels"), arrays.get("predictions"), probs,
-                 budget, provenance)
+                 budget[0], provenance, budget[1])
+
+
+def _budget_header(pct, metric: str, cost: dict | None):
+    if pct is None:
+        return None
+    if metric == "computation":
+        return {"computation_pct": float(pct)}
+    return {"metric": metric, "pct": float(pct), "cost": cost or {}}
 
 
 def _parse_header(meta: object, path: Path):
@@ -224,19 +239,34 @@ def _parse_header(meta: object, path: Path):
     require("network" in meta, path, "header.network", "is required")
     network = network_from_dict(meta["network"], path)
     options = options_from_list(meta.get("options"), path, "header.options")
-    budget = meta.get("budget")
-    budget_pct = None
-    if budget is not None:
-        require(isinstance(budget, dict) and set(budget) <= {"computation_pct"}, path, "header.budget",
-                "must be null or {\"computation_pct\": value}")
-        budget_pct = budget.get("computation_pct")
-        if budget_pct is not None:
-            require(isinstance(budget_pct, (int, float)) and 0 <= budget_pct <= 100, path,
-                    "header.budget.computation_pct", "must be a percentage in [0, 100]")
-            budget_pct = float(budget_pct)
+    budget_pct, budget_metric = _parse_budget(meta.get("budget"), path)
     provenance = meta.get("provenance", {})
     require(isinstance(provenance, dict), path, "header.provenance", "must be a JSON object")
-    return network, options, budget_pct, provenance, n
+    return network, options, (budget_pct, budget_metric), provenance, n
+
+
+def _parse_budget(budget: object, path: Path) -> tuple[float | None, str]:
+    """null, {"computation_pct": p} (the proxy), or {"metric": "METRIC@HW", "pct": p, "cost": {...}}."""
+    if budget is None:
+        return None, "computation"
+    require(isinstance(budget, dict), path, "header.budget", "must be null or a JSON object")
+    if "metric" not in budget:
+        require(set(budget) <= {"computation_pct"}, path, "header.budget",
+                "must be null, {\"computation_pct\": p} or {\"metric\": \"METRIC@HW\", \"pct\": p, \"cost\": {...}}")
+        key, value, metric = "computation_pct", budget.get("computation_pct"), "computation"
+        if value is None:
+            return None, metric
+    else:
+        unknown = set(budget) - {"metric", "pct", "cost"}
+        require(not unknown, path, f"header.budget.{sorted(unknown)[0]}" if unknown else None, "unknown key")
+        metric = budget["metric"]
+        require(isinstance(metric, str) and metric.count("@") == 1 and all(metric.split("@")), path,
+                "header.budget.metric", "must be 'METRIC@HW', e.g. 'energy@bitfusion'")
+        require(isinstance(budget.get("cost", {}), dict), path, "header.budget.cost", "must be a JSON object")
+        key, value = "pct", budget.get("pct")
+    require(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 100, path,
+            f"header.budget.{key}", "must be a percentage in [0, 100]")
+    return float(value), metric
 
 
 def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, mmap: bool) -> np.ndarray:

@@ -15,6 +15,10 @@ from dfs_sim.workload.resnet import dfs_resnet
 
 CONFIGS = [load_hw(p) for p in shipped_configs()]
 NET = dfs_resnet((3, 3, 3), in_channels=1, input_size=28)
+# Projections always at full precision: a skip then costs nothing, so cost is monotone in the option's
+# bits from skip upward (with quantized projections a skip runs the projection at full precision,
+# which on a bit-serial machine can cost more than the whole block at 1 or 2 bits).
+NET_FULL_PROJECTION = dfs_resnet((3, 3, 3), in_channels=1, input_size=28, projection="full")
 
 
 def _unit_totals(table, metric):
@@ -38,8 +42,14 @@ def test_dadiannao_gains_nothing_below_16_bits():
     hw = load_hw("dadiannao")
     table = build_cost_table(NET, default_options(), hw, 1)
     cycles = _unit_totals(table, "cycles")[:, :, 0]
-    assert np.all(cycles[:, 0] == 0)
     assert np.allclose(cycles[:, 1], cycles[:, 2]) and np.allclose(cycles[:, 2], cycles[:, 3])
+    # A skipped block costs nothing, except a downsampling block's projection, which then runs at full
+    # precision: exactly its own cost in the full-precision case.
+    proj = {NET.layers[i].unit: i for i, layer in enumerate(NET.layers) if layer.precision == "shortcut"}
+    assert sorted(proj) == [2, 5]  # blocks 4 and 7 open stages 2 and 3
+    for unit in range(NET.n_units):
+        expected = table.layer_cost[proj[unit], -1, 0, table.metric("cycles")] if unit in proj else 0.0
+        assert cycles[unit, 0] == expected > 0 or cycles[unit, 0] == expected == 0
 
 
 def test_declared_full_precision_takes_multiple_passes():
@@ -78,7 +88,7 @@ def test_cost_never_decreases_with_bits_and_skip_is_cheapest(hw, bits, batch):
     # A config that maps for energy (Eyeriss) may spend cycles to save energy; its energy is checked below.
     bits = _datapath_widths(hw, bits)
     options = (Option("skip", 0, 0), *(Option(f"b{b}", b, b) for b in bits))
-    table = build_cost_table(NET, options, hw, batch)
+    table = build_cost_table(NET_FULL_PROJECTION, options, hw, batch)
     # (A memory-bound layer may take a tiling with more compute cycles and fewer stalls: only the total,
     # which the mapper minimises, is monotone.)
     timed = ("cycles",) if hw.objective == "cycles" else ()
@@ -86,7 +96,7 @@ def test_cost_never_decreases_with_bits_and_skip_is_cheapest(hw, bits, batch):
     # Weights and activations grown one at a time also never get cheaper.
     mixed = (Option("skip", 0, 0), Option("a", bits[0], bits[0]), Option("b", bits[0], bits[-1]),
              Option("c", bits[-1], bits[-1]))
-    _assert_monotone(build_cost_table(NET, mixed, hw, batch), 4, (*timed, "ops"))
+    _assert_monotone(build_cost_table(NET_FULL_PROJECTION, mixed, hw, batch), 4, (*timed, "ops"))
 
 
 @settings(max_examples=10, deadline=None)
@@ -96,7 +106,7 @@ def test_energy_never_decreases_with_bits_under_an_energy_objective(hw, bits):
     hw = dataclasses.replace(hw, objective="energy")
     bits = _datapath_widths(hw, bits)
     options = (Option("skip", 0, 0), *(Option(f"b{b}", b, b) for b in bits))
-    table = build_cost_table(NET, options, hw, 2)
+    table = build_cost_table(NET_FULL_PROJECTION, options, hw, 2)
     energy = table.unit_cost[:, : len(options), :, [i for i, n in enumerate(table.metric_names)
                                                      if n.startswith("energy_")]].sum(-1)
     assert np.all(np.diff(energy, axis=1) >= -1e-6 * energy.max())
@@ -132,7 +142,9 @@ def test_lockstep_runs_the_batch_at_its_widest_choice(make_trace):
     bucket = simulate(trace, hw, batch=2, policy="bucketed")
     t = lock.table
     c = t.metric("cycles")
-    base2, base1 = t.base_cost[1, c], t.base_cost[0, c]
+    # Skipped units still run their projection shortcuts (at full precision), as a batch of two.
+    skipped2 = t.unit_cost[1:, 0, 1, c].sum()
+    base2, base1 = t.base_cost[1, c] + skipped2, t.base_cost[0, c]
     full2 = t.unit_cost[0, 3, 1, c]
     assert np.allclose(lock.per_input["cycles"], (base2 + full2) / 2)
     assert np.allclose(lock.per_input["latency_us"] * hw.clock_mhz, base2 + full2)

@@ -33,8 +33,11 @@ def test_gating_follows_dfs():
         assert rules["fc"] == (None, "full")
         assert rules["block2.conv1"] == (0, "unit")
         ds = depths[0] + 1
-        # A skipped downsampling block still runs its projection at full precision.
-        assert rules[f"block{ds}.proj"] == (ds - 2, "full")
+        # A downsampling block's projection runs at the block's precision, and at full precision when
+        # the block is skipped (it computes the residual either way).
+        assert rules[f"block{ds}.proj"] == (ds - 2, "shortcut")
+        legacy = {layer.name: layer.precision for layer in dfs_resnet(depths, projection="full").layers}
+        assert legacy[f"block{ds}.proj"] == "full"
         # Each gated block has its gate: pool, 1x1 conv C->10, LSTM(10,10) step, Linear(10->options).
         gate = [layer for layer in net.layers if layer.name.startswith(f"gate{ds}.")]
         assert [g.kind for g in gate] == ["pool", "gate-embed", "lstm", "gate-fc"]

@@ -69,12 +69,7 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
     # Per layer and case: which bits it runs at (0 = does not run).
     run_bits = np.zeros((n_layers, n_cases, 2), dtype=np.int64)
     for i, layer in enumerate(layers):
-        if layer.precision == "unit":
-            run_bits[i] = mapped
-        elif layer.precision == "fixed":
-            run_bits[i] = (layer.w_bits, layer.a_bits)
-        else:
-            run_bits[i] = mapped[full_case]
+        run_bits[i] = layer.case_bits(mapped)
     _check_widths(run_bits, hw, declared, options, source)
 
     # One entry per (layer, case, batch) that runs.
@@ -88,7 +83,7 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
     layer_cost[li, ci, bi] = values
 
     unit_of = network.column("unit")
-    follows = np.array([layer.precision == "unit" for layer in layers])
+    follows = np.array([layer.follows_unit for layer in layers])
     unit_cost = np.zeros((network.n_units, n_cases, len(batches), len(names)))
     for u in range(network.n_units):
         unit_cost[u] = layer_cost[(unit_of == u) & follows].sum(axis=0)

@@ -24,7 +24,17 @@ def register(subparsers) -> None:
     train.add_argument("--init", help="finished checkpoint of the previous stage (gates, dfs)")
     train.add_argument("--arch", default="resnet20", help="resnet20, resnet38, resnet74 or depths like 3,3,3 "
                                                          "(backbone stage)")
-    train.add_argument("--options", help="gate options, e.g. skip,8,16,full (default; backbone stage)")
+    train.add_argument("--options", help="gate options, e.g. skip,8,16,full (the default), skip,8,10,12,14,16,full "
+                                         "or skip,2,4,8 (backbone stage, or gates stage with fresh gates)")
+    train.add_argument("--gate-init", choices=("reference", "pytorch"),
+                       help="gate weights: the reference's normal(0, sqrt(2/n)) (default) or PyTorch's defaults "
+                            "(backbone or gates stage)")
+    train.add_argument("--act-range", choices=("reference", "batch"),
+                       help="activation-range statistic: mean of per-sample min/max, EMA 0.9 new, updated when "
+                            "quantizing (reference, default) or batch min/max, EMA 0.1 new (backbone stage)")
+    train.add_argument("--projection", choices=("quantized", "full"),
+                       help="downsampling projection at the block's bits (default) or always full precision "
+                            "(backbone stage)")
     train.add_argument("--nested", action=argparse.BooleanOptionalAction, default=None,
                        help="b-bit codes are the top b bits of the widest code")
     train.add_argument("--bn", choices=("shared", "per-option"), help="BN per conv shared by all bitwidths "
@@ -33,10 +43,26 @@ def register(subparsers) -> None:
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=0.1)
     train.add_argument("--weight-decay", type=float, default=5e-4)
-    train.add_argument("--budget", type=float, help="target computation percentage (dfs stage)")
-    train.add_argument("--beta", type=float, default=0.1, help="weight of the computation term (dfs stage)")
+    train.add_argument("--schedule", choices=("cosine", "step"),
+                       help="learning-rate schedule (default: cosine for backbone and gates, step for dfs)")
+    train.add_argument("--lr-steps", default="0.5,0.75", help="step schedule: fractions of training at which the "
+                                                             "rate drops 10x")
+    train.add_argument("--budget", type=float, help="target percentage of the --cost metric (dfs stage)")
+    train.add_argument("--cost", default="proxy", help="what the budget counts (dfs stage): proxy, the paper's "
+                                                       "(b/32)^2, or METRIC@HW from dfs-sim's cost tables, e.g. "
+                                                       "energy@bitfusion, cycles@stripes, dram@loom")
+    train.add_argument("--beta", type=float, default=0.1, help="weight of the cost term (dfs stage)")
+    train.add_argument("--tolerance", type=float, default=2.0,
+                       help="dfs stage: epochs within this many points of the budget on the validation split "
+                            "compete on validation accuracy")
+    train.add_argument("--val-size", type=int, help="validation images carved from the training split "
+                                                    "(backbone stage; later stages keep it; default 5000)")
+    train.add_argument("--calibration-batches", type=int, default=20,
+                       help="gates stage: training batches that set never-calibrated activation ranges")
+    train.add_argument("--gate-margin", type=float, default=1.0,
+                       help="gates stage: the logit lead of the top option at which the hinge loss stops")
     train.add_argument("--max-batches", type=int, help="batches per epoch (default: the whole training split)")
-    train.add_argument("--eval-limit", type=int, help="evaluate each epoch on the first N test inputs only")
+    train.add_argument("--eval-limit", type=int, help="evaluate on the first N validation and test inputs only")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, help="torch CPU threads")
     train.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda")

@@ -13,7 +13,7 @@ from torch import nn
 import dfs_sim
 from dfs_sim.errors import InputError, require
 from dfs_sim.model.data import DATASETS, DEFAULT_ROOTS, Batches, load_split
-from dfs_sim.model.gated_resnet import GatedResNet
+from dfs_sim.model.gated_resnet import FULL, GatedResNet
 from dfs_sim.model.train import _commands, load_checkpoint, predict, setup, summarize
 from dfs_sim.trace import write_trace
 from dfs_sim.workload.network import Layer, Network
@@ -45,7 +45,7 @@ def derive_network(model: GatedResNet) -> Network:
     was_training = model.training
     try:
         model.eval()
-        model(x, force=model.full_index)  # full precision everywhere, gates run: every layer fires once
+        model(x, force=FULL)  # full precision everywhere, gates run: every layer fires once
     finally:
         for handle in handles:
             handle.remove()
@@ -77,8 +77,9 @@ def derive_network(model: GatedResNet) -> Network:
         rule = "full" if unit is None else "unit"
         layers += [conv(f"block{index}.conv1", block.conv1, unit, rule),
                    conv(f"block{index}.conv2", block.conv2, unit, rule)]
-        if block.proj is not None:  # runs at full precision even when the block is skipped
-            layers.append(conv(f"block{index}.proj", block.proj[0], unit, "full"))
+        if block.proj is not None:  # runs even when the block is skipped (then at full precision)
+            rule = "full" if unit is None or not block.quantized_projection else "shortcut"
+            layers.append(conv(f"block{index}.proj", block.proj[0], unit, rule))
     layers += [pool("pool", model.pool), Layer("fc", "fc", model.fc.in_features, model.fc.out_features)]
     description = (f"DFS-{config.arch} derived from the PyTorch model: stages {list(config.depths)}, widths "
                    f"{list(config.widths)}, input {config.in_channels}x{config.input_size}x{config.input_size}, "
@@ -204,6 +205,9 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
     summary = summarize(model, result)
     network = probe.annotate(derive_network(model))
     budget = train_args.get("budget") if ckpt["stage"] == "dfs" and force_index is None else None
+    cost = train_args.get("cost", "proxy")
+    budget_metric = "computation" if cost == "proxy" else cost
+    budget_cost = json.loads(ckpt["cost"]) if budget is not None and "cost" in ckpt else None
     provenance = {
         "source": "dfs-sim trace (trained PyTorch model)",
         "model": f"DFS-{model.config.arch} (stages {list(model.config.depths)}, widths {list(model.config.widths)})",
@@ -220,6 +224,8 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
         "training_time_s": json.loads(ckpt["stage_times"]),
         "nested": model.config.nested,
         "bn_policy": model.config.bn,
+        "recipe": {key: getattr(model.config, key) for key in ("gate_init", "act_range", "projection")},
+        "decision_bias": [round(float(v), 6) for v in model.decision_bias],
         "rounding": "deterministic round-half-to-even (weights: tensor min/max; activations: running range)",
         "inference": "chosen option only, inputs grouped by decision",
         "densities": "per layer, the non-zero share of the feature maps it reads and writes over this split",
@@ -232,5 +238,6 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
     }
     path = write_trace(out, network=network, options=model.options, decisions=result["decisions"],
                        labels=result["labels"], predictions=result["predictions"],
-                       gate_probs=result.get("gate_probs"), budget_pct=budget, provenance=provenance)
+                       gate_probs=result.get("gate_probs"), budget_pct=budget, budget_metric=budget_metric,
+                       budget_cost=budget_cost, provenance=provenance)
     return path, summary

@@ -5,9 +5,14 @@ its gate reads the previous block's output (global average pool -> per-block 1x1
 one step of a shared LSTM(10, 10) -> shared Linear(10 -> options) -> softmax) and picks one
 option by hard argmax. Gradients reach the gate through a straight-through estimator,
 mask = hard - p.detach() + p, whose forward value is exactly the hard one-hot.
+
+A downsampling block's 1x1 projection runs at the block's bitwidth when the block runs
+(`projection="quantized"`, as the reference's `downsample(x, bit)`) and at full precision when it
+is skipped.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -16,11 +21,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfs_sim.errors import InputError, require
-from dfs_sim.model.quant import QConv2d
+from dfs_sim.model.quant import ACT_RANGES, QConv2d
 from dfs_sim.trace import Option, default_options, options_from_list
-from dfs_sim.workload.resnet import ARCHITECTURES, GATE_HIDDEN
+from dfs_sim.workload.resnet import GATE_HIDDEN, arch_name
 
 BN_POLICIES = ("shared", "per-option")
+GATE_INITS = ("reference", "pytorch")
+PROJECTIONS = ("quantized", "full")
+FULL = "full"  # forward(force=FULL): every gated block at full precision, whatever the option set
+# What a checkpoint written before these choices existed used (its config lacks the keys).
+LEGACY_RECIPE = {"gate_init": "pytorch", "act_range": "batch", "projection": "full"}
 
 
 @dataclass
@@ -33,11 +43,13 @@ class ModelConfig:
     options: list[dict] = field(default_factory=lambda: [o.to_dict() for o in default_options()])
     nested: bool = False  # b-bit codes are the top b bits of the widest code
     bn: str = "shared"  # one BN per conv for all bitwidths (as the reference), or one per option
+    gate_init: str = "reference"  # the reference's normal(0, sqrt(2/n)) gate weights, or PyTorch's defaults
+    act_range: str = "reference"  # how training tracks activation ranges (dfs_sim.model.quant.QConv2d)
+    projection: str = "quantized"  # a downsampling projection at the block's bits, or always full
 
     @property
     def arch(self) -> str:
-        return next((k for k, v in ARCHITECTURES.items() if v == tuple(self.depths)),
-                    f"resnet{2 + 2 * sum(self.depths)}")
+        return arch_name(self.depths)
 
     def option_objects(self) -> tuple[Option, ...]:
         return options_from_list(self.options, "model config", "options")
@@ -61,10 +73,14 @@ class ModelConfig:
     def validate(self, source: object = "model config") -> None:
         require(len(self.depths) == len(self.widths) and all(d >= 1 for d in self.depths), source,
                 "config.depths", "needs one positive depth per stage width")
-        require(self.bn in BN_POLICIES, source, "config.bn", f"must be one of {', '.join(BN_POLICIES)}")
+        for key, allowed in (("bn", BN_POLICIES), ("gate_init", GATE_INITS), ("act_range", ACT_RANGES),
+                             ("projection", PROJECTIONS)):
+            require(getattr(self, key) in allowed, source, f"config.{key}", f"must be one of {', '.join(allowed)}")
         options = self.option_objects()
-        require(sum(o.full_precision for o in options) == 1, source, "config.options",
-                "needs exactly one full-precision option (stage 2 trains the gates toward it)")
+        require(sum(o.full_precision for o in options) <= 1, source, "config.options",
+                "may hold at most one full-precision option")
+        require(any(not o.is_skip for o in options), source, "config.options",
+                "needs an option that runs the block (stage 2 trains the gates toward the most expensive one)")
         for i, o in enumerate(options):
             require(o.weight_bits == o.act_bits, source, f"config.options[{i}]",
                     "DFS quantizes weights and activations to the same bitwidth")
@@ -88,19 +104,27 @@ def parse_options(text: str, source: object = "--options") -> list[dict]:
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int, n_bn: int):
+    def __init__(self, c_in: int, c_out: int, stride: int, n_bn: int, act_range: str, projection: str):
         super().__init__()
-        self.conv1 = QConv2d(c_in, c_out, 3, stride)
+        self.conv1 = QConv2d(c_in, c_out, 3, stride, act_range)
         self.bn1 = nn.ModuleList(nn.BatchNorm2d(c_out) for _ in range(n_bn))
-        self.conv2 = QConv2d(c_out, c_out, 3)
+        self.conv2 = QConv2d(c_out, c_out, 3, 1, act_range)
         self.bn2 = nn.ModuleList(nn.BatchNorm2d(c_out) for _ in range(n_bn))
+        self.quantized_projection = projection == "quantized"
         self.proj = None
         if stride != 1 or c_in != c_out:
-            self.proj = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+            conv = QConv2d(c_in, c_out, 1, stride, act_range) if self.quantized_projection else \
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+            self.proj = nn.Sequential(conv, nn.BatchNorm2d(c_out))
 
-    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        """What a skipped block outputs: identity, or the full-precision projection + BN."""
-        return x if self.proj is None else self.proj(x)
+    def shortcut(self, x: torch.Tensor, bits: int | None = None, top_bits: int | None = None) -> torch.Tensor:
+        """The residual path: identity, or the projection + BN, at `bits` when the projection is
+        quantized (a skipped block's shortcut runs at full precision: bits None)."""
+        if self.proj is None:
+            return x
+        if not self.quantized_projection:
+            return self.proj(x)
+        return self.proj[1](self.proj[0](x, bits, top_bits))
 
     def execute(self, x, shortcut, bits=None, top_bits=None, bn=0):
         out = F.relu(self.bn1[bn](self.conv1(x, bits, top_bits)))
@@ -111,10 +135,12 @@ class BasicBlock(nn.Module):
 class GateEmbed(nn.Module):
     """The per-block part of a gate: global average pool and a 1x1 conv C -> 10."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, init: str):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.embed = nn.Conv2d(channels, GATE_HIDDEN, 1)
+        if init == "reference":  # normal(0, sqrt(2 / (k*k*out))), the reference's conv init
+            nn.init.normal_(self.embed.weight, 0.0, math.sqrt(2.0 / GATE_HIDDEN))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed(self.pool(x)).flatten(1)
@@ -133,9 +159,13 @@ class GatedResNet(nn.Module):
         config.validate()
         self.config = config
         self.options = config.option_objects()
-        self.full_index = next(k for k, o in enumerate(self.options) if o.full_precision)
+        self.costs_list = [o.computation_cost for o in self.options]
+        # The option stage 2 trains the gates toward: full precision, else the most expensive one.
+        self.top_index = max(range(len(self.options)), key=lambda k: (self.options[k].full_precision,
+                                                                      self.costs_list[k]))
         executed = [k for k, o in enumerate(self.options) if not o.is_skip]
         widest = max((o.weight_bits for o in self.options if not (o.is_skip or o.full_precision)), default=None)
+        bn_of = (lambda k: executed.index(k)) if config.bn == "per-option" else (lambda k: 0)
         # Per option: None for skip, else (bits or None for full, nested top bits, BN index).
         self.plan = []
         for k, o in enumerate(self.options):
@@ -144,8 +174,13 @@ class GatedResNet(nn.Module):
                 continue
             bits = None if o.full_precision else o.weight_bits
             top = widest if (config.nested and bits is not None) else None
-            self.plan.append((bits, top, executed.index(k) if config.bn == "per-option" else 0))
-        self.register_buffer("costs", torch.tensor([o.computation_cost for o in self.options]), persistent=False)
+            self.plan.append((bits, top, bn_of(k)))
+        full = next((k for k, o in enumerate(self.options) if o.full_precision), None)
+        self.full_plan = (None, None, 0 if full is None else bn_of(full))
+        self.register_buffer("costs", torch.tensor(self.costs_list), persistent=False)
+        # Added to the gate logits before the argmax; set by the budget controller
+        # (dfs_sim.model.train.calibrate_budget), zero while training.
+        self.register_buffer("decision_bias", torch.zeros(len(self.options)))
 
         n_bn = len(executed) if config.bn == "per-option" else 1
         width = config.widths[0]
@@ -157,11 +192,14 @@ class GatedResNet(nn.Module):
         for stage, (depth, width) in enumerate(zip(config.depths, config.widths)):
             for j in range(depth):
                 if self.blocks:
-                    self.gates.append(GateEmbed(channels))
-                self.blocks.append(BasicBlock(channels, width, 2 if stage > 0 and j == 0 else 1, n_bn))
+                    self.gates.append(GateEmbed(channels, config.gate_init))
+                self.blocks.append(BasicBlock(channels, width, 2 if stage > 0 and j == 0 else 1, n_bn,
+                                              config.act_range, config.projection))
                 channels = width
         self.lstm = nn.LSTMCell(GATE_HIDDEN, GATE_HIDDEN)  # shared by all gates
         self.gate_fc = nn.Linear(GATE_HIDDEN, len(self.options))
+        if config.gate_init == "reference":  # normal(0, sqrt(2 / (out*in))), the reference's Linear init
+            nn.init.normal_(self.gate_fc.weight, 0.0, math.sqrt(2.0 / (len(self.options) * GATE_HIDDEN)))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, config.num_classes)
         for m in [self.stem, *self.blocks.modules()]:
@@ -172,6 +210,11 @@ class GatedResNet(nn.Module):
     def n_units(self) -> int:
         return len(self.gates)
 
+    @property
+    def full_index(self) -> int | None:
+        """The full-precision option, if the option set has one."""
+        return next((k for k, o in enumerate(self.options) if o.full_precision), None)
+
     def backbone_parameters(self):
         gate_ids = {id(p) for p in self.gate_parameters()}
         return [p for p in self.parameters() if id(p) not in gate_ids]
@@ -179,17 +222,19 @@ class GatedResNet(nn.Module):
     def gate_parameters(self):
         return [*self.gates.parameters(), *self.lstm.parameters(), *self.gate_fc.parameters()]
 
-    def forward(self, x: torch.Tensor, *, candidates: str = "chosen", force: int | None = None,
-                gates: bool = True) -> Output:
+    def forward(self, x: torch.Tensor, *, candidates: str = "chosen", force=None, gates: bool = True) -> Output:
         """Run the network.
 
         candidates="chosen" runs, per block, only the option each input chose (inputs grouped
         by decision); "all" runs every option and mixes them with the (straight-through) mask,
         which training needs so that the gate sees a gradient for every option. `force` pins
-        every gated block to one option index; gates=False skips the gates (only with force).
+        every gated block to one option index, to a per-block list of option indices, or (FULL)
+        to full precision whatever the option set (decisions then read -1); gates=False skips
+        the gates (only with force).
         """
         require(candidates in ("chosen", "all"), "forward", "candidates", "must be 'chosen' or 'all'")
         require(gates or force is not None, "forward", "gates", "the gates may only be left out with force")
+        require(force != FULL or candidates == "chosen", "forward", "force", "full precision runs chosen-only")
         x = F.relu(self.stem_bn(self.stem(x)))
         x = self.blocks[0].execute(x, self.blocks[0].shortcut(x))
         batch, state = x.shape[0], None
@@ -200,10 +245,15 @@ class GatedResNet(nn.Module):
                 state = self.lstm(self.gates[unit](x), state)  # zero state at the first gate
                 logits = self.gate_fc(state[0])
                 all_logits.append(logits)
+            if force == FULL:
+                decisions.append(torch.full((batch,), -1, dtype=torch.long, device=x.device))
+                x = block.execute(x, block.shortcut(x), *self.full_plan)
+                continue
             if force is not None:
-                choice = torch.full((batch,), force, dtype=torch.long, device=x.device)
+                pinned = force[unit] if isinstance(force, (list, tuple)) else force
+                choice = torch.full((batch,), pinned, dtype=torch.long, device=x.device)
             else:
-                choice = logits.argmax(1)
+                choice = (logits + self.decision_bias).argmax(1)
             decisions.append(choice)
             if candidates == "all":
                 mask = F.one_hot(choice, len(self.options)).to(x.dtype)
@@ -217,28 +267,33 @@ class GatedResNet(nn.Module):
         stacked = torch.stack(all_logits, 1) if all_logits else None
         return Output(logits, torch.stack(decisions, 1), stacked)
 
-    def _run(self, block, k, x, shortcut):
+    def _run(self, block, k, x, fp_shortcut=None):
+        """Option k on x; a skip (and a full-precision option) reuses `fp_shortcut` when given."""
         plan = self.plan[k]
+        bits = None if plan is None else plan[0]
+        if bits is None and fp_shortcut is not None:
+            shortcut = fp_shortcut
+        else:
+            shortcut = block.shortcut(x, *(plan[:2] if plan is not None else ()))
         return shortcut if plan is None else block.execute(x, shortcut, *plan)
 
     def _run_all(self, block, x, mask):
-        shortcut = block.shortcut(x)
+        fp_shortcut = block.shortcut(x)
         out = 0
         for k in range(len(self.options)):
-            out = out + mask[:, k, None, None, None] * self._run(block, k, x, shortcut)
+            out = out + mask[:, k, None, None, None] * self._run(block, k, x, fp_shortcut)
         return out
 
     def _run_chosen(self, block, x, choice):
-        shortcut = block.shortcut(x)
         present = torch.unique(choice).tolist()
         if len(present) == 1:
-            return self._run(block, present[0], x, shortcut)
+            return self._run(block, present[0], x)
         out = None
         for k in present:
             index = (choice == k).nonzero().squeeze(1)
             # Advanced indexing and in-place index_copy_ keep channels_last (index_select and
             # out-of-place index_copy would return NCHW and force layout copies downstream).
-            y = self._run(block, k, x[index], shortcut[index])
+            y = self._run(block, k, x[index])
             if out is None:
                 fmt = torch.channels_last if y.is_contiguous(memory_format=torch.channels_last) and \
                     not y.is_contiguous() else torch.contiguous_format
@@ -246,9 +301,14 @@ class GatedResNet(nn.Module):
             out.index_copy_(0, index, y)
         return out
 
-    def computation(self, decisions: torch.Tensor) -> torch.Tensor:
-        """Per-input computation fraction: mean over gated blocks of the chosen option's cost."""
-        return self.costs[decisions].mean(1)
+    def computation(self, decisions: torch.Tensor, costs: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-input mean over gated blocks of the chosen option's cost: the proxy (b/32)^2 by
+        default, or `costs` [units, options]; a full-precision run (-1) costs 1."""
+        if costs is None:
+            chosen = self.costs[decisions.clamp_min(0)]
+        else:
+            chosen = costs.gather(1, decisions.clamp_min(0).T).T
+        return torch.where(decisions < 0, torch.ones_like(chosen), chosen).mean(1)
 
 
 _BN_KEY = re.compile(r"^(.*\.bn[12])\.(\d+)\.(.*)$")
@@ -257,6 +317,7 @@ _BN_KEY = re.compile(r"^(.*\.bn[12])\.(\d+)\.(.*)$")
 def load_weights(model: GatedResNet, state_dict: dict) -> None:
     """Load a state_dict strictly; a shared-BN checkpoint fills every per-option BN."""
     state_dict = dict(state_dict)
+    state_dict.setdefault("decision_bias", torch.zeros_like(model.decision_bias))
     for key in model.state_dict():
         match = _BN_KEY.match(key)
         if key not in state_dict and match and f"{match[1]}.0.{match[3]}" in state_dict:

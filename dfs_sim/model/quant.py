@@ -45,38 +45,76 @@ class _FakeQuantize(torch.autograd.Function):
         return grad, None, None, None, None
 
 
+ACT_RANGES = ("reference", "batch")
+
+
 class QConv2d(nn.Conv2d):
     """A bias-free conv that can quantize its weights and its input to the same bitwidth.
 
-    The input range is the batch min/max in training and a running (EMA) range in eval, so
-    evaluation of one input never depends on the rest of its batch. The running range is
-    updated on every training call, full precision included, so a backbone trained only at
-    full precision is already calibrated for quantized evaluation.
+    In eval the input range is a running range, so one input's result never depends on the rest
+    of its batch. How training updates it (`act_range`):
+
+    - "reference" (the DFS reference's QuantMeasure): the batch statistic is the mean over samples
+      of each sample's min and max, which clips outliers; running = 0.1 * running + 0.9 * batch;
+      updated only when the conv quantizes. A network trained only at full precision therefore
+      needs `calibrate_ranges` before it can run quantized.
+    - "batch" (this project's first recipe): the batch's global min and max; running =
+      0.9 * running + 0.1 * batch; updated on every training call, full precision included.
     """
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, momentum: float = 0.1):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, act_range: str = "reference"):
         super().__init__(c_in, c_out, kernel, stride, kernel // 2, bias=False)
-        self.momentum = momentum
+        assert act_range in ACT_RANGES, act_range
+        self.act_range = act_range
+        self.calibrating = False  # set by calibrate_ranges: accumulate the statistic, don't quantize
         self.register_buffer("act_min", torch.zeros(()))
         self.register_buffer("act_max", torch.zeros(()))
         self.register_buffer("act_seen", torch.zeros((), dtype=torch.bool))
+        self._sums = None
+
+    def _statistic(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.act_range == "batch":
+            return torch.aminmax(x)
+        lo, hi = torch.aminmax(x.flatten(1), dim=1)
+        return lo.mean(), hi.mean()
+
+    def _update(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        weight = 0.1 if self.act_range == "batch" else 0.9  # of the new batch statistic
+        if bool(self.act_seen):
+            self.act_min.lerp_(lo, weight)
+            self.act_max.lerp_(hi, weight)
+        else:
+            self.act_min.copy_(lo)
+            self.act_max.copy_(hi)
+            self.act_seen.fill_(True)
 
     def forward(self, x: torch.Tensor, bits: int | None = None, top_bits: int | None = None) -> torch.Tensor:
-        if self.training:
+        if self.calibrating:
             with torch.no_grad():
-                lo, hi = torch.aminmax(x.detach())
-                if bool(self.act_seen):
-                    self.act_min.lerp_(lo, self.momentum)
-                    self.act_max.lerp_(hi, self.momentum)
-                else:
-                    self.act_min.copy_(lo)
-                    self.act_max.copy_(hi)
-                    self.act_seen.fill_(True)
+                lo, hi = self._statistic(x.detach())
+                n = x.shape[0]
+                sums = self._sums if self._sums is not None else [0.0, 0.0, 0]
+                self._sums = [sums[0] + float(lo) * n, sums[1] + float(hi) * n, sums[2] + n]
+            lo = hi = None
+        elif self.training and (bits is not None or self.act_range == "batch"):
+            with torch.no_grad():
+                lo, hi = self._statistic(x.detach())
+                self._update(lo, hi)
         else:
             lo, hi = self.act_min, self.act_max
         weight = self.weight
-        if bits is not None:
+        if bits is not None and not self.calibrating:
             x = fake_quantize(x, bits, lo, hi, top_bits)
             w_lo, w_hi = torch.aminmax(weight.detach())
             weight = fake_quantize(weight, bits, w_lo, w_hi, top_bits)
         return F.conv2d(x, weight, None, self.stride, self.padding)
+
+    def finish_calibration(self) -> None:
+        """Set the running range to the mean statistic over every input seen while calibrating."""
+        if self._sums is not None and self._sums[2] > 0:
+            lo, hi, n = self._sums
+            self.act_min.fill_(lo / n)
+            self.act_max.fill_(hi / n)
+            self.act_seen.fill_(True)
+        self._sums = None
+        self.calibrating = False

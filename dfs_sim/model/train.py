@@ -1,13 +1,20 @@
 """Three-stage DFS training, checkpoints and evaluation.
 
 Stage "backbone": the ResNet at full precision (gates unused).
-Stage "gates":    backbone frozen; the gates learn to choose full precision everywhere.
-Stage "dfs":      joint training at a computation budget with every candidate computed:
-                  loss = CE + beta * sign * computation, where computation is the mean over
-                  inputs and gated blocks of mask . cost (the straight-through mask, cost
-                  (b/32)^2, skip 0, full 1) and sign is -1 while the batch's hard computation
-                  percentage is at or below the budget and +1 above it.
-Each stage writes its checkpoint after every epoch and resumes from it when rerun.
+Stage "gates":    backbone frozen; activation ranges calibrated; the gates learn to choose the
+                  most expensive option (full precision) everywhere, by a hinge loss with a margin
+                  so that they are decided but not saturated.
+Stage "dfs":      joint training at a budget with every candidate computed:
+                  loss = CE + beta * sign * cost, where cost is the mean over inputs and gated
+                  blocks of mask . cost table (the straight-through mask; the proxy (b/32)^2,
+                  skip 0, full 1, or a real cost from dfs-sim's cost tables, `--cost
+                  energy@bitfusion`) and sign is -1 while the batch's hard cost is at or below the
+                  budget and +1 above it. The epoch with the best validation accuracy within
+                  `--tolerance` of the budget is kept, and a budget controller then shifts the
+                  gates' decision bias so the validation split lands on the budget.
+A validation split carved from the training split (`--val-size`, the same for every stage) does
+all selection; the test split is evaluated once, at the end. Each stage writes its checkpoint
+after every epoch and resumes from it when rerun.
 """
 from __future__ import annotations
 
@@ -25,11 +32,14 @@ import torch.nn.functional as F
 
 from dfs_sim.errors import InputError, require
 from dfs_sim.model.data import DATASETS, DEFAULT_ROOTS, Batches, load_split
-from dfs_sim.model.gated_resnet import GatedResNet, ModelConfig, load_weights, parse_options
+from dfs_sim.model.gated_resnet import FULL, LEGACY_RECIPE, GatedResNet, ModelConfig, load_weights, parse_options
 from dfs_sim.workload.resnet import ARCHITECTURES
 
 STAGES = ("backbone", "gates", "dfs")
 CHECKPOINT_FORMAT = "dfs-sim-model"
+SCHEDULES = ("cosine", "step")
+DEFAULT_SCHEDULE = {"backbone": "cosine", "gates": "cosine", "dfs": "step"}
+VAL_SEED = 12345  # the validation split is the same for every training seed and every stage
 
 
 @dataclass
@@ -40,18 +50,28 @@ class StageArgs:
     data: str | None = None  # None: the previous stage's, else the dataset's default location
     init: str | None = None  # the previous stage's checkpoint (gates, dfs)
     arch: str = "resnet20"  # backbone stage only: resnet20/38/74 or stage depths "3,3,3"
-    options: str | None = None  # backbone stage only, e.g. "skip,8,16,full"
+    options: str | None = None  # backbone or gates stage, e.g. "skip,8,16,full"
     nested: bool | None = None  # None keeps the previous stage's choice
     bn: str | None = None  # "shared" or "per-option"; None keeps the previous stage's choice
+    gate_init: str | None = None  # backbone or gates stage: "reference" (default) or "pytorch"
+    act_range: str | None = None  # backbone stage: "reference" (default) or "batch"
+    projection: str | None = None  # backbone stage: "quantized" (default) or "full"
     epochs: int = 1
     batch_size: int = 128
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    budget: float | None = None  # target computation percentage (dfs)
+    schedule: str | None = None  # "cosine" or "step"; None: cosine for backbone and gates, step for dfs
+    lr_steps: str = "0.5,0.75"  # step schedule: fractions of training at which the rate drops 10x
+    budget: float | None = None  # target percentage of the --cost metric (dfs)
+    cost: str = "proxy"  # "proxy" ((b/32)^2) or "METRIC@HW", e.g. "energy@bitfusion" (dfs)
     beta: float = 0.1
+    tolerance: float = 2.0  # dfs: epochs whose validation cost is within this many points of the budget compete
+    val_size: int | None = None  # None: the previous stage's (5000 for a new backbone)
+    calibration_batches: int = 20  # gates stage: batches that calibrate never-set activation ranges
+    gate_margin: float = 1.0  # gates stage: the top option's logit lead at which the hinge stops pushing
     max_batches: int | None = None  # per epoch; None = the whole split
-    eval_limit: int | None = None  # evaluate on the first N test inputs only
+    eval_limit: int | None = None  # evaluate on the first N validation (and test) inputs only
     seed: int = 0
     threads: int | None = None
     device: str = "auto"
@@ -92,7 +112,8 @@ def load_checkpoint(path: str | Path, device="cpu", **overrides) -> tuple[GatedR
             f"not a {CHECKPOINT_FORMAT} checkpoint")
     for key in ("config", "state_dict", "stage", "epoch", "done", "train", "stage_times"):
         require(key in ckpt, path, key, "missing from checkpoint")
-    config = ModelConfig.from_dict({**json.loads(ckpt["config"]), **overrides}, path)
+    # A checkpoint from before the recipe choices existed used the legacy recipe.
+    config = ModelConfig.from_dict({**LEGACY_RECIPE, **json.loads(ckpt["config"]), **overrides}, path)
     model = GatedResNet(config)
     try:
         load_weights(model, ckpt["state_dict"])
@@ -102,7 +123,7 @@ def load_checkpoint(path: str | Path, device="cpu", **overrides) -> tuple[GatedR
 
 
 @torch.no_grad()
-def predict(model: GatedResNet, batches: Batches, *, force: int | None = None, candidates: str = "chosen",
+def predict(model: GatedResNet, batches: Batches, *, force=None, candidates: str = "chosen",
             gate_probs: bool = False, limit: int | None = None, progress: bool = False):
     """Per-input predictions, decisions and (optionally) gate probabilities as numpy arrays."""
     from tqdm import tqdm
@@ -117,7 +138,7 @@ def predict(model: GatedResNet, batches: Batches, *, force: int | None = None, c
         labels.append(y.cpu())
         decisions.append(out.decisions.cpu())
         if gate_probs:
-            probs.append(out.gate_logits.softmax(-1).half().cpu())
+            probs.append((out.gate_logits + model.decision_bias).softmax(-1).half().cpu())
         seen += len(y)
     result = {"predictions": torch.cat(preds).numpy(), "labels": torch.cat(labels).numpy(),
               "decisions": torch.cat(decisions).numpy()}
@@ -128,19 +149,112 @@ def predict(model: GatedResNet, batches: Batches, *, force: int | None = None, c
     return result
 
 
-def summarize(model: GatedResNet, result: dict) -> dict:
-    costs = model.costs.cpu().numpy()
-    return {"accuracy_pct": float(100 * np.mean(result["predictions"] == result["labels"])),
-            "computation_pct": float(100 * costs[result["decisions"]].mean()),
-            "n": int(len(result["labels"]))}
+def summarize(model: GatedResNet, result: dict, costs: torch.Tensor | None = None) -> dict:
+    """Accuracy, proxy computation % and (with `costs` [units, options]) the real-cost % of a prediction."""
+    decisions = torch.from_numpy(result["decisions"])
+    summary = {"accuracy_pct": float(100 * np.mean(result["predictions"] == result["labels"])),
+               "computation_pct": float(100 * model.computation(decisions).mean()) if len(decisions) else 0.0,
+               "n": int(len(result["labels"]))}
+    if costs is not None:
+        summary["cost_pct"] = float(100 * model.computation(decisions, costs.cpu()).mean()) if len(decisions) else 0.0
+    return summary
 
 
-def _batches(args: StageArgs, split: str, spec, device, train: bool) -> Batches:
+def split_train_val(images: torch.Tensor, labels: torch.Tensor, val_size: int):
+    """Carve a fixed validation split off the training split (the same one for every stage and seed)."""
+    require(0 <= val_size < len(labels), "--val-size", None, f"must lie in [0, {len(labels)})")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(VAL_SEED))
+    val, train = order[:val_size].sort().values, order[val_size:].sort().values
+    return (images[train], labels[train]), (images[val], labels[val])
+
+
+def _load(args: StageArgs, split: str):
     root = args.data or DEFAULT_ROOTS.get(args.dataset)
     require(root is not None, "--data", None, f"{args.dataset} needs --data (nothing is downloaded)")
-    images, labels = load_split(args.dataset, root, split)
-    return Batches(images, labels, spec, args.batch_size if train else 500, train=train, seed=args.seed,
-                   device=device, channels_last=True)
+    return load_split(args.dataset, root, split)
+
+
+def _eval_batches(images, labels, spec, device, limit=None) -> Batches:
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    return Batches(images, labels, spec, 500, train=False, device=device, channels_last=True)
+
+
+def stage_costs(model: GatedResNet, cost: str, device) -> tuple[torch.Tensor, dict | None]:
+    """The [units, options] cost table stage 3 trains against, and how it was made (None: the proxy)."""
+    if cost == "proxy":
+        return model.costs.expand(model.n_units, -1).clone(), None
+    require(cost.count("@") == 1 and all(cost.split("@")), "--cost", None,
+            f"must be 'proxy' or 'METRIC@HW' (e.g. energy@bitfusion), got '{cost}'")
+    import dfs_sim
+    from dfs_sim.model.emit import derive_network
+
+    metric, hw_name = cost.split("@")
+    hw = dfs_sim.load_hw(hw_name)
+    table = dfs_sim.unit_costs(derive_network(model), model.options, hw, metric)
+    info = {"metric": metric, "hw": hw_name, "hw_name": hw.name, "hw_digest": hw.digest, "batch": hw.batch_size,
+            "normalised": "each cell / the mean over gated blocks of a block's full-precision cost",
+            "table": np.round(table, 6).tolist()}
+    return torch.tensor(table, dtype=torch.float32, device=device), info
+
+
+@torch.no_grad()
+def calibrate_ranges(model: GatedResNet, batches: Batches, n_batches: int) -> int:
+    """Set every never-set activation range from full-precision runs over `n_batches` training
+    batches (the reference statistic, averaged); returns how many convs were calibrated."""
+    from dfs_sim.model.quant import QConv2d
+
+    convs = [m for m in model.modules() if isinstance(m, QConv2d) and not bool(m.act_seen)]
+    if not convs:
+        return 0
+    was_training = model.training
+    model.eval()
+    for conv in convs:
+        conv.calibrating = True
+    try:
+        for step, (x, _) in enumerate(batches.epoch(0)):
+            if step >= n_batches:
+                break
+            model(x, force=FULL, gates=False)
+    finally:
+        for conv in convs:
+            conv.finish_calibration()
+        model.train(was_training)
+    return len(convs)
+
+
+@torch.no_grad()
+def calibrate_budget(model: GatedResNet, batches: Batches, costs: torch.Tensor, budget_pct: float,
+                     steps: int = 14) -> tuple[float, dict]:
+    """The budget controller: shift the gates' decision bias by -lam * (mean cost of each option) so
+    the validation split's cost lands on the budget; bisection on lam (cost falls as lam grows)."""
+    option_cost = costs.mean(0).to(model.decision_bias.device)
+
+    def measure(lam: float) -> dict:
+        model.decision_bias.copy_(-lam * option_cost)
+        return summarize(model, predict(model, batches), costs)
+
+    low, high = -1.0, 1.0
+    at = {0.0: measure(0.0)}
+    if abs(at[0.0]["cost_pct"] - budget_pct) < 0.05:
+        return 0.0, at[0.0]
+    # Widen until the budget is bracketed (logits are O(1..10)).
+    while measure(high)["cost_pct"] > budget_pct and high < 1e4:
+        high *= 4
+    while measure(low)["cost_pct"] < budget_pct and low > -1e4:
+        low *= 4
+    best = (abs(at[0.0]["cost_pct"] - budget_pct), 0.0, at[0.0])
+    for _ in range(steps):
+        mid = (low + high) / 2
+        result = measure(mid)
+        if abs(result["cost_pct"] - budget_pct) < best[0]:
+            best = (abs(result["cost_pct"] - budget_pct), mid, result)
+        if result["cost_pct"] > budget_pct:
+            low = mid
+        else:
+            high = mid
+    model.decision_bias.copy_(-best[1] * option_cost)
+    return best[1], best[2]
 
 
 def run_stage(args: StageArgs) -> dict:
@@ -150,12 +264,25 @@ def run_stage(args: StageArgs) -> dict:
     require(args.stage in STAGES, "--stage", None, f"must be one of {', '.join(STAGES)}")
     require(args.dataset in (None, *DATASETS), "--dataset", None, f"unknown dataset '{args.dataset}'")
     require(args.epochs >= 1, "--epochs", None, "must be >= 1")
+    require(args.schedule in (None, *SCHEDULES), "--schedule", None, f"must be one of {', '.join(SCHEDULES)}")
     if args.stage == "dfs":
         require(args.budget is not None and 0 <= args.budget <= 100, "--budget", None,
-                "the dfs stage needs a computation budget in [0, 100] percent")
+                "the dfs stage needs a budget in [0, 100] percent")
+    else:
+        require(args.cost == "proxy", "--cost", None, "only the dfs stage trains against a cost")
+    if args.stage != "backbone":
+        for flag in ("act_range", "projection", "arch"):
+            value = getattr(args, flag)
+            require(value is None or (flag == "arch" and value == "resnet20"), f"--{flag.replace('_', '-')}", None,
+                    "is fixed by the backbone stage")
+    if args.stage == "dfs":
+        for flag in ("options", "gate_init"):
+            require(getattr(args, flag) is None, f"--{flag.replace('_', '-')}", None, "is fixed by the gates stage")
+    steps_at = _lr_steps(args.lr_steps)
     device = setup(args.seed, args.threads, args.device)
     out = Path(args.out)
 
+    best_state, best = None, None
     if out.exists():
         model, ckpt = load_checkpoint(out, device)
         require(ckpt["stage"] == args.stage, out, "stage", f"holds stage '{ckpt['stage']}', not '{args.stage}'")
@@ -164,36 +291,56 @@ def run_stage(args: StageArgs) -> dict:
             return json.loads(ckpt.get("metrics", "{}"))
         prior_times, prior_commands = json.loads(ckpt["stage_times"]), _commands(ckpt)[:-1]
         start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed_s"])
+        previous = json.loads(ckpt["train"])
+        args = replace(args, dataset=args.dataset or previous["dataset"], data=args.data or previous["data"],
+                       val_size=previous.get("val_size", 0) if args.val_size is None else args.val_size)
+        if "best_state_dict" in ckpt:
+            best_state, best = ckpt["best_state_dict"], json.loads(ckpt["best"])
         print(f"{out}: resuming stage {args.stage} after epoch {start_epoch}")
     else:
         ckpt, start_epoch, elapsed = None, 0, 0.0
         if args.stage == "backbone":
-            args = replace(args, dataset=args.dataset or "fashion-mnist")
+            args = replace(args, dataset=args.dataset or "fashion-mnist",
+                           val_size=5000 if args.val_size is None else args.val_size)
             model, prior_times, prior_commands = _fresh_model(args, DATASETS[args.dataset]), {}, []
         else:
             require(args.init is not None, "--init", None, f"stage {args.stage} starts from the previous "
                                                              "stage's checkpoint: pass --init")
-            require(args.options is None, "--options", None, "the option set is fixed by the backbone stage")
             overrides = {k: v for k, v in (("nested", args.nested), ("bn", args.bn)) if v is not None}
             model, init = load_checkpoint(args.init, device, **overrides)
             want = STAGES[STAGES.index(args.stage) - 1]
             require(init["stage"] == want and init["done"], args.init, "stage",
                     f"must be a finished '{want}' checkpoint")
+            if args.stage == "gates" and (args.options is not None or args.gate_init is not None):
+                model = _with_new_gates(model, args, device)
             prior_times, prior_commands = json.loads(init["stage_times"]), _commands(init)
             previous = json.loads(init["train"])
-            args = replace(args, dataset=args.dataset or previous["dataset"], data=args.data or previous["data"])
-    if ckpt is not None:  # resuming: the same data as before unless told otherwise
-        previous = json.loads(ckpt["train"])
-        args = replace(args, dataset=args.dataset or previous["dataset"], data=args.data or previous["data"])
+            inherited = previous.get("val_size", 0)
+            require(args.val_size in (None, inherited), "--val-size", None,
+                    f"the validation split is fixed by the backbone stage ({inherited})")
+            args = replace(args, dataset=args.dataset or previous["dataset"], data=args.data or previous["data"],
+                           val_size=inherited)
     spec = DATASETS[args.dataset]
     model = model.to(device).to(memory_format=torch.channels_last)
     config = model.config
     require((spec.channels, spec.size, spec.classes) == (config.in_channels, config.input_size, config.num_classes),
             args.dataset, None, "does not match the checkpoint's input shape or class count")
+    schedule_name = args.schedule or DEFAULT_SCHEDULE[args.stage]
 
-    train_batches = _batches(args, "train", spec, device, train=True)
-    test_batches = _batches(args, "test", spec, device, train=False)
+    (train_x, train_y), (val_x, val_y) = split_train_val(*_load(args, "train"), args.val_size)
+    train_batches = Batches(train_x, train_y, spec, args.batch_size, train=True, seed=args.seed, device=device,
+                            channels_last=True)
+    if len(val_y):
+        val_batches = _eval_batches(val_x, val_y, spec, device, args.eval_limit)
+    else:  # no validation split (e.g. a quick test): select on the training split, said in the log
+        val_batches = _eval_batches(train_x, train_y, spec, device, args.eval_limit or 2000)
     steps_per_epoch = min(len(train_batches), args.max_batches or len(train_batches))
+    costs, cost_info = stage_costs(model, args.cost, device) if args.stage == "dfs" else (None, None)
+
+    if args.stage == "gates" and start_epoch == 0:
+        n = calibrate_ranges(model, train_batches, args.calibration_batches)
+        if n:
+            print(f"calibrated the activation ranges of {n} convs on {args.calibration_batches} training batches")
 
     if args.stage == "gates":
         for p in model.backbone_parameters():
@@ -206,14 +353,18 @@ def run_stage(args: StageArgs) -> dict:
     optimizer = torch.optim.SGD(params, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                                 nesterov=True)
     total = args.epochs * steps_per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    if schedule_name == "cosine":
+        factor = lambda step: 0.5 * (1 + math.cos(math.pi * step / total))  # noqa: E731
+    else:
+        factor = lambda step: 0.1 ** sum(step >= f * total for f in steps_at)  # noqa: E731
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt["scheduler"])
 
     log_path = out.with_suffix(".csv")
-    fields = ["stage", "epoch", "lr", "train_loss", "train_accuracy_pct", "train_computation_pct",
-              "test_accuracy_pct", "test_computation_pct", "epoch_time_s"]
+    fields = ["stage", "epoch", "lr", "train_loss", "train_accuracy_pct", "train_cost_pct",
+              "val_accuracy_pct", "val_computation_pct", "val_cost_pct", "epoch_time_s"]
     if start_epoch == 0:
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w", newline="") as handle:
@@ -223,44 +374,93 @@ def run_stage(args: StageArgs) -> dict:
     for epoch in range(start_epoch, args.epochs):
         started = time.perf_counter()
         model.train(args.stage != "gates")  # a frozen backbone keeps its BN statistics and ranges
-        sums = np.zeros(4)  # loss, correct, computation, inputs
+        sums = np.zeros(4)  # loss, correct, cost, inputs
         bar = tqdm(train_batches.epoch(epoch), total=steps_per_epoch, disable=not args.progress,
                    desc=f"{args.stage} {epoch + 1}/{args.epochs}", mininterval=10)
         for step, (x, y) in enumerate(bar):
             if step >= steps_per_epoch:
                 break
-            loss, correct, computation = _step(model, args, x, y)
+            loss, correct, cost = _step(model, args, x, y, costs)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-            sums += (loss.item() * len(y), correct, computation * len(y), len(y))
+            sums += (loss.item() * len(y), correct, cost * len(y), len(y))
             bar.set_postfix(loss=f"{sums[0] / sums[3]:.3f}", acc=f"{100 * sums[1] / sums[3]:.1f}",
-                            comp=f"{100 * sums[2] / sums[3]:.1f}", refresh=False)
+                            cost=f"{100 * sums[2] / sums[3]:.1f}", refresh=False)
         bar.close()
-        force = model.full_index if args.stage == "backbone" else None
-        metrics = summarize(model, predict(model, test_batches, force=force, limit=args.eval_limit))
+        force = FULL if args.stage == "backbone" else None
+        val = summarize(model, predict(model, val_batches, force=force), costs)
+        val.setdefault("cost_pct", val["computation_pct"])
         elapsed += time.perf_counter() - started
         row = [args.stage, epoch + 1, optimizer.param_groups[0]["lr"], sums[0] / sums[3], 100 * sums[1] / sums[3],
-               100 * sums[2] / sums[3], metrics["accuracy_pct"], metrics["computation_pct"],
+               100 * sums[2] / sums[3], val["accuracy_pct"], val["computation_pct"], val["cost_pct"],
                round(time.perf_counter() - started, 2)]
+        if args.stage == "dfs":
+            candidate = {"epoch": epoch + 1, **val}
+            if _better(candidate, best, args.budget, args.tolerance):
+                best = candidate
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         done = epoch + 1 == args.epochs
         payload = {
             "format": CHECKPOINT_FORMAT, "version": 1, "stage": args.stage, "epoch": epoch + 1, "done": done,
             "config": json.dumps(config.to_dict()), "train": json.dumps(asdict(args)),
             "elapsed_s": elapsed, "stage_times": json.dumps({**prior_times, args.stage: round(elapsed, 1)}),
             "commands": json.dumps(prior_commands + [args.command]),
-            "metrics": json.dumps(metrics), "state_dict": model.state_dict(),
+            "state_dict": model.state_dict(),
         }
-        if not done:  # a finished checkpoint drops the optimizer state to stay small
+        if cost_info is not None:
+            payload["cost"] = json.dumps(cost_info)
+        if done:
+            finish_started = time.perf_counter()
+            if best_state is not None:
+                model.load_state_dict(best_state)
+            metrics = {"selected_epoch": best["epoch"] if best else epoch + 1}
+            if args.stage == "dfs":
+                lam, calibrated = calibrate_budget(model, val_batches, costs, args.budget)
+                metrics.update(decision_bias_lambda=lam, val=calibrated)
+            else:
+                metrics["val"] = val
+            test_x, test_y = _load(args, "test")
+            test_batches = _eval_batches(test_x, test_y, spec, device, args.eval_limit)
+            metrics["test"] = summarize(model, predict(model, test_batches, force=force), costs)
+            elapsed += time.perf_counter() - finish_started
+            payload.update(state_dict=model.state_dict(), elapsed_s=elapsed, metrics=json.dumps(metrics),
+                           stage_times=json.dumps({**prior_times, args.stage: round(elapsed, 1)}))
+        else:  # a finished checkpoint drops the optimizer state and the candidate copy to stay small
             payload["optimizer"], payload["scheduler"] = optimizer.state_dict(), schedule.state_dict()
+            if best_state is not None:
+                payload["best_state_dict"], payload["best"] = best_state, json.dumps(best)
         save_checkpoint(out, payload)
         with open(log_path, "a", newline="") as handle:
             csv.writer(handle).writerow([f"{v:.4f}" if isinstance(v, float) else v for v in row])
         print(f"{args.stage} epoch {epoch + 1}/{args.epochs}: train loss {row[3]:.4f} acc {row[4]:.2f}% "
-              f"comp {row[5]:.1f}% | test acc {metrics['accuracy_pct']:.2f}% comp {metrics['computation_pct']:.1f}% "
-              f"| {row[8]:.0f}s", flush=True)
+              f"cost {row[5]:.1f}% | val acc {val['accuracy_pct']:.2f}% comp {val['computation_pct']:.1f}% "
+              f"cost {val['cost_pct']:.1f}% | {row[9]:.0f}s", flush=True)
+    if metrics:
+        test = metrics["test"]
+        print(f"{args.stage} done: epoch {metrics['selected_epoch']} kept; test acc {test['accuracy_pct']:.2f}% "
+              f"comp {test['computation_pct']:.2f}%" + (f" cost {test['cost_pct']:.2f}%" if "cost_pct" in test else ""),
+              flush=True)
     return metrics
+
+
+def _better(candidate: dict, best: dict | None, budget: float, tolerance: float) -> bool:
+    """Checkpoint selection on the validation split: within tolerance of the budget beats outside it;
+    within, higher accuracy wins; outside, closer to the budget wins."""
+    def key(entry):
+        gap = abs(entry["cost_pct"] - budget)
+        return (0, -entry["accuracy_pct"]) if gap <= tolerance else (1, gap)
+    return best is None or key(candidate) < key(best)
+
+
+def _lr_steps(text: str) -> list[float]:
+    try:
+        steps = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise InputError("--lr-steps", None, f"must be fractions like 0.5,0.75, got '{text}'") from None
+    require(all(0 < f < 1 for f in steps), "--lr-steps", None, "fractions must lie in (0, 1)")
+    return steps
 
 
 def _commands(ckpt: dict) -> list[str]:
@@ -278,28 +478,51 @@ def _fresh_model(args: StageArgs, spec) -> GatedResNet:
             raise InputError("--arch", None, f"'{args.arch}' is neither {', '.join(ARCHITECTURES)} "
                                              "nor stage depths like 3,3,3") from None
     config = {"depths": depths, "in_channels": spec.channels, "input_size": spec.size, "num_classes": spec.classes,
-              "nested": bool(args.nested), "bn": args.bn or "shared"}
+              "nested": bool(args.nested), "bn": args.bn or "shared", "gate_init": args.gate_init or "reference",
+              "act_range": args.act_range or "reference", "projection": args.projection or "quantized"}
     if args.options is not None:
         config["options"] = parse_options(args.options)
     return GatedResNet(ModelConfig.from_dict(config, "command line"))
 
 
-def _step(model: GatedResNet, args: StageArgs, x, y):
-    """One stage-specific forward; returns (loss, correct count, batch computation fraction)."""
+def _with_new_gates(model: GatedResNet, args: StageArgs, device) -> GatedResNet:
+    """The backbone of `model` under a new option set and/or gate initialisation, with fresh gates
+    (seeded): a full-precision backbone serves any option set."""
+    config = model.config.to_dict()
+    if args.options is not None:
+        config["options"] = parse_options(args.options)
+    if args.gate_init is not None:
+        config["gate_init"] = args.gate_init
+    torch.manual_seed(args.seed)
+    fresh = GatedResNet(ModelConfig.from_dict(config, "command line")).to(device)
+    gate_keys = {k for k in fresh.state_dict() if k.startswith(("gates.", "lstm.", "gate_fc.", "decision_bias"))}
+    backbone = {k: v for k, v in model.state_dict().items() if k not in gate_keys and not k.startswith(
+        ("gates.", "lstm.", "gate_fc.", "decision_bias"))}
+    missing, unexpected = fresh.load_state_dict(backbone, strict=False)
+    require(not unexpected and set(missing) <= gate_keys, args.init, "state_dict",
+            "its backbone does not fit the new option set")
+    return fresh
+
+
+def _step(model: GatedResNet, args: StageArgs, x, y, costs):
+    """One stage-specific forward; returns (loss, correct count, batch cost fraction)."""
     if args.stage == "backbone":
-        out = model(x, force=model.full_index, gates=False)
+        out = model(x, force=FULL, gates=False)
         return F.cross_entropy(out.logits, y), int((out.logits.argmax(1) == y).sum()), 1.0
     if args.stage == "gates":
-        out = model(x, force=model.full_index)
+        out = model(x, force=model.top_index)
         gate_logits = out.gate_logits.flatten(0, 1)
-        target = torch.full((len(gate_logits),), model.full_index, device=x.device)
+        target = torch.full((len(gate_logits),), model.top_index, device=x.device)
         computation = float(model.computation(out.gate_logits.argmax(-1)).mean())
-        return F.cross_entropy(gate_logits, target), int((out.logits.argmax(1) == y).sum()), computation
+        # A hinge, not cross-entropy: it stops pushing once the top option leads by the margin, so
+        # the gates choose it everywhere without saturating their softmax (stage 3 must move them).
+        loss = F.multi_margin_loss(gate_logits, target, margin=args.gate_margin)
+        return loss, int((out.logits.argmax(1) == y).sum()), computation
     out = model(x, candidates="all")
     p = out.gate_logits.softmax(-1)
     mask = F.one_hot(out.decisions, len(model.options)).to(p.dtype) - p.detach() + p
-    soft_computation = (mask * model.costs).sum(-1).mean()
-    computation = float(model.computation(out.decisions).mean())
-    sign = -1.0 if 100 * computation <= args.budget else 1.0
-    loss = F.cross_entropy(out.logits, y) + args.beta * sign * soft_computation
-    return loss, int((out.logits.argmax(1) == y).sum()), computation
+    soft_cost = (mask * costs).sum(-1).mean()
+    cost = float(model.computation(out.decisions, costs).mean())
+    sign = -1.0 if 100 * cost <= args.budget else 1.0
+    loss = F.cross_entropy(out.logits, y) + args.beta * sign * soft_cost
+    return loss, int((out.logits.argmax(1) == y).sum()), cost

@@ -1,10 +1,11 @@
 """The network: an ordered table of layers, each tied to a gated unit or run at a fixed precision.
 
 A *gated unit* is what a DFS gate decides about (one residual block). Every layer either
-follows its unit's decision (`precision="unit"`), always runs at full precision
-(`precision="full"`, e.g. the stem, the gates, or a downsampling block's projection that runs
-even when the block is skipped), or runs at fixed per-layer bits (`precision="fixed"`, used by
-static quantized networks).
+follows its unit's decision (`precision="unit"`), follows it but runs at full precision when the
+unit is skipped (`precision="shortcut"`: a downsampling block's projection, which computes the
+residual path whether or not the block runs), always runs at full precision (`precision="full"`,
+e.g. the stem or the gates), or runs at fixed per-layer bits (`precision="fixed"`, used by static
+quantized networks).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import numpy as np
 from dfs_sim.errors import InputError, require
 
 LAYER_KINDS = ("conv", "fc", "gate-embed", "lstm", "gate-fc", "pool")
-PRECISION_RULES = ("unit", "full", "fixed")
+PRECISION_RULES = ("unit", "shortcut", "full", "fixed")
+UNIT_RULES = ("unit", "shortcut")  # rules under which a layer's cost depends on its unit's decision
 MAX_BITS = 32
 
 # Kinds computed as a matrix-vector product on 1x1 spatial data.
@@ -48,6 +50,23 @@ class Layer:
     # a DRAM link that compresses feature maps needs them (dfs_sim/cost/compression.py).
     input_density: float | None = None
     output_density: float | None = None
+
+    @property
+    def follows_unit(self) -> bool:
+        return self.precision in UNIT_RULES
+
+    def case_bits(self, cases: np.ndarray) -> np.ndarray:
+        """(weight, activation) bits this layer runs at in each precision case: `cases` rows are a
+        unit's options then the full-precision reference (last row); (0, 0) = does not run."""
+        cases = np.asarray(cases)
+        if self.precision == "unit":
+            return cases.copy()
+        if self.precision == "shortcut":
+            skipped = (cases == 0).all(axis=1)
+            return np.where(skipped[:, None], cases[-1], cases)
+        if self.precision == "fixed":
+            return np.tile([self.w_bits, self.a_bits], (len(cases), 1))
+        return np.tile(cases[-1], (len(cases), 1))
 
     def __post_init__(self):
         if self.macs < 0:
@@ -107,7 +126,7 @@ class Network:
         return np.array(values, dtype=np.int64)
 
     def unit_layers(self, unit: int) -> list[int]:
-        return [i for i, layer in enumerate(self.layers) if layer.unit == unit and layer.precision == "unit"]
+        return [i for i, layer in enumerate(self.layers) if layer.unit == unit and layer.follows_unit]
 
     def to_frame(self):
         import pandas as pd
@@ -211,8 +230,8 @@ def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> L
     if unit is not None:
         require(_is_int(unit) and 0 <= unit < n_units, source, f"{where}.unit",
                 f"must be a gated-unit index in [0, {n_units}) or null")
-    if precision == "unit":
-        require(unit is not None, source, f"{where}.unit", "a layer with precision 'unit' needs a gated unit")
+    if precision in UNIT_RULES:
+        require(unit is not None, source, f"{where}.unit", f"a layer with precision '{precision}' needs a gated unit")
     if precision == "fixed":
         for key in ("w_bits", "a_bits"):
             require(_is_int(values.get(key)) and 1 <= values[key] <= MAX_BITS, source, f"{where}.{key}",

@@ -3,7 +3,9 @@
 Stem conv, block 1 and the classifier run at full precision; blocks 2..N are gated. Before
 each gated block sits its gate: a global average pool of the previous block's output, a
 per-block 1x1 conv C->10, one step of a shared LSTM(10, 10) and a shared Linear(10 -> options).
-A downsampling block's 1x1 projection runs at full precision even when the block is skipped.
+A downsampling block's 1x1 projection runs at the block's precision, and at full precision when
+the block is skipped (`projection="quantized"`, rule "shortcut"), or always at full precision
+(`projection="full"`).
 """
 from __future__ import annotations
 
@@ -15,6 +17,11 @@ ARCHITECTURES = {
     "resnet38": (6, 6, 6),
     "resnet74": (12, 12, 12),
 }
+
+
+def arch_name(depths) -> str:
+    """resnet20/38/74 for the standard depths, else resnet{2 + 2 * blocks} (stem, 2 convs per block, fc)."""
+    return next((k for k, v in ARCHITECTURES.items() if v == tuple(depths)), f"resnet{2 + 2 * sum(depths)}")
 
 
 def _conv(name, c_in, c_out, size_in, kernel, stride, unit=None, precision="full", reads_input=False):
@@ -40,9 +47,10 @@ def gate_layers(index: int, channels: int, size: int, n_options: int) -> list[La
 
 
 def dfs_resnet(depths=(6, 6, 6), *, in_channels: int = 3, input_size: int = 32, num_classes: int = 10,
-               n_options: int = 4, widths=(16, 32, 64), name: str | None = None) -> Network:
+               n_options: int = 4, widths=(16, 32, 64), name: str | None = None,
+               projection: str = "quantized") -> Network:
     if name is None:
-        name = next((k for k, v in ARCHITECTURES.items() if v == tuple(depths)), f"resnet{2 + 6 * depths[0]}")
+        name = arch_name(depths)
     layers = [_conv("stem", in_channels, widths[0], input_size, 3, 1, reads_input=True)]
     units: list[str] = []
     channels, size, index = widths[0], input_size, 0
@@ -61,7 +69,8 @@ def dfs_resnet(depths=(6, 6, 6), *, in_channels: int = 3, input_size: int = 32, 
             layers.append(_conv(f"block{index}.conv1", channels, width, size, 3, stride, unit, rule))
             layers.append(_conv(f"block{index}.conv2", width, width, out_size, 3, 1, unit, rule))
             if stride != 1 or channels != width:
-                layers.append(_conv(f"block{index}.proj", channels, width, size, 1, stride, unit, "full"))
+                proj_rule = "shortcut" if gated and projection == "quantized" else "full"
+                layers.append(_conv(f"block{index}.proj", channels, width, size, 1, stride, unit, proj_rule))
             channels, size = width, out_size
     layers.append(_global_pool("pool", channels, size))
     layers.append(Layer("fc", "fc", channels, num_classes))

@@ -133,8 +133,12 @@ def test_option_parsing_and_validation():
         parse_options("skip,half,full")
     with pytest.raises(InputError, match="unique"):
         parse_options("skip,8,8,full")
-    with pytest.raises(InputError, match="full-precision option"):
-        ModelConfig.from_dict({"options": parse_options("skip,8,16")})
+    assert [o.name for o in ModelConfig.from_dict({"options": parse_options("skip,2,4,8")}).option_objects()] == \
+        ["skip", "2bit", "4bit", "8bit"]  # a low-bit set needs no full-precision option
+    with pytest.raises(InputError, match="at most one full-precision option"):
+        ModelConfig.from_dict({"options": parse_options("skip,8,full") + [{**parse_options("full")[0], "name": "fp"}]})
+    with pytest.raises(InputError, match="needs an option that runs the block"):
+        ModelConfig.from_dict({"options": parse_options("skip")})
     with pytest.raises(InputError, match="unknown key"):
         ModelConfig.from_dict({"depth": [3, 3, 3]})
 
