@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dfs_sim.atomic import atomic_file
 from dfs_sim.errors import InputError, require
 from dfs_sim.model.data import DATASETS, DEFAULT_ROOTS, Batches, load_split
 from dfs_sim.model.gated_resnet import FULL, LEGACY_RECIPE, GatedResNet, ModelConfig, load_weights, parse_options
@@ -94,9 +95,8 @@ def setup(seed: int, threads: int | None = None, device: str = "auto") -> torch.
 
 def save_checkpoint(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as handle:
+        torch.save(payload, handle)
 
 
 def load_checkpoint(path: str | Path, device="cpu", **overrides) -> tuple[GatedResNet, dict]:
