@@ -184,7 +184,7 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
     device = setup(seed, threads, device)
     overrides = {} if nested is None else {"nested": nested}
     model, ckpt = load_checkpoint(checkpoint, device, **overrides)
-    model = model.to(memory_format=torch.channels_last).eval()
+    model = model.eval()  # NCHW, as in training (dfs_sim.model.train.run_stage)
     train_args = json.loads(ckpt["train"])
     dataset = dataset or train_args.get("dataset")
     require(dataset in DATASETS, "--dataset", None, f"unknown dataset '{dataset}'")
@@ -194,7 +194,7 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
     images, labels = load_split(dataset, root, split)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    batches = Batches(images, labels, DATASETS[dataset], batch_size, train=False, device=device, channels_last=True)
+    batches = Batches(images, labels, DATASETS[dataset], batch_size, train=False, device=device)
     force_index = None if force is None else resolve_option(model, force)
     want_probs = gate_probs and force_index is None  # under forcing the gates' opinions are moot
     probe = DensityProbe(model)

@@ -177,7 +177,7 @@ def _load(args: StageArgs, split: str):
 def _eval_batches(images, labels, spec, device, limit=None) -> Batches:
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    return Batches(images, labels, spec, 500, train=False, device=device, channels_last=True)
+    return Batches(images, labels, spec, 500, train=False, device=device)
 
 
 def stage_costs(model: GatedResNet, cost: str, device) -> tuple[torch.Tensor, dict | None]:
@@ -321,15 +321,17 @@ def run_stage(args: StageArgs) -> dict:
             args = replace(args, dataset=args.dataset or previous["dataset"], data=args.data or previous["data"],
                            val_size=inherited)
     spec = DATASETS[args.dataset]
-    model = model.to(device).to(memory_format=torch.channels_last)
+    # NCHW, not channels_last: on one or two CPU threads a ResNet-20 step with every candidate runs
+    # 1.4x faster (3.1 vs 4.4 s); inference is 1.3x slower, but one format everywhere keeps emitted
+    # traces bit-identical to the training's own final evaluation.
+    model = model.to(device)
     config = model.config
     require((spec.channels, spec.size, spec.classes) == (config.in_channels, config.input_size, config.num_classes),
             args.dataset, None, "does not match the checkpoint's input shape or class count")
     schedule_name = args.schedule or DEFAULT_SCHEDULE[args.stage]
 
     (train_x, train_y), (val_x, val_y) = split_train_val(*_load(args, "train"), args.val_size)
-    train_batches = Batches(train_x, train_y, spec, args.batch_size, train=True, seed=args.seed, device=device,
-                            channels_last=True)
+    train_batches = Batches(train_x, train_y, spec, args.batch_size, train=True, seed=args.seed, device=device)
     if len(val_y):
         val_batches = _eval_batches(val_x, val_y, spec, device, args.eval_limit)
     else:  # no validation split (e.g. a quick test): select on the training split, said in the log
