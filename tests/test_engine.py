@@ -222,14 +222,17 @@ def test_wider_than_supported_is_an_error_when_the_config_says_so(make_trace):
 
 def test_paper_traces_reproduce_the_supplement(tmp_path):
     # Computation % implied by the per-block decision shares of DFS supplement Figs 12-15 (CIFAR-10
-    # ResNet-74): 30.0 / 39.9 / 51.4 % at budgets 30/40/50. At budget 20 the reading overlaps at block 36
-    # (0.99 at 8 *and* 16 bits); keeping 16 bits gives 19.0 % (the double-counted figure is 19.2 %).
+    # ResNet-74) renormalised over the plotted options: 30.29 / 40.12 / 51.83 % at budgets 30/40/50.
+    # At budget 20 the figure draws block 36 at 8 *and* 16 bits; keeping 16 bits gives 19.18 %.
+    # Only budget 30's block 33 skips (a real 0.11 residual).
     from dfs_sim.traces import TRACES_DIR
 
-    expected = {20: 19.0, 30: 30.0, 40: 39.9, 50: 51.4}
+    expected = {20: 19.18, 30: 30.29, 40: 40.12, 50: 51.83}
     for budget, pct in expected.items():
         trace = load_trace(TRACES_DIR / "paper" / f"dfs_resnet74_cifar10_paper_b{budget}.npz")
         assert trace.n_inputs == 10_000 and trace.network.n_units == 35 and trace.labels is None
         assert trace.budget_pct == budget
         costs = np.array([o.computation_cost for o in trace.options])
-        assert costs[trace.decisions].mean() * 100 == pytest.approx(pct, abs=0.06)
+        assert costs[trace.decisions].mean() * 100 == pytest.approx(pct, abs=0.01)
+        skipping = (trace.decisions == 0).any(axis=1).mean()
+        assert skipping == (pytest.approx(0.11, abs=0.001) if budget == 30 else 0.0)
