@@ -52,6 +52,8 @@ def register(subparsers) -> None:
                                                        "(b/32)^2, or METRIC@HW from dfs-sim's cost tables, e.g. "
                                                        "energy@bitfusion, cycles@stripes, dram@loom")
     train.add_argument("--beta", type=float, default=0.1, help="weight of the cost term (dfs stage)")
+    train.add_argument("--static", help="dfs stage: train a static reference instead, its options pinned: one "
+                                        "option (4bit) or one per gated block (8,8,4,4,2,2,8,8); no budget")
     train.add_argument("--tolerance", type=float, default=2.0,
                        help="dfs stage: epochs within this many points of the budget on the validation split "
                             "compete on validation accuracy")
@@ -77,7 +79,8 @@ def register(subparsers) -> None:
     trace.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
     trace.add_argument("--split", default="test", choices=("train", "test"))
     trace.add_argument("-o", "--out", required=True, help="trace file (.npz)")
-    trace.add_argument("--force", help="static reference: pin every gated block to this option (e.g. full, 8bit)")
+    trace.add_argument("--force", help="static reference: pin every gated block to this option (e.g. full, 8bit), "
+                                       "or one option per gated block (8,8,4,4,2,2,8,8)")
     trace.add_argument("--nested", action=argparse.BooleanOptionalAction, default=None,
                        help="override the checkpoint's quantization mode")
     trace.add_argument("--no-gate-probs", dest="gate_probs", action="store_false")

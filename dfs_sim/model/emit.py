@@ -13,7 +13,7 @@ from torch import nn
 import dfs_sim
 from dfs_sim.errors import InputError, require
 from dfs_sim.model.data import DATASETS, DEFAULT_ROOTS, Batches, load_split
-from dfs_sim.model.gated_resnet import FULL, GatedResNet
+from dfs_sim.model.gated_resnet import FULL, GatedResNet, resolve_force
 from dfs_sim.model.train import _commands, load_checkpoint, predict, setup, summarize
 from dfs_sim.trace import write_trace
 from dfs_sim.workload.network import Layer, Network
@@ -148,13 +148,10 @@ class DensityProbe:
         return replace(network, layers=tuple(map(with_densities, network.layers)), meta=dict(network.meta))
 
 
-def resolve_option(model: GatedResNet, name: str) -> int:
-    """An option index from its name ('full', '8bit', 'skip') or bitwidth ('8')."""
-    for k, option in enumerate(model.options):
-        if name == option.name or (name.isdigit() and not option.full_precision and option.weight_bits == int(name)):
-            return k
-    raise InputError("--force", None, f"unknown option '{name}' (this model has "
-                                      f"{', '.join(o.name for o in model.options)})")
+def _option_names(model: GatedResNet, force) -> str:
+    if isinstance(force, list):
+        return ",".join(model.options[k].name for k in force)
+    return model.options[force].name
 
 
 def file_sha256(path: str | Path) -> str:
@@ -195,7 +192,8 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     batches = Batches(images, labels, DATASETS[dataset], batch_size, train=False, device=device)
-    force_index = None if force is None else resolve_option(model, force)
+    force = force or train_args.get("static")  # a static model runs its own pinned options
+    force_index = None if force is None else resolve_force(model, force)
     want_probs = gate_probs and force_index is None  # under forcing the gates' opinions are moot
     probe = DensityProbe(model)
     try:
@@ -229,7 +227,7 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
         "rounding": "deterministic round-half-to-even (weights: tensor min/max; activations: running range)",
         "inference": "chosen option only, inputs grouped by decision",
         "densities": "per layer, the non-zero share of the feature maps it reads and writes over this split",
-        "forced_option": None if force_index is None else model.options[force_index].name,
+        "forced_option": None if force_index is None else _option_names(model, force_index),
         "accuracy_pct": round(summary["accuracy_pct"], 4),
         "computation_pct": round(summary["computation_pct"], 4),
         "git_commit": git_commit(),

@@ -311,6 +311,24 @@ class GatedResNet(nn.Module):
         return torch.where(decisions < 0, torch.ones_like(chosen), chosen).mean(1)
 
 
+def resolve_force(model: GatedResNet, text: str, flag: str = "--force"):
+    """Option indices from '8bit' / 'full' / '8' (every gated block) or one per block, '8,8,4,skip,...'."""
+    def index(name: str) -> int:
+        for k, option in enumerate(model.options):
+            if name == option.name or (name.isdigit() and not option.full_precision
+                                       and option.weight_bits == int(name)):
+                return k
+        raise InputError(flag, None, f"unknown option '{name}' (this model has "
+                                     f"{', '.join(o.name for o in model.options)})")
+
+    indices = [index(token.strip()) for token in text.split(",")]
+    if len(indices) == 1:
+        return indices[0]
+    require(len(indices) == model.n_units, flag, None,
+            f"gives {len(indices)} options: give one, or one per gated block ({model.n_units})")
+    return indices
+
+
 _BN_KEY = re.compile(r"^(.*\.bn[12])\.(\d+)\.(.*)$")
 
 

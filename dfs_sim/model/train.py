@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from dfs_sim.atomic import atomic_file
 from dfs_sim.errors import InputError, require
 from dfs_sim.model.data import DATASETS, DEFAULT_ROOTS, Batches, load_split
-from dfs_sim.model.gated_resnet import FULL, LEGACY_RECIPE, GatedResNet, ModelConfig, load_weights, parse_options
+from dfs_sim.model.gated_resnet import (FULL, LEGACY_RECIPE, GatedResNet, ModelConfig, load_weights, parse_options,
+                                        resolve_force)
 from dfs_sim.workload.resnet import ARCHITECTURES
 
 STAGES = ("backbone", "gates", "dfs")
@@ -66,6 +67,7 @@ class StageArgs:
     lr_steps: str = "0.5,0.75"  # step schedule: fractions of training at which the rate drops 10x
     budget: float | None = None  # target percentage of the --cost metric (dfs)
     cost: str = "proxy"  # "proxy" ((b/32)^2) or "METRIC@HW", e.g. "energy@bitfusion" (dfs)
+    static: str | None = None  # dfs stage: train a static reference with these options pinned ("4bit" or per block)
     beta: float = 0.1
     tolerance: float = 2.0  # dfs: epochs whose validation cost is within this many points of the budget compete
     val_size: int | None = None  # None: the previous stage's (5000 for a new backbone)
@@ -265,10 +267,12 @@ def run_stage(args: StageArgs) -> dict:
     require(args.dataset in (None, *DATASETS), "--dataset", None, f"unknown dataset '{args.dataset}'")
     require(args.epochs >= 1, "--epochs", None, "must be >= 1")
     require(args.schedule in (None, *SCHEDULES), "--schedule", None, f"must be one of {', '.join(SCHEDULES)}")
-    if args.stage == "dfs":
+    if args.stage == "dfs" and args.static is None:
         require(args.budget is not None and 0 <= args.budget <= 100, "--budget", None,
-                "the dfs stage needs a budget in [0, 100] percent")
-    else:
+                "the dfs stage needs a budget in [0, 100] percent (or --static OPTIONS)")
+    require(args.static is None or (args.stage == "dfs" and args.budget is None), "--static", None,
+            "trains a static reference in the dfs stage, without a budget")
+    if args.stage != "dfs":
         require(args.cost == "proxy", "--cost", None, "only the dfs stage trains against a cost")
     if args.stage != "backbone":
         for flag in ("act_range", "projection", "arch"):
@@ -338,6 +342,7 @@ def run_stage(args: StageArgs) -> dict:
         val_batches = _eval_batches(train_x, train_y, spec, device, args.eval_limit or 2000)
     steps_per_epoch = min(len(train_batches), args.max_batches or len(train_batches))
     costs, cost_info = stage_costs(model, args.cost, device) if args.stage == "dfs" else (None, None)
+    pinned = None if args.static is None else resolve_force(model, args.static, "--static")
 
     if args.stage == "gates" and start_epoch == 0:
         n = calibrate_ranges(model, train_batches, args.calibration_batches)
@@ -382,7 +387,7 @@ def run_stage(args: StageArgs) -> dict:
         for step, (x, y) in enumerate(bar):
             if step >= steps_per_epoch:
                 break
-            loss, correct, cost = _step(model, args, x, y, costs)
+            loss, correct, cost = _step(model, args, x, y, costs, pinned)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -391,7 +396,7 @@ def run_stage(args: StageArgs) -> dict:
             bar.set_postfix(loss=f"{sums[0] / sums[3]:.3f}", acc=f"{100 * sums[1] / sums[3]:.1f}",
                             cost=f"{100 * sums[2] / sums[3]:.1f}", refresh=False)
         bar.close()
-        force = FULL if args.stage == "backbone" else None
+        force = FULL if args.stage == "backbone" else pinned
         val = summarize(model, predict(model, val_batches, force=force), costs)
         val.setdefault("cost_pct", val["computation_pct"])
         elapsed += time.perf_counter() - started
@@ -418,7 +423,7 @@ def run_stage(args: StageArgs) -> dict:
             if best_state is not None:
                 model.load_state_dict(best_state)
             metrics = {"selected_epoch": best["epoch"] if best else epoch + 1}
-            if args.stage == "dfs":
+            if args.stage == "dfs" and pinned is None:
                 lam, calibrated = calibrate_budget(model, val_batches, costs, args.budget)
                 metrics.update(decision_bias_lambda=lam, val=calibrated)
             else:
@@ -447,11 +452,11 @@ def run_stage(args: StageArgs) -> dict:
     return metrics
 
 
-def _better(candidate: dict, best: dict | None, budget: float, tolerance: float) -> bool:
+def _better(candidate: dict, best: dict | None, budget: float | None, tolerance: float) -> bool:
     """Checkpoint selection on the validation split: within tolerance of the budget beats outside it;
-    within, higher accuracy wins; outside, closer to the budget wins."""
+    within (or without a budget), higher accuracy wins; outside, closer to the budget wins."""
     def key(entry):
-        gap = abs(entry["cost_pct"] - budget)
+        gap = 0.0 if budget is None else abs(entry["cost_pct"] - budget)
         return (0, -entry["accuracy_pct"]) if gap <= tolerance else (1, gap)
     return best is None or key(candidate) < key(best)
 
@@ -506,8 +511,12 @@ def _with_new_gates(model: GatedResNet, args: StageArgs, device) -> GatedResNet:
     return fresh
 
 
-def _step(model: GatedResNet, args: StageArgs, x, y, costs):
+def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None):
     """One stage-specific forward; returns (loss, correct count, batch cost fraction)."""
+    if pinned is not None:  # a static reference: its options pinned, trained (quantization-aware) on CE alone
+        out = model(x, force=pinned, gates=False)
+        cost = float(model.computation(out.decisions, costs).mean())
+        return F.cross_entropy(out.logits, y), int((out.logits.argmax(1) == y).sum()), cost
     if args.stage == "backbone":
         out = model(x, force=FULL, gates=False)
         return F.cross_entropy(out.logits, y), int((out.logits.argmax(1) == y).sum()), 1.0

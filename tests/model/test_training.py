@@ -203,6 +203,38 @@ def test_bad_input_is_one_input_error(chain, tmp_path, capsys):
         train.load_checkpoint(tmp_path / "missing.pt")
 
 
+def test_low_bit_set_trained_against_real_energy_and_static_references(chain, tmp_path):
+    """Fresh gates for {skip, 2, 4, 8} on the same backbone, stage 3 against Bit Fusion energy, a static
+    quantization-aware reference, and per-block static traces."""
+    gates, dfs, static = tmp_path / "gates_lb.pt", tmp_path / "dfs_lb.pt", tmp_path / "static_4.pt"
+    assert cli("train", "--stage", "gates", "--init", chain["backbone"], "-o", gates, "--options", "skip,2,4,8",
+               "--epochs", 2, "--lr", 0.2, *INHERIT) == 0
+    model, _ = train.load_checkpoint(gates)
+    assert [o.name for o in model.options] == ["skip", "2bit", "4bit", "8bit"]
+    assert float(log_rows(gates)[-1]["val_computation_pct"]) == pytest.approx(100 * (8 / 32) ** 2)  # all at 8 bits
+    assert cli("train", "--stage", "dfs", "--init", gates, "-o", dfs, "--budget", 15, "--cost", "energy@bitfusion",
+               "--beta", 20, "--epochs", 1, "--max-batches", 3, "--lr", 0.1, *INHERIT) == 0
+    out = tmp_path / "lb.npz"
+    assert cli("trace", "--checkpoint", dfs, "-o", out, "--threads", 1, "--no-progress") == 0
+    trace = load_trace(out)
+    assert trace.budget_metric == "energy@bitfusion" and trace.budget_pct == 15
+    _, ckpt = train.load_checkpoint(dfs)
+    table = np.array(json.loads(ckpt["cost"])["table"])
+    achieved = table[np.arange(table.shape[0]), trace.decisions].mean(1).mean() * 100
+    assert achieved == pytest.approx(json.loads(ckpt["metrics"])["test"]["cost_pct"], abs=1e-3)
+
+    assert cli("train", "--stage", "dfs", "--init", gates, "-o", static, "--static", "4bit", "--epochs", 1,
+               "--max-batches", 2, *INHERIT) == 0
+    pinned = tmp_path / "static_4.npz"
+    assert cli("trace", "--checkpoint", static, "-o", pinned, "--threads", 1, "--no-progress") == 0
+    assert np.all(load_trace(pinned).decisions == 2) and load_trace(pinned).budget_pct is None
+    mixed = tmp_path / "mixed.npz"
+    assert cli("trace", "--checkpoint", gates, "-o", mixed, "--force", "8,4,2", "--limit", 32, "--threads", 1,
+               "--no-progress") == 0
+    assert load_trace(mixed).decisions.tolist() == [[3, 2, 1]] * 32
+    assert load_trace(mixed).provenance["forced_option"] == "8bit,4bit,2bit"
+
+
 def test_registering_the_commands_does_not_import_torch():
     code = ("import argparse, sys; from dfs_sim.model import commands; p = argparse.ArgumentParser(); "
             "commands.register(p.add_subparsers()); assert 'torch' not in sys.modules, 'torch imported'")

@@ -1,0 +1,147 @@
+"""The reference recipe's pieces, each against a hand computation: activation-range statistic,
+calibration, gate initialisation, quantized projection, option sets without full precision,
+the validation split, and checkpoint selection."""
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dfs_sim.model import train  # noqa: E402
+from dfs_sim.model.gated_resnet import FULL, GatedResNet, ModelConfig, parse_options, resolve_force  # noqa: E402
+from dfs_sim.model.quant import QConv2d, fake_quantize  # noqa: E402
+from dfs_sim.errors import InputError  # noqa: E402
+
+
+def model(**overrides):
+    torch.manual_seed(0)
+    config = dict(depths=(2, 1, 1), in_channels=1, input_size=12, num_classes=10)
+    return GatedResNet(ModelConfig.from_dict({**config, **overrides}))
+
+
+def test_reference_range_is_the_mean_of_per_sample_extremes_with_weight_0_9_on_the_new_batch():
+    conv = QConv2d(1, 1, 3, act_range="reference").train()
+    x = torch.stack([torch.full((1, 4, 4), v) for v in (1.0, 3.0)])
+    x[0, 0, 0, 0], x[1, 0, 0, 0] = -2.0, 7.0  # sample extremes: (-2, 1) and (3, 7)
+    conv(x)  # full precision: the reference updates only when it quantizes
+    assert not bool(conv.act_seen)
+    conv(x, bits=8)
+    assert (float(conv.act_min), float(conv.act_max)) == (0.5, 4.0)  # means of (-2, 3) and (1, 7)
+    conv(x + 10, bits=8)
+    assert float(conv.act_min) == pytest.approx(0.1 * 0.5 + 0.9 * 10.5)
+    assert float(conv.act_max) == pytest.approx(0.1 * 4.0 + 0.9 * 14.0)
+
+
+def test_batch_range_is_the_legacy_global_extremes_updated_on_every_call():
+    conv = QConv2d(1, 1, 3, act_range="batch").train()
+    x = torch.linspace(-1, 5, 32).view(2, 1, 4, 4)
+    conv(x)
+    assert (float(conv.act_min), float(conv.act_max)) == (-1.0, 5.0)
+    conv(x * 2)
+    assert float(conv.act_max) == pytest.approx(0.9 * 5 + 0.1 * 10)
+
+
+def test_calibration_sets_never_set_ranges_from_full_precision_runs():
+    from dfs_sim.model.data import DATASETS, Batches
+
+    net = model()
+    images = (torch.rand(64, 1, 12, 12) * 255).to(torch.uint8)
+    batches = Batches(images, torch.zeros(64, dtype=torch.long), DATASETS["fashion-mnist"], 16, train=False)
+    convs = [m for m in net.modules() if isinstance(m, QConv2d)]
+    assert not any(bool(c.act_seen) for c in convs)
+    assert train.calibrate_ranges(net, batches, 3) == len(convs)
+    assert all(bool(c.act_seen) and float(c.act_max) > float(c.act_min) for c in convs)
+    # Block 1's conv reads the post-ReLU stem output: the mean of per-sample minima is 0; and its max is
+    # the mean over the 48 calibration inputs of each one's largest stem activation.
+    first = net.blocks[0].conv1
+    assert float(first.act_min) == 0.0
+    net.eval()  # calibration ran the network in eval mode (BN running statistics)
+    with torch.no_grad():
+        x = (images[:48].float() / 255 - 0.2860) / 0.3530
+        stem = torch.relu(net.stem_bn(net.stem(x)))
+    assert float(first.act_max) == pytest.approx(float(stem.flatten(1).amax(1).mean()), rel=1e-5)
+    assert train.calibrate_ranges(net, batches, 3) == 0  # already set: left alone
+
+
+def test_reference_gate_initialisation_has_the_reference_spread():
+    net = model(options=parse_options("skip,8,10,12,14,16,full"))
+    fc = net.gate_fc.weight.detach()
+    embeds = torch.cat([g.embed.weight.detach().flatten() for g in net.gates])
+    assert fc.std().item() == pytest.approx(math.sqrt(2 / 70), rel=0.3)  # normal(0, sqrt(2/(7*10)))
+    assert embeds.std().item() == pytest.approx(math.sqrt(2 / 10), rel=0.15)  # normal(0, sqrt(2/10))
+    default = model(gate_init="pytorch").gate_fc.weight.detach()
+    assert default.abs().max() <= 1 / math.sqrt(10) + 1e-6  # PyTorch's uniform(-1/sqrt(in), 1/sqrt(in))
+
+
+def test_quantized_projection_runs_at_the_block_bits_and_full_precision_when_skipped():
+    net = model()
+    down = net.blocks[2]  # block 3: stride 2 with a projection
+    net.train()
+    x = torch.randn(8, 16, 12, 12)
+    down.shortcut(x, 8)  # sets the projection's range
+    net.eval()
+    q = down.shortcut(x, 4)
+    conv = down.proj[0]
+    lo, hi = conv.act_min, conv.act_max
+    w = fake_quantize(conv.weight, 4, *torch.aminmax(conv.weight))
+    expected = down.proj[1](torch.nn.functional.conv2d(fake_quantize(x, 4, lo, hi), w, stride=2))
+    assert torch.allclose(q, expected, atol=1e-6)
+    skip = next(k for k, o in enumerate(net.options) if o.is_skip)
+    assert torch.equal(net._run_chosen(down, x, torch.full((8,), skip)), down.proj(x))  # full precision
+    legacy = model(projection="full").blocks[2]
+    assert not legacy.quantized_projection and isinstance(legacy.proj[0], torch.nn.Conv2d)
+
+
+def test_low_bit_option_set_without_full_precision():
+    net = model(options=parse_options("skip,2,4,8"))
+    assert net.full_index is None and net.options[net.top_index].name == "8bit"
+    net.eval()
+    with torch.no_grad():
+        out = net(torch.randn(4, 1, 12, 12), force=FULL, gates=False)
+    assert torch.all(out.decisions == -1)
+    assert torch.all(net.computation(out.decisions) == 1.0)  # full precision counts as 1, whatever the set
+    assert resolve_force(net, "2bit") == 1 and resolve_force(net, "4") == 2
+    assert resolve_force(net, "8,4,2") == [3, 2, 1]
+    with pytest.raises(InputError, match="unknown option 'full'"):
+        resolve_force(net, "full")
+    with pytest.raises(InputError, match="one per gated block"):
+        resolve_force(net, "8,4")
+
+
+def test_the_validation_split_is_fixed_disjoint_and_seed_independent():
+    images = torch.arange(100).view(100, 1, 1, 1).to(torch.uint8)
+    labels = torch.arange(100)
+    (tx, ty), (vx, vy) = train.split_train_val(images, labels, 20)
+    assert len(vy) == 20 and len(ty) == 80 and set(ty.tolist()).isdisjoint(vy.tolist())
+    torch.manual_seed(123)
+    (_, ty2), (_, vy2) = train.split_train_val(images, labels, 20)
+    assert torch.equal(vy, vy2) and torch.equal(ty, ty2)
+    with pytest.raises(InputError, match="--val-size"):
+        train.split_train_val(images, labels, 100)
+
+
+def test_checkpoint_selection_prefers_accuracy_within_tolerance_then_closeness():
+    def entry(acc, cost):
+        return {"accuracy_pct": acc, "cost_pct": cost}
+
+    assert train._better(entry(90, 31.5), entry(92, 36), budget=30, tolerance=2)  # within beats outside
+    assert train._better(entry(92, 28.5), entry(90, 31.5), budget=30, tolerance=2)  # within: accuracy
+    assert not train._better(entry(95, 40), entry(80, 35), budget=30, tolerance=2)  # outside: closeness
+    assert train._better(entry(91, 0), entry(90, 0), budget=None, tolerance=2)  # static: accuracy alone
+
+
+def test_real_cost_table_comes_from_the_simulator():
+    import dfs_sim
+    from dfs_sim.model.emit import derive_network
+
+    net = model(options=parse_options("skip,2,4,8"))
+    costs, info = train.stage_costs(net, "energy@bitfusion", "cpu")
+    expected = dfs_sim.unit_costs(derive_network(net), net.options, "bitfusion", "energy")
+    assert np.allclose(costs.numpy(), expected, rtol=1e-6)
+    assert costs.shape == (net.n_units, 4) and info["metric"] == "energy" and info["hw"] == "bitfusion"
+    assert np.all(np.diff(costs.numpy()[:, 1:], axis=1) >= 0)  # more bits never cost less energy here
+    proxy, none = train.stage_costs(net, "proxy", "cpu")
+    assert none is None and torch.allclose(proxy[0], net.costs)
+    with pytest.raises(InputError, match="METRIC@HW"):
+        train.stage_costs(net, "energy", "cpu")
