@@ -145,3 +145,23 @@ def test_real_cost_table_comes_from_the_simulator():
     assert none is None and torch.allclose(proxy[0], net.costs)
     with pytest.raises(InputError, match="METRIC@HW"):
         train.stage_costs(net, "energy", "cpu")
+
+
+def test_greedy_static_search_lowers_the_cheapest_loss_per_cost_first():
+    from dfs_sim.model.static_search import greedy_path, pick
+
+    costs = np.array([[0.0, 0.2, 1.0], [0.0, 0.2, 1.0]])  # per block: skip, low, high
+    # Block 0 is robust (lowering it loses little), block 1 fragile.
+    loss = {(0, 2): 0.1, (0, 1): 5.0, (0, 0): 50.0, (1, 2): 0.0, (1, 1): 20.0, (1, 0): 60.0}
+
+    def evaluate(options):
+        return 90.0 - sum(loss[(b, k)] for b, k in enumerate(options)) + loss[(0, 2)]
+
+    path = greedy_path(evaluate, costs, log=lambda _: None)
+    # Step 1: block 0 loses 4.9 points for 40 saved (0.12/point), block 1 20 for 40 (0.5): block 0.
+    # Step 2: block 0 would lose 45 for 10 (4.5/point), block 1 20 for 40: block 1. Step 3: block 0
+    # 45 for 10, block 1 40 for 10: block 1. Then block 0.
+    assert [p["options"] for p in path] == [[2, 2], [1, 2], [1, 1], [1, 0], [0, 0]]
+    assert [round(p["cost_pct"], 1) for p in path] == [100.0, 60.0, 20.0, 10.0, 0.0]
+    assert [round(p["accuracy_pct"], 1) for p in path] == [90.0, 85.1, 65.1, 25.1, -24.9]
+    assert pick(path, 55)["options"] == [1, 1] and pick(path, 100)["options"] == [2, 2]
