@@ -33,7 +33,7 @@ def test_bitfusion_over_eyeriss(targets):
 
 def test_stripes_over_dadiannao(targets):
     (target,) = [t for t in targets.values() if t.target.startswith("Stripes over DaDianNao")]
-    assert target.published == 1.92 and target.simulated == pytest.approx(1.769, abs=0.001) and target.passed
+    assert target.published == 1.92 and target.simulated == pytest.approx(1.782, abs=0.001) and target.passed
 
 
 def test_unpu_peaks(targets):
