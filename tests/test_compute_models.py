@@ -7,7 +7,7 @@ import pytest
 from dfs_sim.engine import simulate_network
 from dfs_sim.errors import InputError
 from dfs_sim.hardware.accelerators.base import fold_stride_into_channels
-from dfs_sim.hardware.config import hw_from_dict, load_hw
+from dfs_sim.hardware.config import hw_from_dict, load_hw, shipped_configs_dir
 from dfs_sim.workload.network import Layer, Network
 
 STRIPES, DADN = load_hw("stripes"), load_hw("dadiannao")
@@ -131,9 +131,8 @@ def test_stripes_first_layer_mapping_is_a_choice_with_stride_fold_default():
 
 def test_first_layer_mapping_is_checked():
     import yaml
-    from pathlib import Path
 
-    data = yaml.safe_load(Path("hw_configs/stripes.yaml").read_text())
+    data = yaml.safe_load((shipped_configs_dir() / "stripes.yaml").read_text())
     data["array"]["params"] = {"first_layer": "sideways"}
     with pytest.raises(InputError, match="array.params.first_layer"):
         hw_from_dict(data, "stripes.yaml")
