@@ -181,11 +181,39 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from dfs_sim.report.format import render_validation
-    from dfs_sim.validation import all_targets
+    from dfs_sim.validation import COVERAGE, all_targets, unvalidated
 
-    targets = [t.to_dict() for t in all_targets()]
-    write_output(render_validation(targets, args.format), args.output)
-    return 0 if all(t["pass"] for t in targets) else 1  # a failed target fails CI, like cost drift
+    targets = all_targets()
+    rows = [t.to_dict() for t in targets]
+    text = render_validation(rows, args.format)
+    if args.format == "table":
+        text += _validation_epilogue(targets, unvalidated(), COVERAGE)
+    write_output(text, args.output)
+    # A failed target fails CI, like cost drift; so does a known failure that passes (its note is stale).
+    return 0 if all(t.as_expected for t in targets) else 1
+
+
+def _validation_epilogue(targets, comparisons, coverage) -> str:
+    """Known failures with their reasons, published figures the model does not reproduce, then what each
+    shipped config is and is not validated against."""
+    lines = []
+    known = [t for t in targets if t.known_failure]
+    if known:
+        lines.append("\nknown failures (docs/validation.md):")
+        for t in known:
+            state = "STALE, passes now: retire its note" if t.passed else "fails as expected"
+            lines.append(f"  {t.target}: {state}; {t.known_failure}")
+    unexpected = [t for t in targets if not t.passed and not t.known_failure]
+    if unexpected:
+        lines.append(f"\n{len(unexpected)} target(s) fail unexpectedly")
+    lines.append("\nnot validated, published vs ours (docs/validation.md):")
+    for c in comparisons:
+        lines.append(f"  {c.quantity}: published {c.published:g}, ours {c.simulated:.3g}; {c.reason}")
+    width = max(len(c.config) for c in coverage)
+    lines.append("\ncoverage (config: validated against | not validated):")
+    for c in coverage:
+        lines.append(f"  {c.config:<{width}}  {c.validated} | NOT: {c.not_validated}")
+    return "\n".join(lines) + "\n"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -263,8 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check the cost models against published results",
                               description="Run every validation target (Bit Fusion's simulator per layer, Bit Fusion "
-                                          "over Eyeriss, Stripes over DaDianNao, Eyeriss DRAM traffic, UNPU peak) "
-                                          "and print published value, ours, error and pass/fail. Exit code 1 if any target fails.")
+                                          "over Eyeriss, Stripes over DaDianNao, Loom's precision scaling, Eyeriss DRAM "
+                                          "traffic, UNPU peak), print published value, ours, error and pass/fail, then "
+                                          "what each accelerator is not validated against. Exit code 1 if a target fails "
+                                          "other than for its documented reason, or a documented failure passes.")
     validate.add_argument("--format", choices=("table", "json"), default="table")
     validate.add_argument("-o", "--output", help="write here instead of stdout")
     validate.set_defaults(handler=cmd_validate)

@@ -1,6 +1,7 @@
-"""`dfs-sim validate`: pinned results against published figures (the sources are in the targets)."""
+"""`dfs-sim validate`: targets against published figures, their documentation, and the command's exit code."""
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -8,53 +9,100 @@ import pytest
 from dfs_sim import validation
 from dfs_sim.cli import main
 from dfs_sim.engine import simulate_network
-from dfs_sim.hardware.config import load_hw
+from dfs_sim.hardware.config import load_hw, shipped_configs_dir
+from dfs_sim.validation.targets import BITFUSION_SOURCE
 from dfs_sim.workload.network import load_network
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def targets():
+    """Every target, built once per test run."""
     return {t.target: t for t in validation.all_targets()}
 
 
+@pytest.fixture(scope="session")
+def comparisons():
+    return validation.unvalidated()
+
+
+@pytest.fixture
+def cached_validation(monkeypatch, targets, comparisons):
+    """`dfs-sim validate` in-process on the session's targets (all_targets itself is tested above)."""
+    monkeypatch.setattr(validation, "all_targets", lambda: list(targets.values()))
+    monkeypatch.setattr(validation, "unvalidated", lambda: comparisons)
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
+
+
+def test_every_target_cites_a_source_and_is_documented(targets):
+    doc = DOC.read_text()
+    for t in targets.values():
+        assert t.source.strip() and t.tolerance_pct > 0, t.target
+    # Each source is quoted in docs/validation.md, with the tolerance its targets use.
+    for source in {t.source for t in targets.values()}:
+        assert source in doc, source
+        section = doc[doc.index(source):]
+        section = section[:section.index("\n\n")]
+        for tolerance in {t.tolerance_pct for t in targets.values() if t.source == source}:
+            assert f"tolerance {tolerance:g} %" in section, (source, tolerance)
+
+
+def test_targets_pass_or_fail_for_their_documented_reason(targets):
+    doc = DOC.read_text()
+    for t in targets.values():
+        assert t.as_expected, (t.target, t.error_pct, t.known_failure)
+        if t.known_failure:
+            assert t.target in doc
+
+
+def test_every_shipped_config_has_coverage():
+    shipped = {p.stem for p in shipped_configs_dir().glob("*.yaml")}
+    assert {c.config for c in validation.COVERAGE} == shipped
+    doc = DOC.read_text()
+    for c in validation.COVERAGE:
+        assert f"`{c.config}`" in doc
+
+
 def test_bitfusion_simulator_reproduced_per_layer(targets):
-    layers = [t for t in targets.values() if t.source == validation.BITFUSION_SOURCE]
-    assert len(layers) == 61 * 4
+    layers = [t for t in targets.values() if t.source == BITFUSION_SOURCE]
+    published = pd.read_csv(validation.DATA / "bitfusion_sim_layers.csv", comment="#")
+    assert len(layers) == 4 * len(published)
     # The published per-layer values are matched exactly, not just within the 1 % tolerance.
     assert max(abs(t.error_pct) for t in layers) < 1e-9
 
 
-def test_bitfusion_over_eyeriss(targets):
-    speedup = targets["Bit Fusion over Eyeriss: geomean speedup"]
-    energy = targets["Bit Fusion over Eyeriss: geomean energy reduction"]
-    assert speedup.published == 3.9 and speedup.simulated == pytest.approx(3.925, abs=0.001) and speedup.passed
-    assert energy.published == 5.1 and energy.simulated == pytest.approx(5.116, abs=0.001) and energy.passed
-
-
-def test_stripes_over_dadiannao(targets):
+def test_stripes_speedup_follows_the_precision_profiles(targets):
+    # The target is the geomean of DaDianNao cycles over Stripes cycles; at 16-bit activations everywhere it
+    # would be ~1 (the designs match at 16 bits; Stripes loses a few % where a layer's windows are not a
+    # multiple of its 16 columns), so the 1.8x comes from the per-layer profiles.
     (target,) = [t for t in targets.values() if t.target.startswith("Stripes over DaDianNao")]
-    assert target.published == 1.92 and target.simulated == pytest.approx(1.769, abs=0.001) and target.passed
+    network = load_network(validation.NETWORKS / "stripes_alexnet.yaml")
+    flat = replace(network, layers=tuple(replace(layer, a_bits=16) for layer in network.layers))
+    cycles = [simulate_network(flat, load_hw(name), batch=1).totals[0] for name in ("dadiannao", "stripes")]
+    assert 0.95 < cycles[0] / cycles[1] <= 1.0
+    assert target.simulated > 1.5
 
 
-def test_unpu_peaks(targets):
-    for bits, gops in ((16, 345.6), (1, 7372.0)):
-        target = targets[f"UNPU peak throughput, {bits}-bit weights (GOPS)"]
-        assert target.published == gops and target.passed
+def test_loom_fc_scaling_is_exact_where_dram_does_not_bind(targets):
+    fc = [t for t in targets.values() if t.target.startswith("Loom AlexNet FC7")]
+    assert len(fc) == 4 and all(t.passed and not t.known_failure for t in fc)
 
 
-def test_eyeriss_dram_traffic(targets):
-    # JSSC 2017: 0.0029 (AlexNet) and 0.0035 (VGG-16) accesses per MAC, feature maps run-length coded.
-    alexnet = targets["Eyeriss DRAM accesses per MAC, AlexNet CONV1-5, batch 4"]
-    vgg = targets["Eyeriss DRAM accesses per MAC, VGG-16 CONV layers, batch 3"]
-    assert alexnet.simulated == pytest.approx(0.002584, rel=1e-3) and alexnet.passed
-    assert vgg.simulated == pytest.approx(0.003863, rel=1e-3) and vgg.passed
+def test_unvalidated_figures_are_reported_not_targets(comparisons, targets):
+    for c in comparisons:
+        assert c.quantity not in targets and c.reason and c.source
+        assert c.quantity in DOC.read_text()
+        # They are off: were one to agree, it should become a target.
+        assert abs(c.simulated / c.published - 1) > 0.10, c.quantity
 
 
-def test_eyeriss_dram_traffic_needs_the_coded_link():
+def test_eyeriss_dram_traffic_needs_the_coded_link(targets):
     # The same mapping search with the link moving feature maps raw is 33-64 % above the published
     # figures: the agreement comes from modelling the compression, not from the tiling alone.
     raw = replace(load_hw("eyeriss"), fmap_compression="none")
-    for name, batch, published in (("eyeriss_alexnet_conv", 4, 0.0029), ("eyeriss_vgg16_conv", 3, 0.0035)):
+    for name, batch, label in (("eyeriss_alexnet_conv", 4, "AlexNet CONV1-5"), ("eyeriss_vgg16_conv", 3, "VGG-16 CONV layers")):
+        published = targets[f"Eyeriss DRAM accesses per MAC, {label}, batch {batch}"].published
         network = load_network(validation.NETWORKS / f"{name}.yaml")
         per_mac = _dram_bits(network, raw, batch).sum() / 16 / (network.total_macs * batch)
         assert per_mac > 1.3 * published
@@ -79,17 +127,23 @@ def _dram_bits(network, hw, batch, fmaps_only=False):
     return bits
 
 
-def test_validate_json(capsys):
+def test_validate_json(capsys, cached_validation, targets):
     assert main(["validate", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 61 * 4 + 7
-    assert set(rows[0]) == {"target", "source", "published", "simulated", "error_pct", "tolerance_pct", "pass"}
+    assert len(rows) == len(targets)
+    assert set(rows[0]) == {"target", "source", "published", "simulated", "error_pct", "tolerance_pct", "pass",
+                            "known_failure"}
 
 
-def test_validate_table(capsys):
+def test_validate_table_ends_with_what_is_not_validated(capsys, cached_validation, targets):
     assert main(["validate"]) == 0
     text = capsys.readouterr().out
-    assert "244/244 targets within 1 %" in text and "251/251 targets pass" in text
+    passed = sum(t.passed for t in targets.values())
+    assert f"{passed}/{len(targets)} targets pass" in text
+    tail = text[text.index("coverage"):]
+    for c in validation.COVERAGE:
+        assert c.config in tail and c.not_validated in tail
+    assert "not validated, published vs ours" in text
 
 
 def test_static_network_per_layer_csv(tmp_path):
@@ -100,7 +154,7 @@ def test_static_network_per_layer_csv(tmp_path):
     expected = {"cycles", "stall_cycles", "dram_read_bits", "dram_write_bits", "wbuf_read_bits", "wbuf_write_bits",
                 "ibuf_read_bits", "obuf_write_bits", "energy_compute_uj", "energy_dram_uj", "energy_uj"}
     assert expected <= set(frame.columns)
-    published = pd.read_csv(validation.HERE / "bitfusion_sim_layers.csv", comment="#")
+    published = pd.read_csv(validation.DATA / "bitfusion_sim_layers.csv", comment="#")
     lenet = published[published.network == "LeNet-5"].set_index("layer")
     # Per input; the published simulator reports per batch of 16.
     assert (frame.set_index("layer").cycles * 16).to_dict() == pytest.approx(lenet.cycles.to_dict())
@@ -127,5 +181,18 @@ def test_network_with_gates_needs_a_trace(tmp_path, small_network):
 def test_validate_fails_when_a_target_fails(monkeypatch, capsys):
     off = validation.Target("made-up target", "nowhere", 1.0, 1.5, 10.0)  # 50 % off, 10 % allowed
     monkeypatch.setattr(validation, "all_targets", lambda: [off])
+    monkeypatch.setattr(validation, "unvalidated", lambda: [])
     assert main(["validate"]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_validate_accepts_a_documented_failure_but_not_a_stale_one(monkeypatch, capsys):
+    monkeypatch.setattr(validation, "unvalidated", lambda: [])
+    known = validation.Target("made-up target", "nowhere", 1.0, 1.5, 10.0, known_failure="a stated reason")
+    monkeypatch.setattr(validation, "all_targets", lambda: [known])
+    assert main(["validate"]) == 0
+    assert "fails as expected; a stated reason" in capsys.readouterr().out
+    stale = replace(known, simulated=1.05)  # now within tolerance: the note no longer holds
+    monkeypatch.setattr(validation, "all_targets", lambda: [stale])
+    assert main(["validate"]) == 1
+    assert "STALE" in capsys.readouterr().out

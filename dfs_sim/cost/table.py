@@ -59,6 +59,7 @@ def precision_cases(options, hw: HwConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, source: str = "") -> CostTable:
+    network = MODELS[hw.model].array_network(hw, network)  # e.g. a stem relaid for the lanes
     declared, mapped = precision_cases(options, hw)
     n_cases = len(declared)
     full_case = n_cases - 1

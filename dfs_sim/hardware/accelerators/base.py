@@ -7,11 +7,12 @@ math spends. Tiling, data movement and time are the engine's job (`dfs_sim/cost/
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from dfs_sim.errors import InputError
+from dfs_sim.workload.network import Layer, Network
 
 KIND_CODES = {"conv": 0, "fc": 1, "gate-embed": 2, "lstm": 3, "gate-fc": 4, "pool": 5}
 POOL = KIND_CODES["pool"]
@@ -94,9 +95,60 @@ class ComputeModel:
         """Operand widths the datapath really runs at (e.g. rounded up to what it supports)."""
         return np.maximum(w_bits, config.min_bits), np.maximum(a_bits, config.min_bits)
 
+    def array_network(self, config, network: Network) -> Network:
+        """The network as the array runs it (e.g. a stem relaid in memory); the cost engine tiles this."""
+        return network
+
     def array_mapping(self, config, work: Work) -> ArrayMapping:
         raise NotImplementedError
 
     def ops(self, config, work: Work) -> np.ndarray:
         """Energy-bearing ops per entry (what `compute.op` names)."""
         raise NotImplementedError
+
+
+# How an array whose reduction lanes take input channels maps a layer that reads the network input
+# (`array.params.first_layer`). A 3-channel image fills 3 of 16 lanes when the lanes take channels.
+# - stride-fold: the host lays the image out with each stride x stride block of pixels as channels
+#   (space-to-depth), so a k x k stride-s conv on c channels runs as a ceil(k/s) x ceil(k/s) stride-1
+#   conv on c*s*s channels: same outputs, no duplicated data, no extra hardware. DNNsim, the Stripes
+#   group's simulator, does this (github.com/isakedo/DNNsim, base/src/Array.cpp,
+#   reshape_first_layer_act/_wgt). A stride-1 stem is left as it is.
+# - channels: the lanes take the image's channels as they come.
+# Unfolding the kernel window into the reduction (im2col, kernel taps on lanes as BitSim charges it)
+# duplicates the input k*k/(s*s) times; that is `mapping.im2col: input-layers`, which moves the
+# unfolded input.
+FIRST_LAYER_MAPPINGS = ("stride-fold", "channels")
+
+
+def validate_first_layer(config) -> None:
+    value = config.model_params.get("first_layer", FIRST_LAYER_MAPPINGS[0])
+    if value not in FIRST_LAYER_MAPPINGS:
+        raise InputError(config.path, "array.params.first_layer", f"must be one of {', '.join(FIRST_LAYER_MAPPINGS)}")
+
+
+def first_layer_network(config, network: Network) -> Network:
+    """The network with its input-reading convolutions stride-folded, when the config asks for it."""
+    if config.model_params.get("first_layer", FIRST_LAYER_MAPPINGS[0]) != "stride-fold":
+        return network
+    layers = tuple(fold_stride_into_channels(layer) if _reads_input(layer, i) else layer
+                   for i, layer in enumerate(network.layers))
+    return replace(network, layers=layers)
+
+
+def _reads_input(layer: Layer, index: int) -> bool:
+    # The cost table treats the first layer as reading the input whether or not it is marked.
+    return (layer.reads_input or index == 0) and layer.kind == "conv" and layer.stride > 1 and layer.groups == 1
+
+
+def fold_stride_into_channels(layer: Layer) -> Layer:
+    """A k x k, stride-s conv as the equivalent ceil(k/s) x ceil(k/s) stride-1 conv on c*s*s channels of a
+    (padded) input whose s x s pixel blocks became channels. MACs stay the real ones; the folded kernel's
+    zero taps (ceil(k/s)*s > k) are stored and take lanes, as they would on the chip."""
+    s = layer.stride
+    kernel = -(-layer.kernel // s)
+    # The folded input covers the padded image, and always every window of the folded kernel.
+    h_in = max(-(-(layer.h_in + 2 * layer.padding) // s), layer.h_out + kernel - 1)
+    w_in = max(-(-(layer.w_in + 2 * layer.padding) // s), layer.w_out + kernel - 1)
+    return replace(layer, c_in=layer.c_in * s * s, h_in=h_in, w_in=w_in, kernel=kernel, stride=1, padding=0,
+                   weights=layer.c_out * layer.c_in * s * s * kernel * kernel)

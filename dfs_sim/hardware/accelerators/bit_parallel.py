@@ -2,17 +2,27 @@
 
 Precision below the native width saves nothing; a wider operand takes extra passes
 (a 32-bit operand on a 16-bit datapath: 2 passes per operand, 4 per MAC).
-One op = one native-width MAC.
+One op = one native-width MAC. `array.params.first_layer` says how the channel lanes take the
+network input (base.FIRST_LAYER_MAPPINGS).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from dfs_sim.hardware.accelerators.base import ArrayMapping, ComputeModel, Work, passes, unrolled
+from dfs_sim.hardware.accelerators.base import (ArrayMapping, ComputeModel, Work, first_layer_network, passes,
+                                                unrolled, validate_first_layer)
 
 
 class BitParallel(ComputeModel):
     name = "bit_parallel"
+    params = ("first_layer",)
+
+    def validate(self, config) -> None:
+        super().validate(config)
+        validate_first_layer(config)
+
+    def array_network(self, config, network):
+        return first_layer_network(config, network)
 
     def effective_bits(self, config, w_bits, a_bits):
         # Narrower operands occupy the full datapath anyway.
@@ -23,7 +33,8 @@ class BitParallel(ComputeModel):
 
     def array_mapping(self, config, work: Work) -> ArrayMapping:
         u_k, u_c, u_p, u_n = unrolled(config, len(work.macs))
-        return ArrayMapping(u_k, u_c, u_p, u_n, np.ones(len(work.macs)), self._passes(config, work))
+        return ArrayMapping(u_k=u_k, u_c=u_c, u_p=u_p, u_n=u_n, cycles_per_step=np.ones(len(work.macs)),
+                            passes=self._passes(config, work))
 
     def ops(self, config, work: Work) -> np.ndarray:
         return work.macs * self._passes(config, work)

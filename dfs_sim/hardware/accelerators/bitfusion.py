@@ -31,7 +31,8 @@ class BitFusion(ComputeModel):
     def array_mapping(self, config, work: Work) -> ArrayMapping:
         u_k, u_c, u_p, u_n = unrolled(config, len(work.macs))
         per_unit, n_passes = self.fusion(config, work)
-        return ArrayMapping(u_k, u_c * per_unit, u_p, u_n, np.ones(len(work.macs)), n_passes)
+        return ArrayMapping(u_k=u_k, u_c=u_c * per_unit, u_p=u_p, u_n=u_n, cycles_per_step=np.ones(len(work.macs)),
+                            passes=n_passes)
 
     def ops(self, config, work: Work) -> np.ndarray:
         return work.macs.astype(np.float64)

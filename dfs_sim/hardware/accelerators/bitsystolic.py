@@ -52,9 +52,11 @@ class BitSystolic(ComputeModel):
         within, n_passes = self._slices(config, work)
         ones = np.ones(size, dtype=np.int64)
         if p["dataflow"] == DATAFLOWS[0]:
-            return ArrayMapping(cols * ones, ones, rows * ones, 0 * ones, within.astype(np.float64), n_passes,
+            return ArrayMapping(u_k=cols * ones, u_c=ones, u_p=rows * ones, u_n=0 * ones,
+                                cycles_per_step=within.astype(np.float64), passes=n_passes,
                                 fill_per_pixel_fold=float(rows + cols - 2))
-        return ArrayMapping(cols * ones, rows * ones, ones, 0 * ones, within.astype(np.float64), n_passes,
+        return ArrayMapping(u_k=cols * ones, u_c=rows * ones, u_p=ones, u_n=0 * ones,
+                            cycles_per_step=within.astype(np.float64), passes=n_passes,
                             fill_per_reduction_fold=float(2 * rows + cols - 2))
 
     def ops(self, config, work: Work) -> np.ndarray:

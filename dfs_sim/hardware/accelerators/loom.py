@@ -37,7 +37,8 @@ class Loom(ComputeModel):
         conv_cycles = w_steps * a_steps
         fc_cycles = w_steps * ceil_div(work.a_bits, k * u_p)  # columns take activation bits in parallel
         cycles = np.where(vector, fc_cycles, conv_cycles).astype(np.float64)
-        return ArrayMapping(u_k, u_c, np.where(vector, 1, u_p), u_n, cycles, np.ones(len(work.macs)))
+        return ArrayMapping(u_k=u_k, u_c=u_c, u_p=np.where(vector, 1, u_p), u_n=u_n, cycles_per_step=cycles,
+                            passes=np.ones(len(work.macs)))
 
     def ops(self, config, work: Work) -> np.ndarray:
         w_steps, a_steps, _ = self._steps(config, work)

@@ -40,7 +40,8 @@ class UNPU(ComputeModel):
         a_passes = ceil_div(work.a_bits, config.native_bits)
         w_passes = ceil_div(work.w_bits, config.max_bits)
         cycles = np.minimum(work.w_bits, config.max_bits).astype(np.float64)
-        return ArrayMapping(u_k, u_c * self._lut_inputs(config, work), u_p, u_n, cycles, a_passes * w_passes)
+        return ArrayMapping(u_k=u_k, u_c=u_c * self._lut_inputs(config, work), u_p=u_p, u_n=u_n, cycles_per_step=cycles,
+                            passes=a_passes * w_passes)
 
     def ops(self, config, work: Work) -> np.ndarray:
         return work.macs * work.w_bits / self._lut_inputs(config, work) * ceil_div(work.a_bits, config.native_bits)
