@@ -25,8 +25,6 @@ def test_committed_baseline_covers_every_shipped_trace_and_config():
             assert ((REPO / entry["file"]).resolve(), config.resolve()) in covered, (entry["file"], config.name)
 
 
-@pytest.mark.xfail(strict=True, reason="branch accel-validation: Stripes FC rate, stride-folded stems and Loom-2b's "
-                                       "array shape move costs on purpose; the baseline is regenerated once, at merge")
 def test_unchanged_tree_passes(capsys):
     assert main(["regress", "--baseline", str(BASELINE)]) == 0
     assert "cases match" in capsys.readouterr().err
