@@ -8,8 +8,8 @@ import pandas as pd
 
 from dfs_sim.engine import simulate
 from dfs_sim.errors import InputError
-from dfs_sim.plot.common import (REFERENCE_COLOR, describe, option_name, palette, pyplot, save_figure, side_legend,
-                                 thousands)
+from dfs_sim.plot.common import (REFERENCE_COLOR, describe, model_name, option_name, palette, pyplot, save_figure,
+                                 side_legend, thousands)
 from dfs_sim.plot.layout import finish_layout, label_vertical_line
 from dfs_sim.report.format import format_quantity
 
@@ -141,7 +141,7 @@ def build_latency(traces, hws, budget_us=None, batch=None, policy=None):
             result = simulate(trace, hw, batch=batch, policy=policy)
             latency = np.sort(result.per_input["latency_us"].to_numpy())
             ax.step(latency, np.arange(1, len(latency) + 1) / len(latency), where="post", color=palette(i), lw=1.6)
-            full.setdefault(trace.network.name, result.summary["metrics"]["latency_us"]["full_precision"])
+            full.setdefault(model_name(trace), result.summary["metrics"]["latency_us"]["full_precision"])
             if budget_us is not None:
                 shares.append(latency_shares(latency, budget_us))
         for network, value in full.items():
@@ -166,7 +166,7 @@ def build_latency(traces, hws, budget_us=None, batch=None, policy=None):
                 " of inputs"
         ax.set_title(title, fontsize=9, loc="left")
     handles = [Line2D([], [], color=palette(i), lw=1.6, label=label.long if one_series else
-                      f"{label.long} ({label.series})") for i, label in enumerate(labels)]
+                      f"{label.series}: {label.long}") for i, label in enumerate(labels)]
     handles.append(Line2D([], [], color="dimgray", ls=":", lw=1.4, label="full precision, same accelerator"))
     if budget_us is not None:
         handles.append(Line2D([], [], color=REFERENCE_COLOR, ls="--", lw=1.6,
@@ -250,6 +250,7 @@ def build_energy(parts: pd.DataFrame, label, scale: str = "log"):
     else:
         ax.set_ylim(0, tops.max() * 1.25)
         ax.set_ylabel("energy per inference (µJ)")
+        thousands(ax.yaxis)
     names = [f"{hw}\nbatch {first.loc[hw, 'batch']}\nweights\n{'on chip' if first.loc[hw, 'weights_on_chip'] else 'from DRAM'}"
              for hw in hws]
     ax.set_xticks(positions, names, fontsize=8)

@@ -6,7 +6,7 @@ import pandas as pd
 
 from dfs_sim.engine import simulate
 from dfs_sim.plot.common import (PROXY_METRICS, REFERENCE_COLOR, describe, full_precision_bits, palette, pyplot,
-                                 save_figure, side_legend, static_marker)
+                                 save_figure, side_legend, static_marker, thousands)
 from dfs_sim.plot.layout import finish_layout
 
 PROXY_AXIS = "computation % (the paper's proxy: skip 0, b bits (b/32)², full precision 1)"
@@ -51,6 +51,7 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
     """The figure: one panel per model, one line per accelerator across the model's budgets."""
     plt = pyplot()
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullFormatter
 
     metric = points["metric"].iloc[0]
     series_names = list(dict.fromkeys(points["series"]))
@@ -62,7 +63,8 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
     log_y = reference_name is not None and top > 1000
     for ax, series in zip(axes[0], series_names):
         panel = points[points["series"] == series]
-        ax.plot([0, 100], [0, 100], color=REFERENCE_COLOR, ls="--", lw=1.2, zorder=1)
+        diagonal = np.linspace(0.5, 100, 200)  # sampled: on a log y axis the line is a curve
+        ax.plot(diagonal, diagonal, color=REFERENCE_COLOR, ls="--", lw=1.2, zorder=1)
         for i, hw in enumerate(hws):
             # Accelerators often cost the same (100 % at budgets that only mix 16-bit and full
             # precision): each is drawn narrower than the one before, so coinciding lines show as stripes.
@@ -79,6 +81,9 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
         ax.set_xlim(-3, 105)
         if log_y:
             ax.set_yscale("log")
+            ax.set_ylim(max(0.5, float(np.nanmin(points["pct_of_reference"])) / 2), top * 1.5)
+            thousands(ax.yaxis)
+            ax.yaxis.set_minor_formatter(NullFormatter())
         else:
             ax.set_ylim(0, top)
         ax.set_title(series, fontsize=10, loc="left")
@@ -109,7 +114,7 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
 
 def label_diagonal(ax) -> None:
     """'what the proxy promises' along the y = x line, just below it."""
-    (x0, y0), (x1, y1) = ax.transData.transform([(0, 0), (100, 100)])
+    (x0, y0), (x1, y1) = ax.transData.transform([(55, 55), (61, 61)])
     angle = np.arctan2(y1 - y0, x1 - x0)
     ax.annotate("what the proxy promises", (58, 58), xytext=(9 * np.sin(angle), -9 * np.cos(angle)),
                 textcoords="offset points", rotation=float(np.degrees(angle)), rotation_mode="anchor",
