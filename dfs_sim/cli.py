@@ -304,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
                               description="One point per (trace, accelerator): accuracy against a cost axis. Traces "
                                           "of one model at several budgets form a line per accelerator; static "
                                           "references are their own markers; the Pareto front is marked. "
-                                          "Degenerate references (all skip) are noted below the axis.")
+                                          "Degenerate references (all skip) sit on the lower edge, named in the legend, so the "
+                                          "accuracy axis stays on the models that matter.")
     frontier.add_argument("--trace", nargs="+", required=True, metavar="T", help="trace files (.npz)")
     frontier.add_argument("--hw", nargs="+", metavar="H", help=_hw_help("accelerators") + f" (default: {DEFAULT_HW})")
     frontier.add_argument("-o", "--output", required=True, help=FIGURE_HELP)

@@ -137,7 +137,7 @@ def build_latency(traces, hws, budget_us=None, batch=None, policy=None):
     references = []  # (axes, latency, text) labelled once the layout is fixed
     for ax, hw in zip(axes[0], hws):
         shares, full = [], {}
-        for i, (trace, label) in enumerate(zip(traces, labels)):
+        for i, trace in enumerate(traces):
             result = simulate(trace, hw, batch=batch, policy=policy)
             latency = np.sort(result.per_input["latency_us"].to_numpy())
             ax.step(latency, np.arange(1, len(latency) + 1) / len(latency), where="post", color=palette(i), lw=1.6)

@@ -93,7 +93,6 @@ def place_labels(ax, labels: list[PointLabel], fontsize: float = 8, extra_obstac
     obstacles += [text_box(t, renderer) for t in ax.texts if t.get_visible() and t.get_text()]
     placed = []
     for label in labels:
-        anchor = ax.transData.transform((label.x, label.y))
         best, best_cost = None, None
         for radius in _RADII:
             for dx, dy in _DIRECTIONS:

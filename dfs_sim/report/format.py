@@ -195,9 +195,13 @@ def render_frame(frame: pd.DataFrame, fmt: str) -> str:
         return frame.to_json(orient="records", indent=1) + "\n"
     if fmt == "csv":
         return frame.to_csv(index=False, float_format=CSV_FLOAT)
-    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
-                           "display.float_format", format_number):
-        return frame.to_string(index=False) + "\n"
+    # Every number as format_number writes it: separators, 4 significant digits, no 1.2e+05.
+    columns = {name: [format_number(float(v)) for v in frame[name]] if pd.api.types.is_float_dtype(frame[name]) else
+               [format_int(v) for v in frame[name]] if pd.api.types.is_integer_dtype(frame[name]) else
+               frame[name].tolist() for name in frame.columns}
+    text = pd.DataFrame(columns, index=frame.index)
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250):
+        return text.to_string(index=False) + "\n"
 
 
 def render_validation(targets: list[dict], fmt: str) -> str:
