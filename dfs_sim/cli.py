@@ -106,17 +106,27 @@ def _load_all(traces, hws):
     return [load_trace(t) for t in traces or []], [load_hw(h) for h in hws or []]
 
 
+def _check_csv_path(path: str | None) -> None:
+    if path and not Path(path).parent.is_dir():
+        raise InputError(path, None, "the output directory does not exist")
+
+
+def _write_csv(frame, path: str | None) -> None:
+    from dfs_sim.report.format import CSV_FLOAT
+
+    if path:
+        write_output(frame.to_csv(index=False, float_format=CSV_FLOAT), path)
+
+
 def cmd_frontier(args: argparse.Namespace) -> int:
     from dfs_sim.plot.common import check_figure_path
     from dfs_sim.plot.frontier import frontier_points, plot_frontier
 
     check_figure_path(args.output)
-    if args.csv and not Path(args.csv).parent.is_dir():
-        raise InputError(args.csv, None, "the output directory does not exist")
+    _check_csv_path(args.csv)
     traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW])
     points = frontier_points(traces, hws, x=args.x, relative=not args.absolute)
-    if args.csv:
-        write_output(points.drop(columns=["x", "y"]).to_csv(index=False), args.csv)
+    _write_csv(points.drop(columns=["x", "y"]), args.csv)
     plot_frontier(points, args.output, x=args.x, relative=not args.absolute)
     print(f"dfs-sim: wrote {args.output} ({len(points)} points)" + (f" and {args.csv}" if args.csv else ""),
           file=sys.stderr)
@@ -124,27 +134,49 @@ def cmd_frontier(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from dfs_sim.plot import figures
     from dfs_sim.plot.common import check_figure_path
 
     check_figure_path(args.output)
-    if args.figure == "decisions":
+    _check_csv_path(getattr(args, "csv", None))
+    batch = {"batch": getattr(args, "batch", None), "policy": getattr(args, "policy", None)}
+    if getattr(args, "batch", None) is not None and args.batch < 1:
+        raise InputError("--batch", None, f"must be >= 1, got {args.batch}")
+    if args.figure == "proxy":
+        from dfs_sim.hardware.config import load_hw
+        from dfs_sim.plot.proxy import plot_proxy
+
+        traces, hws = _load_all(args.trace, args.hw)
+        reference = None if args.reference == "own" else load_hw(args.reference)
+        points = plot_proxy(traces, hws, args.output, metric=args.metric, reference=reference, **batch)
+        _write_csv(points, args.csv)
+    elif args.figure == "decisions":
+        from dfs_sim.plot.figures import plot_decisions
+
         traces, _ = _load_all(args.trace, [])
-        figures.plot_decisions(traces, args.output)
+        plot_decisions(traces, args.output, include_static=not args.no_static)
     elif args.figure == "latency":
+        from dfs_sim.plot.figures import plot_latency
+
         budgets = parse_budgets(args.budget)
         unknown = set(budgets) - {"latency_us"}
         if unknown:
             raise InputError("--budget", sorted(unknown)[0], "the latency figure draws latency_us budgets only")
-        traces, (hw,) = _load_all(args.trace, [args.hw or DEFAULT_HW])
-        figures.plot_latency(traces, hw, args.output, budget_us=budgets.get("latency_us"), batch=args.batch,
-                             policy=args.policy)
-    else:
         traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW])
-        if len(traces) != 1:
-            raise InputError("--trace", None, "the energy figure takes one trace")
-        figures.plot_energy(traces[0], hws, args.output, batch=args.batch, policy=args.policy)
-    print(f"dfs-sim: wrote {args.output}", file=sys.stderr)
+        plot_latency(traces, hws, args.output, budget_us=budgets.get("latency_us"), **batch)
+    elif args.figure == "energy":
+        from dfs_sim.plot.figures import plot_energy
+
+        traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW])
+        frame = plot_energy(traces[0], hws, args.output, scale=args.scale, **batch)
+        _write_csv(frame, args.csv)
+    else:
+        from dfs_sim.plot.layers import plot_layers
+
+        traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW])
+        frame = plot_layers(traces[0], hws, args.output, **batch)
+        _write_csv(frame, args.csv)
+    print(f"dfs-sim: wrote {args.output}" + (f" and {args.csv}" if getattr(args, "csv", None) else ""),
+          file=sys.stderr)
     return 0
 
 
@@ -216,34 +248,82 @@ def _validation_epilogue(targets, comparisons, coverage) -> str:
     return "\n".join(lines) + "\n"
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default; an option without one (None, off) says in its
+    help what happens when it is left out."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        if isinstance(action.default, (list, tuple)):
+            return f"{action.help} (default: {' '.join(map(str, action.default)).replace('%', '%%')})"
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2, like every other bad input."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+PROXY_DEFAULT_HW = ["dadiannao", "stripes", "loom", "bitfusion"]
+FIGURE_HELP = "figure file: .png, .svg, .pdf or .jpg"
+POLICY_HELP = ("how a batch runs a gated block whose inputs chose different options: lockstep runs the whole "
+               "batch once at the widest option any member chose; bucketed splits the batch by decision and runs "
+               "each group at its own option, one after another (default: the config's policy)")
+BATCH_HELP = "inputs per batch (default: the config's batch, e.g. 1 on Stripes, 16 on Bit Fusion)"
+LATENCY_BUDGET = ("latency_us is the time the input's whole batch takes (at batch 16 every input waits for all "
+                  "16), not the input's share of it")
+
+
+def _hw_help(what: str) -> str:
+    from dfs_sim.hardware.config import shipped_configs
+
+    names = ", ".join(path.stem for path in shipped_configs())
+    return f"{what}: a YAML path or a shipped name ({names})"
+
+
+def _x_help() -> str:
+    from dfs_sim.plot.common import FRONTIER_AXES as X_AXES
+
+    text = "cost axis: " + "; ".join(f"{key}: {name} ({unit})" for key, (name, unit) in X_AXES.items())
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
+def _add_batch(parser) -> None:
+    parser.add_argument("--batch", type=int, help=BATCH_HELP)
+    parser.add_argument("--policy", choices=("lockstep", "bucketed"), help=POLICY_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from dfs_sim import __version__
+    from dfs_sim.plot.common import PROXY_METRICS as METRICS
+    from dfs_sim.regress import DEFAULT_RTOL
+
     parser = _Parser(
         prog="dfs-sim",
         description="What dynamic-precision (DFS) inference really costs on bit-serial and precision-scalable "
                     "accelerators.")
-    from dfs_sim import __version__
-
     parser.add_argument("--version", action="version", version=f"dfs-sim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="simulate a trace on an accelerator and report its cost",
                          description="Simulate every input of a trace on an accelerator; report cycles, latency, "
-                                     "energy and traffic against full precision and the trained budget.")
-    run.add_argument("--trace", help="trace file (.npz); default: a shipped trace")
+                                     "energy and traffic against full precision and the trained budget. "
+                                     + LATENCY_BUDGET + ".")
+    run.add_argument("--trace", help="trace file (.npz) (default: a shipped trace, named on stderr)")
     run.add_argument("--network", help="a static network file (YAML/JSON, per-layer precisions) instead of a trace")
-    run.add_argument("--hw", help=f"hardware config: a YAML path or a shipped name (default: {DEFAULT_HW})")
-    run.add_argument("--batch", type=int, help="batch size (overrides the config)")
-    run.add_argument("--policy", choices=("lockstep", "bucketed"), help="batch policy (overrides the config)")
+    run.add_argument("--hw", help=_hw_help("accelerator") + f" (default: {DEFAULT_HW})")
+    _add_batch(run)
     run.add_argument("--budget", action="append", metavar="METRIC=VALUE",
-                     help="absolute per-input budget, e.g. latency_us=50 or energy_uj=2 (repeatable)")
-    run.add_argument("--format", choices=("table", "json", "csv"), default="table")
+                     help="absolute per-input budget, e.g. energy_uj=2 or latency_us=60000 (repeatable); the report "
+                          "counts the inputs over it. " + LATENCY_BUDGET)
+    run.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
     run.add_argument("-o", "--output", help="write here instead of stdout")
     run.add_argument("--per-layer", action="store_true", help="report per layer instead of the summary")
     run.set_defaults(handler=cmd_run)
@@ -251,39 +331,72 @@ def build_parser() -> argparse.ArgumentParser:
     frontier = sub.add_parser("frontier", help="plot accuracy (or budget) against cost for traces x accelerators",
                               description="One point per (trace, accelerator): accuracy against a cost axis. Traces "
                                           "of one model at several budgets form a line per accelerator; static "
-                                          "references are their own markers; the Pareto front is marked.")
-    frontier.add_argument("--trace", nargs="+", required=True, metavar="T", help="trace files")
-    frontier.add_argument("--hw", nargs="+", metavar="H", help=f"accelerators (default: {DEFAULT_HW})")
-    frontier.add_argument("-o", "--output", required=True, help="figure: .png, .svg or .pdf")
+                                          "references are their own markers; the Pareto front is marked. "
+                                          "Degenerate references (all skip) sit on the lower edge, named in the legend, so the "
+                                          "accuracy axis stays on the models that matter.")
+    frontier.add_argument("--trace", nargs="+", required=True, metavar="T", help="trace files (.npz)")
+    frontier.add_argument("--hw", nargs="+", metavar="H", help=_hw_help("accelerators") + f" (default: {DEFAULT_HW})")
+    frontier.add_argument("-o", "--output", required=True, help=FIGURE_HELP)
     frontier.add_argument("--x", default="energy_uj", choices=("energy_uj", "latency_us", "latency_p99_us",
-                                                                "dram_bytes", "computation_pct"))
-    frontier.add_argument("--absolute", action="store_true", help="absolute cost, not %% of full precision")
+                                                                "dram_bytes", "computation_pct"), help=_x_help())
+    frontier.add_argument("--absolute", action="store_true",
+                          help="absolute cost (one panel per accelerator where their scales differ more than 10x), "
+                               "not %% of each accelerator's own full precision")
     frontier.add_argument("--csv", metavar="POINTS", help="also write the points as CSV")
     frontier.set_defaults(handler=cmd_frontier)
 
-    plot = sub.add_parser("plot", help="figures: decision shares, latency CDFs, energy breakdowns")
+    plot = sub.add_parser("plot", help="figures: proxy against real cost, decision shares, latency CDFs, energy "
+                                       "breakdowns, per-layer costs",
+                          description="Draw one figure (FIGURE --help for its options).")
     figures = plot.add_subparsers(dest="figure", required=True, metavar="FIGURE", parser_class=_Parser)
+    proxy = figures.add_parser("proxy", help="the paper's computation %% against the real cost, per accelerator",
+                               description="x: the paper's computation percentage; y: the real cost as a share of "
+                                           "the reference; one line per accelerator across a model's budgets, "
+                                           "static references as markers, and y = x: what the proxy promises.")
+    proxy.add_argument("--trace", nargs="+", required=True, metavar="T", help="trace files (.npz)")
+    proxy.add_argument("--hw", nargs="+", metavar="H", default=PROXY_DEFAULT_HW, help=_hw_help("accelerators"))
+    proxy.add_argument("--metric", choices=tuple(METRICS), default="energy_uj",
+                       help="the real cost: " + "; ".join(f"{k}: {name}" for k, (name, _) in METRICS.items()))
+    proxy.add_argument("--reference", default="own", metavar="own|H",
+                       help="100 %%: 'own' is each accelerator's own full precision (16 bits on Stripes, 32 on Bit "
+                            "Fusion); an accelerator H puts every line against full precision on H")
+    proxy.add_argument("--csv", metavar="POINTS", help="also write the points as CSV")
     decisions = figures.add_parser("decisions", help="share of each option per gated block, one panel per trace")
-    decisions.add_argument("--trace", nargs="+", required=True, metavar="T")
-    latency = figures.add_parser("latency", help="per-input latency CDF per trace on one accelerator")
-    latency.add_argument("--trace", nargs="+", required=True, metavar="T")
-    latency.add_argument("--hw", metavar="H", help=f"one accelerator (default: {DEFAULT_HW})")
-    latency.add_argument("--budget", action="append", metavar="latency_us=VALUE", help="draw a latency budget")
+    decisions.add_argument("--trace", nargs="+", required=True, metavar="T", help="trace files (.npz)")
+    decisions.add_argument("--no-static", action="store_true",
+                           help="leave out static traces (every input at one option: a single-colour panel)")
+    latency = figures.add_parser("latency", help="latency CDF per trace, one panel per accelerator",
+                                 description="Share of inputs whose batch finishes within each latency. "
+                                             + LATENCY_BUDGET + ".")
+    latency.add_argument("--trace", nargs="+", required=True, metavar="T", help="trace files (.npz)")
+    latency.add_argument("--hw", nargs="+", metavar="H", help=_hw_help("accelerators") + f" (default: {DEFAULT_HW})")
+    latency.add_argument("--budget", action="append", metavar="latency_us=VALUE",
+                         help="draw a latency budget and say which share of inputs meets it")
     energy = figures.add_parser("energy", help="energy per inference by component, one bar per accelerator")
-    energy.add_argument("--trace", required=True, nargs=1, metavar="T")
-    energy.add_argument("--hw", nargs="+", metavar="H", help=f"accelerators (default: {DEFAULT_HW})")
-    for figure in (decisions, latency, energy):
-        figure.add_argument("-o", "--output", required=True, help="figure: .png, .svg or .pdf")
+    energy.add_argument("--trace", required=True, nargs=1, metavar="T", help="one trace file (.npz)")
+    energy.add_argument("--hw", nargs="+", metavar="H", help=_hw_help("accelerators") + f" (default: {DEFAULT_HW})")
+    energy.add_argument("--scale", choices=("log", "linear", "relative"), default="log",
+                        help="energy axis: log (accelerators 100x apart stay readable), linear, or relative (each "
+                             "bar as %% of its accelerator's full precision)")
+    energy.add_argument("--csv", metavar="PARTS", help="also write the breakdown (with the config's buffer names) "
+                                                       "as CSV")
+    layers = figures.add_parser("layers", help="cycles, energy and DRAM traffic per layer, split by option",
+                                description="Per-layer cost of one trace, stacked by the option each layer ran at; "
+                                            "the hottest layer is named.")
+    layers.add_argument("--trace", required=True, nargs=1, metavar="T", help="one trace file (.npz)")
+    layers.add_argument("--hw", nargs="+", metavar="H", help=_hw_help("accelerators") + f" (default: {DEFAULT_HW})")
+    layers.add_argument("--csv", metavar="LAYERS", help="also write the per-layer, per-option costs as CSV")
+    for figure in (proxy, decisions, latency, energy, layers):
+        figure.add_argument("-o", "--output", required=True, help=FIGURE_HELP)
         if figure is not decisions:
-            figure.add_argument("--batch", type=int, help="batch size (overrides the configs)")
-            figure.add_argument("--policy", choices=("lockstep", "bucketed"))
+            _add_batch(figure)
         figure.set_defaults(handler=cmd_plot)
 
     regress = sub.add_parser("regress", help="check cost numbers against a committed baseline (for CI)",
                              description="Recompute every case of a baseline and list each number that moved "
-                                         "(metric, old, new, delta %%). Exit 1 on drift beyond --rtol, 0 otherwise.")
+                                         "(metric, old, new, delta %). Exit 1 on drift beyond --rtol, 0 otherwise.")
     regress.add_argument("--baseline", required=True, help="baseline JSON (paths in it are relative to it)")
-    regress.add_argument("--rtol", type=float, help="relative tolerance (default 1e-6)")
+    regress.add_argument("--rtol", type=float, help=f"relative tolerance (default: {DEFAULT_RTOL:g})")
     regress.add_argument("--update", action="store_true", help="rewrite the baseline and say what changed")
     regress.add_argument("--trace", nargs="+", metavar="T", help="with --update and --hw: add these cases")
     regress.add_argument("--hw", nargs="+", metavar="H", help="with --update and --trace: add these cases")
@@ -295,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "traffic, UNPU peak), print published value, ours, error and pass/fail, then "
                                           "what each accelerator is not validated against. Exit code 1 if a target fails "
                                           "other than for its documented reason, or a documented failure passes.")
-    validate.add_argument("--format", choices=("table", "json"), default="table")
+    validate.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     validate.add_argument("-o", "--output", help="write here instead of stdout")
     validate.set_defaults(handler=cmd_validate)
 

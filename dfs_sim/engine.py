@@ -34,6 +34,8 @@ class SimResult:
     batch: int
     policy: str
     absolute_budgets: dict = field(default_factory=dict)
+    unit_runs: np.ndarray | None = None  # [units, cases, group size]: how often each unit ran each case
+    batch_runs: np.ndarray | None = None  # [group size]: batches of each size (what ungated layers ran)
 
     @property
     def n_inputs(self) -> int:
@@ -117,7 +119,7 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
     if trace.has_accuracy:
         per_input["correct"] = per_input["label"] == per_input["prediction"]
     return SimResult(trace, hw, table, per_input, totals, layer_totals, full, full_latency, size, mode,
-                     dict(budgets or {}))
+                     dict(budgets or {}), unit_runs=hist, batch_runs=batch_sizes)
 
 
 def simulate_network(network, hw: HwConfig | str, *, batch: int | None = None) -> SimResult:
@@ -216,15 +218,26 @@ def _proxy_tables(trace: Trace, table: CostTable):
     return comp, bitops, base, full
 
 
-def _layer_totals(trace: Trace, table: CostTable, hist: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
-    """Per-layer totals: a gated layer ran as often as its unit did at each (case, group size); every
-    other layer ran once per batch, in case 0 (its cost is the same in every case)."""
+def _layer_runs(trace: Trace, table: CostTable, hist: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
+    """[layers, cases, group size]: a gated layer ran as often as its unit did at each (case, group
+    size); every other layer ran once per batch, in case 0 (its cost is the same in every case)."""
     runs = np.zeros(table.layer_cost.shape[:3])
     unit = trace.network.column("unit")
     follows = np.array([layer.follows_unit for layer in trace.network.layers])
     runs[follows] = hist[unit[follows]]
     runs[~follows, 0] = batch_sizes
-    return np.einsum("lcr,lcrm->lm", runs, table.layer_cost)
+    return runs
+
+
+def _layer_totals(trace: Trace, table: CostTable, hist: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
+    return np.einsum("lcr,lcrm->lm", _layer_runs(trace, table, hist, batch_sizes), table.layer_cost)
+
+
+def layer_case_totals(result: SimResult) -> np.ndarray:
+    """[layers, cases, metrics]: each layer's totals split by the precision case it ran in. A layer
+    that follows no gated unit counts in case 0 (see `_layer_runs`)."""
+    runs = _layer_runs(result.trace, result.table, result.unit_runs, result.batch_runs)
+    return np.einsum("lcr,lcrm->lcm", runs, result.table.layer_cost)
 
 
 def _full_precision(table: CostTable, n: int, size: int):

@@ -15,7 +15,9 @@ def register(subparsers) -> None:
     train = subparsers.add_parser("train", help="train one stage of a DFS model (resumable)",
                                   description="Train one DFS stage: backbone -> gates -> dfs. Rerunning a "
                                               "command resumes from its checkpoint (-o).")
-    train.add_argument("--stage", required=True, choices=_STAGES)
+    train.add_argument("--stage", required=True, choices=_STAGES,
+                       help="backbone (the ResNet at full precision), gates (gates learn on the frozen backbone), "
+                            "dfs (joint training at a budget)")
     train.add_argument("-o", "--out", required=True, help="checkpoint to write (and resume from); log: same name .csv")
     train.add_argument("--dataset", choices=_DATASETS, help="default: the previous stage's, fashion-mnist for a "
                                                              "new backbone")
@@ -39,10 +41,10 @@ def register(subparsers) -> None:
                        help="b-bit codes are the top b bits of the widest code")
     train.add_argument("--bn", choices=("shared", "per-option"), help="BN per conv shared by all bitwidths "
                                                                       "(default) or one per option")
-    train.add_argument("--epochs", type=int, default=1)
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--lr", type=float, default=0.1)
-    train.add_argument("--weight-decay", type=float, default=5e-4)
+    train.add_argument("--epochs", type=int, default=1, help="passes over the training split")
+    train.add_argument("--batch-size", type=int, default=128, help="training images per step")
+    train.add_argument("--lr", type=float, default=0.1, help="initial learning rate (SGD)")
+    train.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay")
     train.add_argument("--schedule", choices=("cosine", "step"),
                        help="learning-rate schedule (default: cosine for backbone and gates, step for dfs)")
     train.add_argument("--lr-steps", default="0.5,0.75", help="step schedule: fractions of training at which the "
@@ -65,31 +67,32 @@ def register(subparsers) -> None:
                        help="gates stage: the logit lead of the top option at which the hinge loss stops")
     train.add_argument("--max-batches", type=int, help="batches per epoch (default: the whole training split)")
     train.add_argument("--eval-limit", type=int, help="evaluate on the first N validation and test inputs only")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--threads", type=int, help="torch CPU threads")
+    train.add_argument("--seed", type=int, default=0, help="random seed (initialisation, data order)")
+    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     train.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda")
-    train.add_argument("--no-progress", dest="progress", action="store_false")
+    train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     train.set_defaults(handler=run_train, model_parser=train)
 
     trace = subparsers.add_parser("trace", help="emit a v1 trace from a trained DFS checkpoint",
                                   description="Run a checkpoint over a dataset split (only the chosen option "
                                               "per input and block) and write a trace.")
-    trace.add_argument("--checkpoint", required=True)
+    trace.add_argument("--checkpoint", required=True, help="a finished checkpoint of `dfs-sim train`")
     trace.add_argument("--data", help="dataset directory or .npz (default: the checkpoint's)")
     trace.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
-    trace.add_argument("--split", default="test", choices=("train", "test"))
+    trace.add_argument("--split", default="test", choices=("train", "test"), help="dataset split to run")
     trace.add_argument("-o", "--out", required=True, help="trace file (.npz)")
     trace.add_argument("--force", help="static reference: pin every gated block to this option (e.g. full, 8bit), "
                                        "or one option per gated block (8,8,4,4,2,2,8,8)")
     trace.add_argument("--nested", action=argparse.BooleanOptionalAction, default=None,
                        help="override the checkpoint's quantization mode")
-    trace.add_argument("--no-gate-probs", dest="gate_probs", action="store_false")
+    trace.add_argument("--no-gate-probs", dest="gate_probs", action="store_false",
+                       help="do not store the gates' option probabilities (smaller trace)")
     trace.add_argument("--limit", type=int, help="first N inputs only")
-    trace.add_argument("--batch-size", type=int, default=500)
-    trace.add_argument("--seed", type=int, default=0)
-    trace.add_argument("--threads", type=int)
-    trace.add_argument("--device", default="auto")
-    trace.add_argument("--no-progress", dest="progress", action="store_false")
+    trace.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
+    trace.add_argument("--seed", type=int, default=0, help="random seed")
+    trace.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    trace.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda")
+    trace.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     trace.set_defaults(handler=run_trace, model_parser=trace)
 
 

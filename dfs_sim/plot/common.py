@@ -1,6 +1,7 @@
-"""What the figures share: how a trace is labelled, and saving a figure safely."""
+"""What the figures share: how a trace and an accelerator are named, and saving a figure safely."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,26 +9,130 @@ from dfs_sim.atomic import atomic_file
 from dfs_sim.errors import InputError
 from dfs_sim.trace import Trace
 
-FIGURE_FORMATS = (".png", ".svg", ".pdf")
+FIGURE_FORMATS = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+DATASET_NAMES = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10", "cifar-10": "CIFAR-10",
+                 "cifar100": "CIFAR-100", "cifar-100": "CIFAR-100", "svhn": "SVHN", "imagenet": "ImageNet"}
+OPTION_NAMES = {"skip": "skip", "full": "full precision"}
+# Figure colours: accelerators and traces take the first ones; black is kept for references
+# (budgets, the y = x diagonal), so no trace can take a reference's colour.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+           "#d62728")
+REFERENCE_COLOR = "black"
+# Cost axes of the frontier and real-cost metrics of the proxy figure: (what, unit).
+FRONTIER_AXES = {
+    "energy_uj": ("energy per inference", "µJ"),
+    "latency_us": ("mean latency of the input's batch", "µs"),
+    "latency_p99_us": ("p99 latency of the input's batch", "µs"),
+    "dram_bytes": ("DRAM traffic per inference", "B"),
+    "computation_pct": ("computation (the paper's proxy)", "%"),
+}
+PROXY_METRICS = {
+    "energy_uj": ("energy per inference", "µJ"),
+    "cycles": ("cycles per inference", "cycles"),
+    "latency_us": ("latency of the input's batch", "µs"),
+    "dram_bytes": ("DRAM traffic per inference", "B"),
+}
+
+
+def palette(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def option_name(name: str) -> str:
+    """'8bit' -> '8-bit', 'full' -> 'full precision'."""
+    if name in OPTION_NAMES:
+        return OPTION_NAMES[name]
+    match = re.fullmatch(r"(\d+)\s*-?bits?", name)
+    return f"{match.group(1)}-bit" if match else name
+
+
+STATIC_MARKERS = {"full": "*", "16bit": "s", "8bit": "^", "skip": "v"}
+
+
+def static_marker(label: str) -> str:
+    """The marker of a static reference, by its option: 'all 8-bit' -> '^'."""
+    for option, marker in STATIC_MARKERS.items():
+        if label == f"all {option_name(option)}":
+            return marker
+    return "D"
 
 
 @dataclass(frozen=True)
 class TraceLabel:
-    series: str  # traces of one model at several budgets share a series
+    series: str  # the model: "DFS-ResNet20, Fashion-MNIST"; traces of one model at several budgets share it
+    nested: bool  # nested quantization (b-bit codes are the top bits of the widest): a model of its own
     kind: str  # "dfs" (gated, at a budget) or "static" (decisions forced to one option)
-    label: str  # "30%" or "all 8bit"
+    label: str  # short, for a point: "20 %", "20 % nested", "all 8-bit"
+    long: str  # for a legend or a panel title: "budget 20 %", "budget 20 %, nested", "static: all 8-bit"
+
+    @property
+    def line(self) -> tuple[str, bool]:
+        """The traces that form one line across budgets: one model, one quantization mode."""
+        return self.series, self.nested
+
+
+def model_name(trace: Trace) -> str:
+    """A readable model name: 'DFS-ResNet20', not 'DFS-resnet20 (stages [3, 3, 3], widths [16, 32, 64])'."""
+    raw = trace.provenance.get("model") or trace.network.name
+    name = re.sub(r"\s*\(.*\)\s*$", "", str(raw)).strip() or trace.network.name
+    return re.sub(r"resnet", "ResNet", name, flags=re.IGNORECASE)
 
 
 def describe(trace: Trace) -> TraceLabel:
     prov = trace.provenance
     dataset = prov.get("dataset")
-    series = prov.get("model") or (f"{trace.network.name} on {dataset}" if dataset else trace.network.name)
+    series = model_name(trace)
+    if dataset:
+        series += f", {DATASET_NAMES.get(str(dataset).lower(), dataset)}"
+    if prov.get("kind") == "paper-derived":
+        series += " (paper's decisions)"
+    nested = bool(prov.get("nested"))
     forced = prov.get("forced_option")
     if forced:
-        return TraceLabel(series, "static", f"all {forced}")
+        text = f"all {option_name(forced)}"
+        return TraceLabel(series, False, "static", text, f"static: {text}")
     if trace.budget_pct is not None:
-        return TraceLabel(series, "dfs", f"{trace.budget_pct:g}%")
-    return TraceLabel(series, "static", trace.name)
+        budget = f"{trace.budget_pct:g} %"
+        if trace.budget_metric != "computation":
+            budget += f" {trace.budget_metric}"
+        return TraceLabel(series, nested, "dfs", budget + (" nested" if nested else ""),
+                          f"budget {budget}" + (", nested" if nested else ""))
+    return TraceLabel(series, nested, "static", trace.name, trace.name)
+
+
+def full_precision_bits(result) -> int:
+    """The bits 'full precision' means on this accelerator: 32 where it runs DFS's declared full
+    precision (Bit Fusion, 4 x 4 slices of 8 bits), its native width (16) where it maps to that."""
+    table = result.table
+    return int(max(table.mapped_bits[table.full_case]))
+
+
+def hw_label(result) -> str:
+    """'Stripes (batch 1)'."""
+    return f"{result.hw.name} (batch {result.batch})"
+
+
+def side_legend(ax, handles, **kwargs):
+    """A legend to the right of `ax`, its top level with the axes' top. Constrained layout makes
+    room for it; a figure legend there would run into the suptitle."""
+    options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, "frameon": False,
+               "fontsize": 8, "title_fontsize": 8, "alignment": "left"}
+    options.update(kwargs)
+    return ax.legend(handles=handles, **options)
+
+
+def thousands(axis) -> None:
+    """Tick labels with thousands separators: 150,000, not 150000 or 1.5e5."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.6g}" if abs(value) < 1000 else f"{value:,.0f}"))
+
+
+def engineering(axis, unit: str = "") -> None:
+    """Tick labels in engineering form: 800 k, 1.2 M (with `unit`: 800 kB)."""
+    from matplotlib.ticker import EngFormatter
+
+    axis.set_major_formatter(EngFormatter(unit=unit, sep=" "))
 
 
 def check_figure_path(output: str | Path) -> Path:
@@ -40,11 +145,15 @@ def check_figure_path(output: str | Path) -> Path:
 
 
 def save_figure(fig, output: str | Path) -> Path:
-    """Write PNG, SVG or PDF by extension, atomically."""
+    """Write PNG, SVG, PDF or JPEG by extension, atomically."""
     path = check_figure_path(output)
+    fmt = path.suffix.lstrip(".").lower()
     try:
         with atomic_file(path) as handle:
-            fig.savefig(handle, dpi=150, bbox_inches="tight", format=path.suffix.lstrip(".").lower())
+            # No timestamps or version strings in the file: the same inputs give the same bytes.
+            metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)
+            fig.savefig(handle, dpi=150, bbox_inches="tight", format="jpeg" if fmt == "jpg" else fmt,
+                        metadata=metadata)
     finally:
         import matplotlib.pyplot as plt
 

@@ -1,20 +1,22 @@
 """Energy/accuracy frontiers: one point per (trace, accelerator)."""
 from __future__ import annotations
 
+import re
+import textwrap
+
 import numpy as np
 import pandas as pd
 
 from dfs_sim.engine import simulate
-from dfs_sim.plot.common import describe, pyplot, save_figure
+from dfs_sim.plot.common import (FRONTIER_AXES, describe, full_precision_bits, palette, pyplot, save_figure,
+                                 side_legend, static_marker)
+from dfs_sim.plot.layout import PointLabel, finish_layout, place_labels
+from dfs_sim.report.format import format_quantity
 
-X_AXES = {
-    "energy_uj": ("energy per inference", "µJ"),
-    "latency_us": ("mean latency", "µs"),
-    "latency_p99_us": ("p99 latency", "µs"),
-    "dram_bytes": ("DRAM traffic per inference", "B"),
-    "computation_pct": ("computation (the paper's proxy)", "%"),
-}
-STATIC_MARKERS = {"full": "*", "16bit": "s", "8bit": "^", "skip": "v"}
+# An accuracy this many points below the panel's best is a degenerate reference (all-skip guesses
+# at 10 %): drawn below the axis, so the axis stays on the models that matter.
+OFF_AXIS_POINTS = 10.0
+PANEL_SCALE_RATIO = 10.0  # absolute costs that differ more than this across accelerators get a panel each
 
 
 def frontier_points(traces, hws, x: str = "energy_uj", relative: bool = True) -> pd.DataFrame:
@@ -32,13 +34,14 @@ def frontier_points(traces, hws, x: str = "energy_uj", relative: bool = True) ->
                 stats = s["metrics"][metric]
                 value = stats["p99" if x == "latency_p99_us" else "mean"]
                 full = stats["full_precision"]
-                unit = X_AXES[x][1]
+                unit = FRONTIER_AXES[x][1]
             relative_value = 100.0 * value / full if full else np.nan
             rows.append({
-                "trace": trace.path, "series": label.series, "kind": label.kind, "label": label.label,
-                "budget_pct": trace.budget_pct, "computation_pct": s["computation_pct"], "hw": hw.name,
+                "trace": trace.path, "series": label.series, "nested": label.nested, "kind": label.kind,
+                "label": label.label, "budget_pct": trace.budget_pct, "computation_pct": s["computation_pct"],
+                "hw": hw.name, "batch": result.batch, "full_precision_bits": full_precision_bits(result),
                 "accuracy_pct": s["accuracy"], "x_metric": x, "x_value": value, "x_unit": unit,
-                "x_pct_of_full_precision": relative_value,
+                "x_full_precision": full, "x_pct_of_full_precision": relative_value,
                 "x": relative_value if relative and x != "computation_pct" else value,
             })
     frame = pd.DataFrame(rows)
@@ -68,7 +71,7 @@ def _coincident_labels(series: pd.DataFrame, panel: pd.DataFrame, log_x: bool) -
     x_span = max(xs.max() - xs.min(), 1e-12)
     y_span = max(panel["y"].max() - panel["y"].min(), 1e-12)
     clusters: list[list] = []
-    for _, row in series.iterrows():
+    for _, row in series.sort_values("x").iterrows():
         x = np.log10(max(row["x"], 1e-12)) if log_x else row["x"]
         if clusters and abs(x - clusters[-1][-1][0]) <= 0.01 * x_span and \
                 abs(row["y"] - clusters[-1][-1][1]["y"]) <= 0.02 * y_span:
@@ -80,58 +83,163 @@ def _coincident_labels(series: pd.DataFrame, panel: pd.DataFrame, log_x: bool) -
 
 
 def _natural(label: str) -> tuple:
-    """'20%' before '100%'."""
-    head = label.rstrip("%")
-    return (0, float(head), label) if head.replace(".", "", 1).isdigit() else (1, 0.0, label)
+    """'20 %' before '100 %', '20 %' before '20 % nested'."""
+    match = re.match(r"\s*(\d+(?:\.\d+)?)", label)
+    return (0, float(match.group(1)), label) if match else (1, 0.0, label)
 
 
-def plot_frontier(points: pd.DataFrame, output, x: str = "energy_uj", relative: bool = True):
+def _merge_across(labels: list[PointLabel], x_span: float, y_span: float, log_x: bool) -> list[PointLabel]:
+    """Accelerators whose points coincide (all at 100 % of their own full precision, say) share one
+    label, in grey, instead of printing the same text on top of itself."""
+    merged: list[tuple[PointLabel, set]] = []
+    for label in labels:
+        x = np.log10(max(label.x, 1e-12)) if log_x else label.x
+        for kept, colors in merged:
+            kx = np.log10(max(kept.x, 1e-12)) if log_x else kept.x
+            if kept.text == label.text and abs(kx - x) <= 0.01 * x_span and abs(kept.y - label.y) <= 0.02 * y_span:
+                colors.add(label.color)
+                break
+        else:
+            merged.append((PointLabel(label.x, label.y, label.text, label.color), {label.color}))
+    for kept, colors in merged:
+        if len(colors) > 1:
+            kept.color = "dimgray"
+    return [kept for kept, _ in merged]
+
+
+def _panels(points: pd.DataFrame, relative: bool) -> list[tuple[bool, str | None]]:
+    """(y is accuracy, accelerator or None for all) per panel."""
+    panels = []
+    for accuracy in (True, False):
+        group = points[points["y_is_accuracy"] == accuracy]
+        if group.empty:
+            continue
+        scales = group[group["x"] > 0].groupby("hw", sort=False)["x"].median()
+        if not relative and len(scales) > 1 and scales.max() > PANEL_SCALE_RATIO * scales.min():
+            panels += [(accuracy, hw) for hw in dict.fromkeys(group["hw"])]
+        else:
+            panels.append((accuracy, None))
+    return panels
+
+
+def _off_axis(panel: pd.DataFrame, accuracy: bool) -> pd.Series:
+    if not accuracy:
+        return pd.Series(False, index=panel.index)
+    return panel["y"] < panel["y"].max() - OFF_AXIS_POINTS
+
+
+def x_label(x: str, relative: bool) -> str:
+    name, unit = FRONTIER_AXES[x]
+    if x == "computation_pct":
+        return f"{name}, % of every gated block at full precision (32 bits)"
+    if relative:
+        return f"{name}, % of full precision on the same accelerator\n(100 % is that accelerator's own full " \
+               f"precision: see the legend)"
+    return f"{name} ({unit})"
+
+
+def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = True):
     plt = pyplot()
     from matplotlib.lines import Line2D
 
-    panels = [flag for flag in (True, False) if (points["y_is_accuracy"] == flag).any()]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.8 * len(panels), 5.2), squeeze=False)
-    colors = {hw: f"C{i}" for i, hw in enumerate(dict.fromkeys(points["hw"]))}
-    styles = {series: style for series, style in zip(dict.fromkeys(points["series"]), ("-", "--", ":", "-."))}
-    name, unit = X_AXES[x]
     relative = relative and x != "computation_pct"
-    xlabel = f"{name}, % of full precision on the same hardware" if relative else f"{name} ({unit})"
-    for ax, accuracy in zip(axes[0], panels):
+    panels = _panels(points, relative)
+    columns = 2 if len(panels) == 4 else min(len(panels), 3)
+    rows = -(-len(panels) // columns)
+    fig, grid = plt.subplots(rows, columns, figsize=(5.2 * columns + 3.2, 4.8 * rows + 0.6), squeeze=False,
+                             layout="constrained")
+    for spare in grid.flat[len(panels):]:
+        spare.set_visible(False)
+    axes = grid.reshape(1, -1)[:, :len(panels)]
+    hws = list(dict.fromkeys(points["hw"]))
+    colors = {hw: palette(i) for i, hw in enumerate(hws)}
+    series_names = list(dict.fromkeys(points["series"]))
+    styles = dict(zip(series_names, ("-", ":", "-.", (0, (5, 1)))))
+    pending = []  # (axes, labels) placed once the layout is fixed
+    off_axis = {}  # label -> legend text of references drawn on the lower edge
+    for ax, (accuracy, only_hw) in zip(axes[0], panels):
         panel = points[points["y_is_accuracy"] == accuracy]
-        log_x = not relative and panel["x"].max() > 20 * max(panel["x"].min(), 1e-12)
-        for (hw, series), group in panel.groupby(["hw", "series"], sort=False):
+        if only_hw is not None:
+            panel = panel[panel["hw"] == only_hw]
+        off = _off_axis(panel, accuracy)
+        shown, below = panel[~off], panel[off]
+        log_x = not relative and shown["x"].max() > 20 * max(shown["x"].min(), 1e-12)
+        labels = []
+        for (hw, series, nested), group in shown.groupby(["hw", "series", "nested"], sort=False):
             dfs = group[group["kind"] == "dfs"].sort_values("x")
-            ax.plot(dfs["x"], dfs["y"], marker="o", ls=styles.get(series, "-"), color=colors[hw], ms=6)
-            for (px, py), labels in _coincident_labels(dfs, panel, log_x):
-                ax.annotate(labels, (px, py), textcoords="offset points", xytext=(5, -11), fontsize=8,
-                            color=colors[hw])
+            ax.plot(dfs["x"], dfs["y"], marker="o", ls="--" if nested else styles[series], color=colors[hw],
+                    ms=6, mfc="white" if nested else colors[hw], zorder=3)
+            labels += [PointLabel(px, py, text, colors[hw]) for (px, py), text in _coincident_labels(dfs, shown, log_x)]
             for _, row in group[group["kind"] == "static"].iterrows():
-                option = row["label"].removeprefix("all ")
-                ax.plot(row["x"], row["y"], STATIC_MARKERS.get(option, "D"), color=colors[hw], ms=9,
-                        mfc="white", mew=1.5)
-        front = panel[panel["pareto"]]
+                ax.plot(row["x"], row["y"], static_marker(row["label"]), color=colors[hw], ms=9, mfc="white", mew=1.5,
+                        zorder=3)
+        front = shown[shown["pareto"]]
         if len(front):
-            ax.scatter(front["x"], front["y"], s=150, facecolors="none", edgecolors="black", lw=1.0, zorder=3)
+            ax.scatter(front["x"], front["y"], s=150, facecolors="none", edgecolors="black", lw=1.0, zorder=4)
         if log_x:
             ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
+        low, high = shown["y"].min(), shown["y"].max()
+        pad = max(0.15 * (high - low), 0.05)
+        ax.set_ylim(low - pad, high + pad)
+        if len(below):
+            ax.set_ylim(low - 2 * pad, high + pad)
+            floor = low - 2 * pad
+            for _, row in below.iterrows():
+                ax.plot(row["x"], floor, "v", color=colors[row["hw"]], ms=9, mfc="white", mew=1.5, clip_on=False,
+                        zorder=5)
+            for name, group in below.groupby("label", sort=False):
+                span = ", ".join(dict.fromkeys(f"{v:.1f} %" for v in group["y"]))
+                off_axis[name] = f"{name}: {span} accuracy, off the axis (on its lower edge)"
+        ax.set_xlabel(x_label(x, relative), fontsize=9)
         ax.set_ylabel("test accuracy (%)" if accuracy else "trained budget (% computation)")
-        ax.set_title(("accuracy against cost" if accuracy else "traces without labels: budget against cost")
-                     + ("" if len(styles) > 1 else f"\n{next(iter(styles))}"), fontsize=9)
+        what = "accuracy" if accuracy else "budget (traces without labels)"
+        ax.set_title(f"{what} against cost" + (f" on {only_hw}" if only_hw else ""), fontsize=10, loc="left")
         ax.grid(alpha=0.3)
-        # Legend: accelerators by colour, models by line style, static references by marker.
-        handles = [Line2D([], [], color=c, marker="o", label=hw) for hw, c in colors.items()
-                   if hw in set(panel["hw"])]
-        if len(styles) > 1:
-            handles += [Line2D([], [], color="gray", ls=st, label=series) for series, st in styles.items()
-                        if series in set(panel["series"])]
-        statics = panel[panel["kind"] == "static"]["label"].unique()
-        handles += [Line2D([], [], ls="", marker=STATIC_MARKERS.get(label.removeprefix("all "), "D"), color="gray",
-                           mfc="white", ms=8, label=f"static: {label}") for label in statics]
-        if len(front):
-            handles.append(Line2D([], [], ls="", marker="o", ms=11, mfc="none", mec="black",
-                                  label="Pareto front (per accelerator)"))
-        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3,
-                  frameon=False)
-    fig.tight_layout()
-    return save_figure(fig, output)
+        xs = np.log10(shown["x"].clip(lower=1e-12)) if log_x else shown["x"]
+        pending.append((ax, _merge_across(labels, max(xs.max() - xs.min(), 1e-12),
+                                          max(shown["y"].max() - shown["y"].min(), 1e-12), log_x)))
+    # Legend: accelerators by colour (with what 100 % means there), models by line style, static
+    # references by marker.
+    handles = []
+    for hw in hws:
+        rows = points[points["hw"] == hw]
+        note = f"batch {rows['batch'].iloc[0]}"
+        if relative:
+            note = f"100 % = {rows['full_precision_bits'].iloc[0]}-bit" + (
+                f", {format_quantity(rows['x_full_precision'].iloc[0], FRONTIER_AXES[x][1])}"
+                if rows["series"].nunique() == 1 else "") + f"; {note}"
+        handles.append(Line2D([], [], color=colors[hw], marker="o", label=f"{hw} ({note})"))
+    if len(series_names) > 1:
+        handles += [Line2D([], [], color="gray", ls=styles[s], label=s) for s in series_names]
+    if points["nested"].any():
+        handles.append(Line2D([], [], color="gray", ls="--", marker="o", mfc="white", label="nested quantization"))
+    for label in dict.fromkeys(points.loc[points["kind"] == "static", "label"]):
+        handles.append(Line2D([], [], ls="", marker=static_marker(label), color="gray", mfc="white", ms=8,
+                              label=f"static: {off_axis.get(label, label)}"))
+    for label, text in off_axis.items():
+        if label not in set(points.loc[points["kind"] == "static", "label"]):
+            handles.append(Line2D([], [], ls="", marker="v", color="gray", mfc="white", ms=8, label=text))
+    if points["pareto"].any():
+        handles.append(Line2D([], [], ls="", marker="o", ms=11, mfc="none", mec="black",
+                              label="Pareto front (per accelerator)"))
+    side_legend(grid[0, -1], handles)
+    title = " and ".join(series_names) if len(series_names) <= 2 else f"{len(series_names)} models"
+    fig.suptitle(f"{title}: accuracy against {FRONTIER_AXES[x][0]}", fontsize=11, x=0.01, ha="left")
+    if relative:
+        full = points.groupby(["series", "hw"])["x_full_precision"].first()
+        ratios = full.groupby("series").agg(lambda v: v.max() / v.min() if v.min() > 0 else np.nan)
+        if (ratios > 2).any():
+            series = ratios.idxmax()
+            cheap, dear = full[series].idxmin(), full[series].idxmax()
+            fig.supxlabel(textwrap.fill(
+                f"Each accelerator is scaled to its own full precision. On {series}, full precision costs "
+                f"{ratios[series]:.0f}× as much on {dear} as on {cheap} ({FRONTIER_AXES[x][0]}): use --absolute "
+                f"to compare accelerators.", 100), fontsize=8, x=0.01, ha="left")
+    finish_layout(fig)
+    for ax, labels in pending:
+        place_labels(ax, labels)
+    return fig
+
+
+def plot_frontier(points: pd.DataFrame, output, x: str = "energy_uj", relative: bool = True):
+    return save_figure(build_frontier(points, x, relative), output)

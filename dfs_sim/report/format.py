@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 
 import pandas as pd
 
@@ -10,14 +11,92 @@ FORMATS = ("table", "json", "csv")
 _UNITS = {"cycles": "cycles", "latency_us": "µs", "energy_uj": "µJ", "dram_bytes": "B", "sram_bytes": "B"}
 
 
-def _num(value, digits=4) -> str:
+SI_PREFIXES = {-12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T"}
+# unit -> (base unit, power of ten of the unit in its base): µJ are 1e-6 J.
+SI_UNITS = {"µJ": ("J", -6), "pJ": ("J", -12), "µs": ("s", -6), "B": ("B", 0), "cycles": ("cycles", 0)}
+CSV_FLOAT = "%.12g"  # CSV keeps 12 significant digits: no repr noise like 93.97999999999999
+
+
+def format_int(value) -> str:
+    """An integer with thousands separators: 10,000."""
+    return f"{int(value):,}"
+
+
+def format_number(value, digits: int = 4) -> str:
+    """One number for a person: integers and values of 1,000 or more with separators, smaller ones
+    with `digits` significant digits, tiny ones in engineering form (12.3e-6); never 8.437e+04."""
     if value is None:
         return "n/a"
-    if isinstance(value, float):
-        if abs(value) >= 1e5:
-            return f"{value:,.0f}"
-        return f"{value:.{digits}g}"
-    return str(value)
+    if isinstance(value, (bool, str)):
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+        return format_int(value)
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if magnitude < -3:
+        exponent = 3 * math.floor(magnitude / 3)
+        return f"{value / 10 ** exponent:.{digits - 1 - (magnitude - exponent)}f}e{exponent}"
+    return f"{value:.{max(0, digits - 1 - magnitude)}f}"
+
+
+def format_row(values, digits: int = 4) -> list[str]:
+    """Numbers that share a row share a form: the largest gets `digits` significant digits and the
+    others the same decimals (84,370 beside 227,971, never 8.437e+04 beside 227,971); a row whose
+    small values would round to 0 formats each on its own."""
+    finite = [abs(float(v)) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    largest = max(finite, default=0.0)
+    decimals = 0 if largest >= 1000 or largest == 0 else max(0, digits - 1 - math.floor(math.log10(largest)))
+    if any(0 < v <= 0.5 * 10 ** -decimals for v in finite):
+        return [format_number(v, digits) for v in values]
+    return ["n/a" if v is None else f"{float(v):,.{decimals}f}" for v in values]
+
+
+def format_quantity(value, unit: str, digits: int = 3) -> str:
+    """A value with an SI prefix: 3,657 µJ -> '3.66 mJ', 25,323,254 B -> '25.3 MB', 1.77e6 cycles ->
+    '1.77 M cycles'. Units without a known base print as format_number."""
+    if value is None:
+        return "n/a"
+    if unit not in SI_UNITS:
+        return f"{format_number(value, digits)} {unit}".strip()
+    base, power = SI_UNITS[unit]
+    x = float(value) * 10.0 ** power
+    if x == 0 or not math.isfinite(x):
+        return format_number(x)
+    exponent = min(max(3 * math.floor(math.log10(abs(x)) / 3), -12), 12)
+    mantissa = x / 10.0 ** exponent
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(mantissa))))
+    if abs(round(mantissa, decimals)) >= 1000 and exponent < 12:
+        exponent += 3
+        mantissa /= 1000
+        decimals = digits - 1
+    prefix = SI_PREFIXES[exponent]
+    gap = " " if len(base) > 1 and prefix else ""
+    return f"{mantissa:.{decimals}f} {prefix}{gap}{base}"
+
+
+def energy_breakdown_line(summary: dict) -> str:
+    """'compute 29.6 µJ (88 %), weight buffer 1.96 µJ (5.8 %), ...': components in words, config
+    names only where two buffers share a name."""
+    names = summary.get("energy_components", {})
+    parts = summary["energy_breakdown_uj"]
+    grouped: dict[str, list] = {}
+    for key, value in parts.items():
+        grouped.setdefault(names.get(key, key), []).append((key, value))
+    total = sum(parts.values()) or 1.0
+    out = []
+    for name, members in grouped.items():
+        value = sum(v for _, v in members)
+        keys = f" ({', '.join(k for k, _ in members)})" if len(members) > 1 else ""
+        share = 100.0 * value / total
+        share_text = "" if value == 0 else f" ({'<0.1' if share < 0.1 else f'{share:.2g}'} %)"
+        out.append(f"{name}{keys} {format_quantity(value, 'µJ')}{share_text}")
+    return ", ".join(out)
 
 
 def summary_rows(summary: dict) -> list[tuple[str, str, object]]:
@@ -48,8 +127,9 @@ def render_summary(summary: dict, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(summary, indent=2) + "\n"
     if fmt == "csv":
-        frame = pd.DataFrame(summary_rows(summary), columns=["section", "name", "value"])
-        return frame.to_csv(index=False)
+        rows = [(section, name, CSV_FLOAT % value if isinstance(value, float) else value)
+                for section, name, value in summary_rows(summary)]  # a mixed column: float_format skips it
+        return pd.DataFrame(rows, columns=["section", "name", "value"]).to_csv(index=False)
     return summary_table(summary)
 
 
@@ -70,19 +150,20 @@ def summary_table(s: dict) -> str:
           f"({coding['layers_with_densities']} of {coding['layers']} layers; the rest move raw)\n")
     w("\n")
     acc = "n/a (trace has no labels)" if s["accuracy"] is None else f"{s['accuracy']:.2f} %"
-    w(f"accuracy                          {acc}\n")
-    w(f"computation % (paper's proxy)     {_num(s['computation_pct'])}\n")
-    w(f"bit-op % (MAC-weighted, all layers) {_num(s['bitops_pct'])}\n\n")
-    header = f"{'per input':<12}{'unit':>7}{'mean':>14}{'p50':>14}{'p95':>14}{'p99':>14}{'max':>14}" \
-             f"{'full prec.':>14}{'% of FP':>9}\n"
+    w(f"{'accuracy':<38}{acc}\n")
+    w(f"{'computation % (paper proxy)':<38}{format_number(s['computation_pct'])}\n")
+    w(f"{'bit-op % (MAC-weighted, all layers)':<38}{format_number(s['bitops_pct'])}\n\n")
+    header = f"{'per input':<12}{'unit':>7}{'mean':>15}{'p50':>15}{'p95':>15}{'p99':>15}{'max':>15}" \
+             f"{'full prec.':>15}{'% of FP':>9}\n"
     w(header)
     w("-" * (len(header) - 1) + "\n")
     for metric, stats in s["metrics"].items():
         pct = stats["pct_of_full_precision"]
-        w(f"{metric:<12}{_UNITS[metric]:>7}" + "".join(f"{_num(stats[k]):>14}" for k in
-                                                      ("mean", "p50", "p95", "p99", "max", "full_precision"))
+        cells = format_row([stats[k] for k in ("mean", "p50", "p95", "p99", "max", "full_precision")])
+        w(f"{metric:<12}{_UNITS[metric]:>7}" + "".join(f"{cell:>15}" for cell in cells)
           + f"{'n/a' if pct is None else f'{pct:.1f}':>9}\n")
-    w("\nenergy per input (µJ): " + ", ".join(f"{k} {_num(v)}" for k, v in s["energy_breakdown_uj"].items()) + "\n")
+    w(latency_note(s["batch"]))
+    w("\nenergy per input: " + energy_breakdown_line(s) + "\n")
     budget = s["budget"]
     if budget["target_pct"] is not None:
         w(f"\nbudget: trained for {budget['target_pct']:g} % computation\n")
@@ -94,19 +175,33 @@ def summary_table(s: dict) -> str:
     else:
         w("\nbudget: the trace records no target computation percentage\n")
     for name, entry in budget["absolute"].items():
-        w(f"  {name} <= {entry['budget']:g}: {entry['n_over']:,} inputs over "
+        what = " (the input's batch)" if name == "latency_us" and s["batch"]["size"] > 1 else ""
+        w(f"  {name}{what} <= {format_number(entry['budget'])}: {entry['n_over']:,} inputs over "
           f"({entry['share_over_pct']:.2f} %)\n")
     return out.getvalue()
+
+
+def latency_note(batch: dict) -> str:
+    """What latency_us means at this batch size (docs/report-format.md)."""
+    if batch["size"] == 1:
+        return "latency_us: the input's own time (batch 1); the other rows are per input.\n"
+    return (f"latency_us: the time the input's whole batch of {batch['size']} takes ({batch['policy']}): every "
+            f"input waits for its batch.\ncycles, energy, traffic: the batch's cost shared equally by its "
+            f"inputs (throughput, not latency).\n")
 
 
 def render_frame(frame: pd.DataFrame, fmt: str) -> str:
     if fmt == "json":
         return frame.to_json(orient="records", indent=1) + "\n"
     if fmt == "csv":
-        return frame.to_csv(index=False)
-    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
-                           "display.float_format", lambda v: f"{v:.4g}"):
-        return frame.to_string(index=False) + "\n"
+        return frame.to_csv(index=False, float_format=CSV_FLOAT)
+    # Every number as format_number writes it: separators, 4 significant digits, no 1.2e+05.
+    columns = {name: [format_number(float(v)) for v in frame[name]] if pd.api.types.is_float_dtype(frame[name]) else
+               [format_int(v) for v in frame[name]] if pd.api.types.is_integer_dtype(frame[name]) else
+               frame[name].tolist() for name in frame.columns}
+    text = pd.DataFrame(columns, index=frame.index)
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250):
+        return text.to_string(index=False) + "\n"
 
 
 def render_validation(targets: list[dict], fmt: str) -> str:
