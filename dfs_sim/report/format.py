@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import io
-import json
 
 import pandas as pd
+
+from dfs_sim.jsonio import dumps
 
 FORMATS = ("table", "json", "csv")
 _UNITS = {"cycles": "cycles", "latency_us": "µs", "energy_uj": "µJ", "dram_bytes": "B", "sram_bytes": "B"}
@@ -46,7 +47,7 @@ def summary_rows(summary: dict) -> list[tuple[str, str, object]]:
 
 def render_summary(summary: dict, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(summary, indent=2) + "\n"
+        return dumps(summary, indent=2) + "\n"
     if fmt == "csv":
         frame = pd.DataFrame(summary_rows(summary), columns=["section", "name", "value"])
         return frame.to_csv(index=False)
@@ -100,8 +101,9 @@ def summary_table(s: dict) -> str:
 
 
 def render_frame(frame: pd.DataFrame, fmt: str) -> str:
-    if fmt == "json":
-        return frame.to_json(orient="records", indent=1) + "\n"
+    if fmt == "json":  # strict JSON: a value that does not apply (NaN) is null
+        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        return dumps(records, indent=1) + "\n"
     if fmt == "csv":
         return frame.to_csv(index=False)
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
@@ -111,7 +113,7 @@ def render_frame(frame: pd.DataFrame, fmt: str) -> str:
 
 def render_validation(targets: list[dict], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(targets, indent=1) + "\n"
+        return dumps(targets, indent=1) + "\n"
     out = io.StringIO()
     by_source: dict[str, list[dict]] = {}
     for t in targets:
