@@ -40,12 +40,16 @@ def check_output_path(output: str | None, inputs=(), option: str = "-o") -> Path
     if not str(output):
         raise InputError(option, None, "the output path is empty")
     path = Path(output)
-    if str(output).endswith(os.sep) or path.is_dir():
-        raise InputError(path, None, "is a directory; give a file name to write")
-    if path.exists() and not path.is_file():
-        raise InputError(path, None, "is not a regular file; dfs-sim writes files (omit -o to print)")
-    if not path.parent.is_dir():
-        raise InputError(path, None, "the output directory does not exist")
+    try:
+        return _check_output_path(path, str(output), inputs)
+    except InputError:
+        raise
+    except (OSError, ValueError) as err:  # a name the system cannot look up: too long, a NUL byte, a loop
+        reason = getattr(err, "strerror", None) or type(err).__name__
+        raise InputError(path, None, f"cannot be used as an output ({reason})") from None
+
+
+def _check_output_path(path: Path, output: str, inputs) -> Path:
     try:
         name_max = os.pathconf(path.parent, "PC_NAME_MAX")
     except (OSError, ValueError):
@@ -53,6 +57,12 @@ def check_output_path(output: str | None, inputs=(), option: str = "-o") -> Path
     if len(os.fsencode(path.name)) > name_max:
         raise InputError(path.parent / (path.name[:40] + "..."), None,
                          f"the file name is {len(os.fsencode(path.name))} bytes; the file system allows {name_max}")
+    if output.endswith(os.sep) or path.is_dir():
+        raise InputError(path, None, "is a directory; give a file name to write")
+    if path.exists() and not path.is_file():
+        raise InputError(path, None, "is not a regular file; dfs-sim writes files (omit -o to print)")
+    if not path.parent.is_dir():
+        raise InputError(path, None, "the output directory does not exist")
     for source in inputs:
         if source is not None and Path(source).exists() and path.resolve() == Path(source).resolve():
             raise InputError(path, None, "is also an input of this run; write the output elsewhere")

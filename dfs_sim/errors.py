@@ -46,6 +46,27 @@ def require(condition: bool, source: object, field: str | None, message: str) ->
         raise InputError(source, field, message)
 
 
+def existing_file(path, what: str, quiet: bool = False):
+    """`path` (a Path) if it names an existing regular file, else one InputError saying what is
+    wrong: missing, a directory or device, or a name the system cannot look up (too long, a loop).
+    `quiet`: return None instead of raising."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        exists, regular = path.exists(), path.is_file()
+    except (OSError, ValueError) as err:  # ValueError: an embedded NUL byte
+        if quiet:
+            return None
+        reason = getattr(err, "strerror", None) or type(err).__name__
+        raise InputError(path, None, f"cannot be looked up ({reason})") from None
+    if quiet:
+        return path if regular else None
+    require(exists, path, None, f"no such {what}")
+    require(regular, path, None, f"is not a regular file (a {what} is expected)")
+    return path
+
+
 # What reading and validating malformed bytes can raise, besides InputError: decoding, zip and
 # numpy container errors, numbers past a limit, nesting past the interpreter's recursion limit.
 # Deliberately not caught: AttributeError, NameError, AssertionError, ImportError and the like,

@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from dfs_sim.errors import InputError, require, shown
+from dfs_sim.errors import InputError, existing_file, require, shown
 from dfs_sim.limits import MAX_DEPTH, MAX_INT_DIGITS, MAX_TEXT_BYTES
 
 
@@ -20,9 +20,7 @@ class _Refused(ValueError):
 
 def read_text(path: str | Path, what: str, limit: int = MAX_TEXT_BYTES) -> str:
     """A document's text: a regular file, at most `limit` bytes, UTF-8 (an optional BOM is dropped)."""
-    path = Path(path)
-    require(path.exists(), path, None, f"no such {what}")
-    require(path.is_file(), path, None, f"is not a regular file (a {what} is expected)")
+    path = existing_file(path, what)
     try:
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)

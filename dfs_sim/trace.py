@@ -23,7 +23,7 @@ import numpy as np
 
 from dfs_sim import jsonio
 from dfs_sim.atomic import atomic_file
-from dfs_sim.errors import InputError, input_boundary, require, shown
+from dfs_sim.errors import READ_ERRORS, InputError, existing_file, input_boundary, require, shown
 from dfs_sim.limits import (MAX_BITS, MAX_COMPRESSED_MEMBER_BYTES, MAX_HEADER_BYTES, MAX_INPUTS, MAX_LABEL,
                             MAX_NAME_CHARS, MAX_NPY_HEADER_BYTES, MAX_OPTIONS)
 from dfs_sim.workload.network import Network, network_from_dict
@@ -189,9 +189,7 @@ def _integral(values: np.ndarray) -> bool:
 
 def load_trace(path: str | Path, *, mmap: bool = True) -> Trace:
     """Read and fully validate a trace. Large stored members are memory-mapped when `mmap` is true."""
-    path = Path(path)
-    require(path.exists(), path, None, "no such trace file")
-    require(path.is_file(), path, None, "is not a file")
+    path = existing_file(path, "trace file")
     with input_boundary(path, "a dfs-sim trace"):
         return _load(path, mmap)
 
@@ -199,10 +197,8 @@ def load_trace(path: str | Path, *, mmap: bool = True) -> Trace:
 def _load(path: Path, mmap: bool) -> Trace:
     try:
         archive = zipfile.ZipFile(path)
-    except Exception as err:  # noqa: BLE001 - zipfile raises a dozen types for damaged archives
-        if not isinstance(err, (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error, OverflowError)):
-            raise
-        raise InputError(path, None, "not a dfs-sim trace (not an .npz archive, or truncated)") from None
+    except READ_ERRORS:  # zipfile raises a dozen types for damaged archives
+        raise InputError(path, None, "not a dfs-sim trace (not an .npz archive, or truncated or damaged)") from None
     with archive:
         members = _members(path, archive)
         header = _read_member(path, archive, members["header"], mmap=False)
@@ -245,7 +241,7 @@ def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]
     infos = archive.infolist()
     for info in infos:
         key = info.filename.removesuffix(".npy")
-        if key not in _MEMBERS or not info.filename.endswith(".npy"):
+        if key not in _MEMBERS or not info.filename.endswith(".npy") or info.orig_filename != info.filename:
             raise InputError(path, info.filename, "unknown member in trace (members are header.npy, "
                                                   "decisions.npy, labels.npy, predictions.npy, gate_probs.npy)")
         require(key not in members, path, key, "appears twice in the archive")
@@ -333,6 +329,8 @@ def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, mm
     field_name = info.filename.removesuffix(".npy")
     if mmap and info.compress_type == zipfile.ZIP_STORED and info.file_size > _MMAP_OVER:
         return _map_member(path, archive, info, field_name)
+    with open(path, "rb") as handle:
+        _local_header(handle, path, info, field_name)
     try:
         with archive.open(info) as handle:
             shape, fortran, dtype, header_len = _read_npy_header(handle, path, field_name)
@@ -348,19 +346,25 @@ def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, mm
     return array.reshape(shape, order="F" if fortran else "C")
 
 
+def _local_header(handle, path: Path, info: zipfile.ZipInfo, field_name: str) -> int:
+    """Check a member's local zip header against the archive's directory; returns where its data start."""
+    require(info.header_offset >= 0, path, field_name, "the archive's directory points before its start")
+    handle.seek(info.header_offset)
+    local = handle.read(30)
+    require(len(local) == 30 and local[:4] == b"PK\x03\x04", path, field_name, "corrupt archive entry")
+    flags, method, name_len, extra_len = struct.unpack("<6xHH16xHH", local)
+    name = handle.read(name_len)
+    require(not flags & 0x1 and method == info.compress_type, path, field_name,
+            "its local zip header disagrees with the archive's directory (encryption or compression)")
+    require(name == info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437"), path, field_name,
+            "its local zip header names another member")
+    return info.header_offset + 30 + name_len + extra_len
+
+
 def _map_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, field_name: str) -> np.ndarray:
     archive_end = getattr(archive, "start_dir", None) or path.stat().st_size  # data end where the directory starts
     with open(path, "rb") as handle:
-        handle.seek(info.header_offset)
-        local = handle.read(30)
-        require(len(local) == 30 and local[:4] == b"PK\x03\x04", path, field_name, "corrupt archive entry")
-        flags, method, name_len, extra_len = struct.unpack("<6xHH16xHH", local)
-        name = handle.read(name_len)
-        require(not flags & 0x1 and method == zipfile.ZIP_STORED, path, field_name,
-                "its local zip header disagrees with the archive's directory (encrypted or compressed)")
-        require(name == info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437"), path, field_name,
-                "its local zip header names another member")
-        start = info.header_offset + 30 + name_len + extra_len
+        start = _local_header(handle, path, info, field_name)
         require(info.compress_size == info.file_size and start + info.file_size <= archive_end, path, field_name,
                 "runs past the end of the archive's data: the trace is truncated or its directory is damaged")
         handle.seek(start)

@@ -37,16 +37,18 @@ class _Refused(Exception):
 
 
 class _StrictConstructor(SafeConstructor):
+    paths: dict[int, str] = {}  # node id -> field path, filled by _check_tree before construction
+
     def construct_yaml_int(self, node):
         value = super().construct_yaml_int(node)
         if abs(value) > _MAX_INT:
-            raise _Refused(None, f"integer {shown(node.value, 24)} does not fit in 64 bits", node)
+            raise _Refused(self.paths.get(id(node)), f"integer {shown(node.value, 24)} does not fit in 64 bits", node)
         return value
 
     def construct_yaml_float(self, node):
         value = super().construct_yaml_float(node)
         if not math.isfinite(value):
-            raise _Refused(None, f"{shown(node.value, 24)} is not a finite number", node)
+            raise _Refused(self.paths.get(id(node)), f"{shown(node.value, 24)} is not a finite number", node)
         return value
 
     def construct_yaml_timestamp(self, node):
@@ -84,16 +86,16 @@ else:  # pragma: no cover - PyYAML built without libyaml
             Resolver.__init__(self)
 
 
-def _check_tree(root) -> None:
+def _check_tree(root) -> dict[int, str]:
     """Aliases, key types, duplicate keys, tags and depth, walked without recursion (so an
-    alias bomb is refused at its first alias, before anything expands)."""
-    seen: set[int] = set()
+    alias bomb is refused at its first alias, before anything expands). Returns each node's path."""
+    seen: dict[int, str] = {}
     stack = [(root, "", 0)]
     while stack:
         node, path, depth = stack.pop()
         if id(node) in seen:
             raise _Refused(path or None, "aliases (*name) are not allowed; write the value out")
-        seen.add(id(node))
+        seen[id(node)] = path or None
         if node.tag not in _PLAIN_TAGS:
             raise _Refused(path or None, f"tag {shown(node.tag, 60)} is not allowed (plain data only)", node)
         if isinstance(node, ScalarNode):
@@ -118,6 +120,7 @@ def _check_tree(root) -> None:
             keys.add(key_node.value)
             children.append((value_node, f"{path}.{key_node.value}" if path else key_node.value, depth + 1))
         stack.extend(reversed(children))
+    return seen
 
 
 def loads(text: str, source: object) -> object:
@@ -127,7 +130,7 @@ def loads(text: str, source: object) -> object:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_tree(node)
+        loader.paths = _check_tree(node)
         return loader.construct_document(node)
     except _Refused as err:
         at = f" (line {err.line})" if err.line else ""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dfs_sim.cost.compression import COMPRESSIONS
-from dfs_sim.errors import InputError, input_boundary, require, shown
+from dfs_sim.errors import InputError, existing_file, input_boundary, require, shown
 from dfs_sim.limits import MAX_BATCH, MAX_BITS, MAX_CHANNELS, MAX_NAME_CHARS, MAX_OUTPUT_BITS
 
 OPERANDS = ("weights", "inputs", "outputs")
@@ -142,15 +142,26 @@ def resolve_hw_path(path_or_name: str | Path) -> Path:
     require(isinstance(path_or_name, (str, Path)) and str(path_or_name).strip(), "--hw", None,
             "must be a YAML path or the name of a shipped config")
     path = Path(path_or_name)
-    if path.exists():
-        require(path.is_file(), path, None, "is not a regular file (a hardware config is expected)")
+    if _lexists(path) and existing_file(path, "hardware config", quiet=True):
         return path
     if path.suffix == "" and path.parent == Path("."):
         shipped = shipped_configs_dir() / f"{path.name}.yaml"
         if shipped.is_file():
             return shipped
+    if _lexists(path):
+        existing_file(path, "hardware config")  # says what it is instead (a directory, a name too long)
     known = ", ".join(p.stem for p in shipped_configs())
     raise InputError(path, None, f"no such hardware config (shipped: {known})")
+
+
+def _lexists(path: Path) -> bool:
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True  # a name the system cannot look up: existing_file says why
+    return True
 
 
 def hw_from_dict(data: object, source: object) -> HwConfig:
