@@ -35,6 +35,7 @@ FORMAT_VERSION = 1
 _MEMBERS = ("header", "decisions", "labels", "predictions", "gate_probs")
 _CHECK_CHUNK = 1 << 20  # rows validated at a time, so huge traces stay in bounded memory
 _MMAP_OVER = 1 << 20  # stored members larger than this are memory-mapped
+_UNSUPPORTED_ZIP_FLAGS = 0x20 | 0x40 | 0x2000  # general-purpose bits 5, 6, 13
 _CRC_CHUNK = 64 << 20  # bytes per zlib.crc32 call while checking a memory-mapped member's CRC
 # What each member may hold: dtype kinds and sizes, and dimensions.
 _MEMBER_DTYPES = {"header": ("u", (1,)), "decisions": ("u", (1,)), "labels": ("iu", (1, 2, 4, 8)),
@@ -248,6 +249,8 @@ def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]
                                                   "decisions.npy, labels.npy, predictions.npy, gate_probs.npy)")
         require(key not in members, path, key, "appears twice in the archive")
         require(not info.flag_bits & 0x1, path, key, "is encrypted; dfs-sim reads plain .npz archives")
+        require(not info.flag_bits & _UNSUPPORTED_ZIP_FLAGS, path, key,
+                "uses a zip feature dfs-sim does not read (strong encryption, patched data or a masked directory)")
         require(info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED), path, key,
                 f"uses zip compression method {info.compress_type}; a trace member is stored (np.savez) or "
                 f"deflated (np.savez_compressed)")

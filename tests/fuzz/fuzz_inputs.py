@@ -324,6 +324,7 @@ def gen_trace_member_surgery(rng, i, seeds):
         a, b = rng.sample(range(len(entries)), 2)
         entries[a], entries[b] = (entries[a][0], entries[b][1]), (entries[b][0], entries[a][1])
         note = f"swapped {entries[a][0]} and {entries[b][0]}"
+        refuse = {entries[a][0], entries[b][0]} != {"labels.npy", "predictions.npy"}  # alike: legitimate
     elif op == "dtype":
         name = rng.choice(list(members))
         dtype = rng.choice((np.int64, np.uint16, np.float32, np.float64, np.int8, np.bool_, np.complex64, "S1",

@@ -57,8 +57,8 @@ def seeds():
 
 
 def _shipped_state() -> dict:
-    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for folder in ("traces", "hw_configs", "tests")
-            for p in sorted((REPO / folder).rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    files = [p for folder in ("traces", "hw_configs") for p in sorted((REPO / folder).rglob("*")) if p.is_file()]
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in files + [REPO / "tests" / "cost_baseline.json"]}
 
 
 @pytest.fixture(scope="module", autouse=True)
