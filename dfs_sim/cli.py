@@ -136,12 +136,10 @@ def check_report(result, per_layer: bool, source: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dfs_sim.engine import simulate, simulate_network
-    from dfs_sim.hardware.config import load_hw
+    from dfs_sim.hardware.config import check_batch_size, load_hw, resolve_hw_path
     from dfs_sim.report.format import render_frame, render_summary
     from dfs_sim.trace import load_trace
     from dfs_sim.workload.network import load_network
-
-    from dfs_sim.hardware.config import check_batch_size, resolve_hw_path
 
     budgets = parse_budgets(args.budget)
     if args.batch is not None:

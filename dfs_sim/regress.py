@@ -103,7 +103,10 @@ def allowed_roots(baseline: Path) -> list[Path]:
 
 def confined(target: Path, roots: list[Path], source: object, field: str) -> Path:
     """`target` resolved (symbolic links followed), which must lie under one of `roots`."""
-    resolved = target.resolve()
+    try:
+        resolved = target.resolve()
+    except (OSError, RuntimeError, ValueError):  # a symbolic-link loop, a NUL byte
+        raise InputError(source, field, "cannot be resolved to a file") from None
     require(any(resolved.is_relative_to(root) for root in roots), source, field,
             "points outside the baseline's repository and dfs-sim's shipped data; a baseline may only "
             "name files inside them")

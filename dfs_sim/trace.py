@@ -13,12 +13,13 @@ docs/trace-format.md ("Validation"); the bounds are dfs_sim/limits.py.
 from __future__ import annotations
 
 import ast
-import mmap
 import os
 import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from mmap import ACCESS_READ
+from mmap import mmap as memory_map
 from pathlib import Path
 
 import numpy as np
@@ -378,7 +379,7 @@ def _map_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, fie
         require(start + info.file_size <= os.fstat(handle.fileno()).st_size, path, field_name, "is truncated")
         # The CRC straight from the page cache (a memory map: no copy), in chunks, one pass.
         crc = 0
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as whole:
+        with memory_map(handle.fileno(), 0, access=ACCESS_READ) as whole:
             view = memoryview(whole)
             try:
                 for offset in range(start, start + info.file_size, _CRC_CHUNK):

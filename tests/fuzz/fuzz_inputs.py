@@ -12,6 +12,7 @@ import io
 import json
 import os
 import random
+import re
 import struct
 import warnings
 import zipfile
@@ -283,9 +284,9 @@ def gen_trace_byte_flip(rng, i, seeds):
         low, high, note = 0, len(data), "anywhere"
     count = rng.choice((1, 1, 1, 2, 4, 8))
     # A flip inside a member fails its CRC; one in the zip structure may hit a field readers ignore
-    # (a timestamp, an attribute), which leaves the trace legitimate: the oracle decides.
+    # (a timestamp, an attribute), which leaves the trace legitimate: there the oracle decides.
     return _trace_case("trace.byte_flip", i, flip(data, rng, count, low, high), f"{count} flips in {note}", rng,
-                       expect_refusal=note != "zip structure")
+                       expect_refusal=note not in ("zip structure", "anywhere"))
 
 
 def gen_trace_truncate(rng, i, seeds):
@@ -687,8 +688,9 @@ def yaml_key_mutation(data: dict, rng: random.Random) -> tuple[bytes, str]:
     op = rng.choice(("int-key", "null-key", "bool-key", "float-key", "complex-key", "merge", "int-key-nested",
                      "on-key", "dup-top"))
     top = [k for k, line in enumerate(lines) if line[:1].isalpha()]
-    nested_lines = [k for k, line in enumerate(lines) if line.startswith("  ") and ":" in line
-                    and line.strip()[0].isalpha()]
+    # The first key of a block mapping (its parent line ends with ':'), never a line inside a string.
+    nested_lines = [k for k, line in enumerate(lines) if k and lines[k - 1].rstrip().endswith(":")
+                    and re.match(r"^ +[A-Za-z_][\w-]*:( |$)", line)]
     if op == "int-key":
         insert, at = "1: x\n", rng.choice(top)
     elif op == "null-key":
