@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import math
+import os
 import sys
+import tempfile
 from pathlib import Path
 
-from dfs_sim.atomic import atomic_file
-from dfs_sim.errors import InputError
+from dfs_sim.atomic import atomic_file, temp_prefix
+from dfs_sim.errors import InputError, shown
 
 DEFAULT_HW = "stripes"
 
@@ -27,16 +31,69 @@ def display_path(path: Path | str) -> str:
         return str(path)
 
 
+def check_output_path(output: str | None, inputs=(), option: str = "-o") -> Path | None:
+    """Refuse an output path that cannot take the file, before any work is done: empty, a
+    directory, a device or other non-regular file, a missing or unwritable directory, a name the
+    file system cannot hold, or one of the run's own inputs."""
+    if output is None:
+        return None
+    if not str(output):
+        raise InputError(option, None, "the output path is empty")
+    path = Path(output)
+    try:
+        return _check_output_path(path, str(output), inputs)
+    except InputError:
+        raise
+    except (OSError, ValueError) as err:  # a name the system cannot look up: too long, a NUL byte, a loop
+        reason = getattr(err, "strerror", None) or type(err).__name__
+        raise InputError(path, None, f"cannot be used as an output ({reason})") from None
+
+
+def _check_output_path(path: Path, output: str, inputs) -> Path:
+    try:
+        name_max = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    if len(os.fsencode(path.name)) > name_max:
+        raise InputError(path.parent / (path.name[:40] + "..."), None,
+                         f"the file name is {len(os.fsencode(path.name))} bytes; the file system allows {name_max}")
+    if output.endswith(os.sep) or path.is_dir():
+        raise InputError(path, None, "is a directory; give a file name to write")
+    if path.exists() and not path.is_file():
+        raise InputError(path, None, "is not a regular file; dfs-sim writes files (omit -o to print)")
+    if not path.parent.is_dir():
+        raise InputError(path, None, "the output directory does not exist")
+    for source in inputs:
+        if source is not None and Path(source).exists() and path.resolve() == Path(source).resolve():
+            raise InputError(path, None, "is also an input of this run; write the output elsewhere")
+    try:  # the only sure test of writability (read-only mounts, permissions, quotas)
+        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise InputError(path, None, f"cannot be written ({err.strerror or type(err).__name__})") from None
+    return path
+
+
 def write_output(text: str, output: str | None) -> None:
     """Print, or write atomically: an error midway never leaves a partial file."""
     if output is None:
         sys.stdout.write(text)
         return
-    path = Path(output)
-    if not path.parent.is_dir():
-        raise InputError(path, None, "the output directory does not exist")
+    path = check_output_path(output)
     with atomic_file(path, "w") as handle:
         handle.write(text)
+
+
+def parse_number(text: str, option: str, field: str | None = None) -> float:
+    """A finite, non-negative number from the command line (inf, nan and 1e400 are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(option, field, f"{shown(text)} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise InputError(option, field, f"must be a finite, non-negative number, got {shown(text)}")
+    return value
 
 
 def parse_budgets(items: list[str] | None) -> dict[str, float]:
@@ -49,25 +106,44 @@ def parse_budgets(items: list[str] | None) -> dict[str, float]:
             raise InputError("--budget", item, "must be METRIC=VALUE, e.g. latency_us=50")
         if name not in BUDGET_METRICS:
             raise InputError("--budget", name, f"unknown metric (use {', '.join(BUDGET_METRICS)})")
-        try:
-            budgets[name] = float(value)
-        except ValueError:
-            raise InputError("--budget", name, f"'{value}' is not a number") from None
-        if not budgets[name] >= 0:
-            raise InputError("--budget", name, "must be a non-negative number")
+        if name in budgets:
+            raise InputError("--budget", name, "is given twice")
+        budgets[name] = parse_number(value, "--budget", name)
     return budgets
+
+
+def check_report(result, per_layer: bool, source: str) -> None:
+    """The whole report is finite, or the run is refused (a strict JSON reader could not read it)."""
+    import numpy as np
+
+    from dfs_sim.jsonio import first_non_finite
+
+    if per_layer:
+        frame = result.per_layer
+        for column in frame.select_dtypes("number").columns:
+            values = frame[column].to_numpy(dtype=np.float64)
+            if np.isinf(values).any():
+                where = f"per_layer.{column}"
+                break
+        else:
+            return
+    else:
+        where = first_non_finite(result.summary)
+        if where is None:
+            return
+    raise InputError(source, where, "is not finite: these inputs exceed what the cost model can represent")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dfs_sim.engine import simulate, simulate_network
-    from dfs_sim.hardware.config import load_hw
+    from dfs_sim.hardware.config import check_batch_size, load_hw, resolve_hw_path
     from dfs_sim.report.format import render_frame, render_summary
     from dfs_sim.trace import load_trace
     from dfs_sim.workload.network import load_network
 
     budgets = parse_budgets(args.budget)
-    if args.batch is not None and args.batch < 1:
-        raise InputError("--batch", None, f"must be >= 1, got {args.batch}")
+    if args.batch is not None:
+        check_batch_size(args.batch)
     if args.trace is not None and args.network is not None:
         raise InputError("--network", None, "give either --trace or --network, not both")
     notes = []
@@ -75,12 +151,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     if hw_name is None:
         hw_name = DEFAULT_HW
         notes.append(f"no --hw given; using hw_configs/{DEFAULT_HW}.yaml")
+    output = check_output_path(args.output, inputs=(args.trace, args.network, resolve_hw_path(hw_name)))
     if args.network is not None:
+        # A static network runs like a trace whose inputs all take the same path: --batch and
+        # --policy apply (the policy cannot change its cost), and so do absolute budgets on the
+        # hardware metrics; computation_pct counts gated units, which a static network has none of.
         network = load_network(args.network)
         hw = load_hw(hw_name)
         if network.n_units:
             raise InputError(args.network, "units", "a network with gated units needs a trace (--trace)")
-        result = simulate_network(network, hw, batch=args.batch)
+        if "computation_pct" in budgets:
+            raise InputError("--budget", "computation_pct", "a static network (--network) has no gated units, "
+                                                            "so no computation percentage; budget another metric")
+        result = simulate_network(network, hw, batch=args.batch, policy=args.policy, budgets=budgets)
+        source = f"{args.network} on {hw.path}"
     else:
         trace_path = args.trace
         if trace_path is None:
@@ -88,14 +172,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             notes.insert(0, f"no --trace given; using the shipped trace {display_path(trace_path)}")
         hw = load_hw(hw_name)
         trace = load_trace(display_path(trace_path))
+        if "computation_pct" in budgets and not trace.network.n_units:
+            raise InputError("--budget", "computation_pct", "this trace's network has no gated units, so no "
+                                                            "computation percentage; budget another metric")
         result = simulate(trace, hw, batch=args.batch, policy=args.policy, budgets=budgets)
+        source = f"{trace.path} on {hw.path}"
+    check_report(result, args.per_layer, source)
     for note in notes:  # only once the inputs are known good, so an error stays a single line
         print(f"dfs-sim: {note}", file=sys.stderr)
     if args.per_layer:
         text = render_frame(result.per_layer, args.format)
     else:
         text = render_summary(result.summary, args.format)
-    write_output(text, args.output)
+    write_output(text, None if output is None else str(output))
     return 0
 
 
@@ -104,11 +193,6 @@ def _load_all(traces, hws):
     from dfs_sim.trace import load_trace
 
     return [load_trace(t) for t in traces or []], [load_hw(h) for h in hws or []]
-
-
-def _check_csv_path(path: str | None) -> None:
-    if path and not Path(path).parent.is_dir():
-        raise InputError(path, None, "the output directory does not exist")
 
 
 def _write_csv(frame, path: str | None) -> None:
@@ -122,8 +206,9 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     from dfs_sim.plot.common import check_figure_path
     from dfs_sim.plot.frontier import frontier_points, plot_frontier
 
+    check_output_path(args.output, inputs=args.trace)
     check_figure_path(args.output)
-    _check_csv_path(args.csv)
+    check_output_path(args.csv, inputs=args.trace, option="--csv")
     traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW])
     points = frontier_points(traces, hws, x=args.x, relative=not args.absolute)
     _write_csv(points.drop(columns=["x", "y"]), args.csv)
@@ -136,8 +221,9 @@ def cmd_frontier(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from dfs_sim.plot.common import check_figure_path
 
+    check_output_path(args.output, inputs=args.trace)
     check_figure_path(args.output)
-    _check_csv_path(getattr(args, "csv", None))
+    check_output_path(getattr(args, "csv", None), inputs=args.trace, option="--csv")
     batch = {"batch": getattr(args, "batch", None), "policy": getattr(args, "policy", None)}
     if getattr(args, "batch", None) is not None and args.batch < 1:
         raise InputError("--batch", None, f"must be >= 1, got {args.batch}")
@@ -181,24 +267,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    import json
-
     from dfs_sim import regress
+    from dfs_sim.jsonio import dumps
 
     path = Path(args.baseline)
-    if args.rtol is not None and not args.rtol >= 0:
-        raise InputError("--rtol", None, "must be a non-negative number")
-    rtol = regress.DEFAULT_RTOL if args.rtol is None else args.rtol
+    rtol = regress.DEFAULT_RTOL if args.rtol is None else parse_number(args.rtol, "--rtol")
+    if args.update:
+        check_output_path(str(path), option="--baseline")
     if args.trace or args.hw:
         if not (args.update and args.trace and args.hw):
             raise InputError("--trace/--hw", None, "add cases with --update and both --trace and --hw")
         data = regress.add_cases(path, args.trace, args.hw)
-        write_output(json.dumps(data, indent=1) + "\n", str(path))
+        write_output(dumps(data, indent=1) + "\n", str(path))
     fresh, changes = regress.regress(path, rtol)
     table = regress.format_changes(changes)
     n_cases = len(fresh["cases"])
     if args.update:
-        write_output(json.dumps(fresh, indent=1) + "\n", str(path))
+        write_output(dumps(fresh, indent=1) + "\n", str(path))
         print(f"dfs-sim: updated {path}: {n_cases} cases, {len(changes)} numbers changed", file=sys.stderr)
         sys.stdout.write(table)
         return 0
@@ -215,6 +300,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from dfs_sim.report.format import render_validation
     from dfs_sim.validation import COVERAGE, all_targets, unvalidated
 
+    check_output_path(args.output)
     targets = all_targets()
     rows = [t.to_dict() for t in targets]
     text = render_validation(rows, args.format)
@@ -317,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "energy and traffic against full precision and the trained budget. "
                                      + LATENCY_BUDGET + ".")
     run.add_argument("--trace", help="trace file (.npz) (default: a shipped trace, named on stderr)")
-    run.add_argument("--network", help="a static network file (YAML/JSON, per-layer precisions) instead of a trace")
+    run.add_argument("--network", help="a static network file (YAML/JSON, per-layer precisions) instead of a trace; "
+                                       "--batch, --policy and --budget apply (not --budget computation_pct)")
     run.add_argument("--hw", help=_hw_help("accelerator") + f" (default: {DEFAULT_HW})")
     _add_batch(run)
     run.add_argument("--budget", action="append", metavar="METRIC=VALUE",
@@ -396,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Recompute every case of a baseline and list each number that moved "
                                          "(metric, old, new, delta %). Exit 1 on drift beyond --rtol, 0 otherwise.")
     regress.add_argument("--baseline", required=True, help="baseline JSON (paths in it are relative to it)")
-    regress.add_argument("--rtol", type=float, help=f"relative tolerance (default: {DEFAULT_RTOL:g})")
+    regress.add_argument("--rtol", help=f"relative tolerance (default: {DEFAULT_RTOL:g})")
     regress.add_argument("--update", action="store_true", help="rewrite the baseline and say what changed")
     regress.add_argument("--trace", nargs="+", metavar="T", help="with --update and --hw: add these cases")
     regress.add_argument("--hw", nargs="+", metavar="H", help="with --update and --trace: add these cases")
@@ -421,9 +508,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@functools.lru_cache(maxsize=1)
+def _parser() -> argparse.ArgumentParser:
+    return build_parser()  # built once per process: parsing leaves it unchanged
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
         return args.handler(args)
     except InputError as err:

@@ -122,16 +122,17 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
                      dict(budgets or {}), unit_runs=hist, batch_runs=batch_sizes)
 
 
-def simulate_network(network, hw: HwConfig | str, *, batch: int | None = None) -> SimResult:
+def simulate_network(network, hw: HwConfig | str, *, batch: int | None = None, policy: str | None = None,
+                     budgets: dict | None = None) -> SimResult:
     """Run a static network (its layers' own precisions, no gated units) on `hw` for one batch."""
     from dfs_sim.trace import default_options
 
     if not isinstance(hw, HwConfig):
         hw = load_hw(hw)
-    size = batch or hw.batch_size
+    hw = hw.with_batch(batch, policy)
     trace = Trace(path=network.name, network=network, options=default_options(),
-                  decisions=np.zeros((size, network.n_units), dtype=np.uint8))
-    return simulate(trace, hw, batch=size)
+                  decisions=np.zeros((hw.batch_size, network.n_units), dtype=np.uint8))
+    return simulate(trace, hw, budgets=budgets)
 
 
 @contextmanager

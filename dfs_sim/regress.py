@@ -2,17 +2,20 @@
 
 A baseline lists cases (trace, hardware config, batch, policy) and the numbers of their JSON
 summary. `regress` recomputes every case and reports each number that moved beyond a relative
-tolerance. Paths in a baseline are relative to the baseline file.
+tolerance. Paths in a baseline are relative to the baseline file, and must lie inside the
+repository that holds it (or dfs-sim's shipped hw_configs/ and traces/): a baseline cannot make
+dfs-sim read, or quote, files elsewhere.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfs_sim.errors import InputError, require
+from dfs_sim import jsonio
+from dfs_sim.errors import InputError, input_boundary, require, shown
+from dfs_sim.limits import MAX_BATCH
 
 SCHEMA = "dfs-sim-regress/1"
 DEFAULT_RTOL = 1e-6
@@ -49,15 +52,20 @@ def case_name(case: dict) -> str:
 
 
 def load_baseline(path: Path) -> dict:
-    require(path.is_file(), path, None, "no such baseline file")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(path, None, f"not valid JSON ({str(err).splitlines()[0]})") from None
+    """Read and check a baseline: schema, a non-empty list of cases, every path confined."""
+    with input_boundary(path, "a regress baseline"):
+        return _check_baseline(jsonio.load(path, "regress baseline"), path)
+
+
+def _check_baseline(data: object, path: Path) -> dict:
     require(isinstance(data, dict), path, None, "a baseline must be a JSON object")
+    unknown = set(data) - {"schema", "cases"}
+    require(not unknown, path, sorted(unknown)[0] if unknown else None, "unknown key")
     require(data.get("schema") == SCHEMA, path, "schema", f"must be '{SCHEMA}'")
     cases = data.get("cases")
-    require(isinstance(cases, list), path, "cases", "must be a list")
+    require(isinstance(cases, list) and cases, path, "cases",
+            "must be a non-empty list (a baseline without cases guards nothing)")
+    roots = allowed_roots(path)
     for i, case in enumerate(cases):
         where = f"cases[{i}]"
         require(isinstance(case, dict), path, where, "must be an object")
@@ -65,9 +73,12 @@ def load_baseline(path: Path) -> dict:
         if unknown:
             raise InputError(path, f"{where}.{sorted(unknown)[0]}", "unknown key")
         for key in ("trace", "hw"):
-            require(isinstance(case.get(key), str) and case[key], path, f"{where}.{key}", "must be a path")
-        require(case.get("batch") is None or (isinstance(case["batch"], int) and case["batch"] >= 1), path,
-                f"{where}.batch", "must be null or a positive integer")
+            require(isinstance(case.get(key), str) and case[key] and "\x00" not in case[key], path, f"{where}.{key}",
+                    "must be a path relative to the baseline")
+            confined(path.parent / case[key], roots, path, f"{where}.{key}")
+        batch = case.get("batch")
+        require(batch is None or (type(batch) is int and 1 <= batch <= MAX_BATCH), path,  # noqa: E721 - not bool
+                f"{where}.batch", f"must be null or an integer in [1, {MAX_BATCH}], got {shown(batch)}")
         require(case.get("policy") in (None, "lockstep", "bucketed"), path, f"{where}.policy",
                 "must be null, 'lockstep' or 'bucketed'")
         metrics = case.get("metrics")
@@ -77,6 +88,29 @@ def load_baseline(path: Path) -> dict:
                                       and math.isfinite(value)), path, f"{where}.metrics.{name}",
                     "must be a number or null")
     return data
+
+
+def allowed_roots(baseline: Path) -> list[Path]:
+    """Where a baseline's cases may point: the repository holding the baseline (its nearest
+    ancestor with a .git entry, else the baseline's own directory) and dfs-sim's shipped data."""
+    from dfs_sim.hardware.config import shipped_configs_dir
+    from dfs_sim.traces import TRACES_DIR
+
+    home = baseline.resolve().parent
+    repo = next((d for d in (home, *home.parents) if (d / ".git").exists()), home)
+    return [repo, shipped_configs_dir().resolve(), TRACES_DIR.resolve()]
+
+
+def confined(target: Path, roots: list[Path], source: object, field: str) -> Path:
+    """`target` resolved (symbolic links followed), which must lie under one of `roots`."""
+    try:
+        resolved = target.resolve()
+    except (OSError, RuntimeError, ValueError):  # a symbolic-link loop, a NUL byte
+        raise InputError(source, field, "cannot be resolved to a file") from None
+    require(any(resolved.is_relative_to(root) for root in roots), source, field,
+            "points outside the baseline's repository and dfs-sim's shipped data; a baseline may only "
+            "name files inside them")
+    return resolved
 
 
 def compute_case(case: dict, base_dir: Path) -> dict:
@@ -119,10 +153,12 @@ def add_cases(path: Path, traces: list[str], hws: list[str]) -> dict:
     data = load_baseline(path) if path.exists() else {"schema": SCHEMA, "cases": []}
     have = {(c["trace"], c["hw"], c.get("batch"), c.get("policy")) for c in data["cases"]}
     base = path.parent.resolve()
+    roots = allowed_roots(path)
     for trace in traces:
         for hw in hws:
             hw_path = resolve_hw_path(hw)
-            pair = (os.path.relpath(Path(trace).resolve(), base), os.path.relpath(hw_path.resolve(), base))
+            pair = (os.path.relpath(confined(Path(trace), roots, "--trace", trace), base),
+                    os.path.relpath(confined(hw_path, roots, "--hw", hw), base))
             if (*pair, None, None) not in have:
                 data["cases"].append({"trace": pair[0], "hw": pair[1], "batch": None, "policy": None, "metrics": {}})
                 have.add((*pair, None, None))

@@ -11,10 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from dfs_sim.cost.compression import COMPRESSIONS
-from dfs_sim.errors import InputError, require
+from dfs_sim.errors import InputError, existing_file, input_boundary, require, shown
+from dfs_sim.limits import MAX_BATCH, MAX_BITS, MAX_CHANNELS, MAX_NAME_CHARS, MAX_OUTPUT_BITS
 
 OPERANDS = ("weights", "inputs", "outputs")
 MAX_VALUE_BITS = 32  # widest stored operand a feature-map code must hold
@@ -110,21 +109,25 @@ class HwConfig:
 
         # These override the config, so errors name the override, not the file.
         if size is not None:
-            require(isinstance(size, int) and 1 <= size <= 4096, "--batch", None,
-                    f"must be an integer in [1, 4096], got {size}")
+            check_batch_size(size)
         if policy is not None:
             require(policy in BATCH_POLICIES, "--policy", None, f"must be one of {', '.join(BATCH_POLICIES)}")
         return replace(self, batch_size=size or self.batch_size, batch_policy=policy or self.batch_policy)
 
 
+def check_batch_size(size: object, source: str = "--batch") -> int:
+    require(_is_int(size) and 1 <= size <= MAX_BATCH, source, None,
+            f"must be an integer in [1, {MAX_BATCH}], got {shown(size)}")
+    return size
+
+
 def load_hw(path_or_name: str | Path) -> HwConfig:
     """Load a config by path, or by the name of a shipped config (e.g. 'stripes')."""
+    from dfs_sim import yamlio
+
     path = resolve_hw_path(path_or_name)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise InputError(path, None, f"not valid YAML ({str(err).splitlines()[0]})") from None
-    return hw_from_dict(data, path)
+    with input_boundary(path, "a hardware config"):
+        return hw_from_dict(yamlio.load(path, "hardware config"), path)
 
 
 def shipped_configs_dir() -> Path:
@@ -136,15 +139,29 @@ def shipped_configs() -> list[Path]:
 
 
 def resolve_hw_path(path_or_name: str | Path) -> Path:
+    require(isinstance(path_or_name, (str, Path)) and str(path_or_name).strip(), "--hw", None,
+            "must be a YAML path or the name of a shipped config")
     path = Path(path_or_name)
-    if path.is_file():
+    if _lexists(path) and existing_file(path, "hardware config", quiet=True):
         return path
     if path.suffix == "" and path.parent == Path("."):
         shipped = shipped_configs_dir() / f"{path.name}.yaml"
         if shipped.is_file():
             return shipped
+    if _lexists(path):
+        existing_file(path, "hardware config")  # says what it is instead (a directory, a name too long)
     known = ", ".join(p.stem for p in shipped_configs())
     raise InputError(path, None, f"no such hardware config (shipped: {known})")
+
+
+def _lexists(path: Path) -> bool:
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True  # a name the system cannot look up: existing_file says why
+    return True
 
 
 def hw_from_dict(data: object, source: object) -> HwConfig:
@@ -154,6 +171,7 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
     require(isinstance(sources, dict) and sources, source, "sources",
             "must map source ids to citations (every number needs a source)")
     for key, cite in sources.items():
+        require(isinstance(key, str), source, "sources", "source ids must be strings")
         require(isinstance(cite, str) and cite.strip(), source, f"sources.{key}", "must be a citation string")
 
     def section(key: str, required: bool = True) -> dict:
@@ -166,6 +184,9 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
         return value
 
     name = _get(data, "name", str, source)
+    require(len(name) <= MAX_NAME_CHARS, source, "name", f"must be at most {MAX_NAME_CHARS} characters")
+    description = data.get("description", "")
+    require(isinstance(description, str), source, "description", "must be a string")
     from dfs_sim.hardware.accelerators import MODELS
 
     model = _get(data, "model", str, source)
@@ -180,19 +201,24 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
             f"must map dimensions ({', '.join(UNROLL_DIMS)}) to parallel lanes")
     for dim, lanes in unroll.items():
         require(dim in UNROLL_DIMS, source, f"array.unroll.{dim}", f"unknown dimension (use {', '.join(UNROLL_DIMS)})")
-        require(_is_int(lanes) and 1 <= lanes <= 1 << 20, source, f"array.unroll.{dim}", "must be an integer >= 1")
+        require(_is_int(lanes) and 1 <= lanes <= MAX_CHANNELS, source, f"array.unroll.{dim}",
+                f"must be an integer in [1, {MAX_CHANNELS}]")
     vector_lanes = _number(array, "vector_lanes", source, "array.", low=1, high=1 << 24, integer=True,
                            default=max(unroll.get("K", 1) * unroll.get("P", 1), 1))
     params = array.get("params", {})
     require(isinstance(params, dict), source, "array.params", "must be a mapping")
-    output_bits = _number(array, "output_bits", source, "array.", low=1, high=64, integer=True, default=32)
-    spatial_reuse = array.get("spatial_reuse", True)
-    require(isinstance(spatial_reuse, bool), source, "array.spatial_reuse", "must be true or false")
+    for key, value in params.items():  # each model checks its own; these bounds keep its arithmetic in int64
+        require(isinstance(value, str) or (_is_int(value) and 0 <= value <= MAX_CHANNELS), source,
+                f"array.params.{key}", f"must be a string or an integer in [0, {MAX_CHANNELS}], got {shown(value)}")
+    output_bits = _number(array, "output_bits", source, "array.", low=1, high=MAX_OUTPUT_BITS, integer=True,
+                          default=32)
+    spatial_reuse = _bool(array, "spatial_reuse", source, "array.", default=True)
 
     precision = section("precision")
-    native = _number(precision, "native_bits", source, "precision.", low=1, high=32, integer=True)
-    min_bits = _number(precision, "min_bits", source, "precision.", low=1, high=32, integer=True, default=1)
-    max_bits = _number(precision, "max_bits", source, "precision.", low=1, high=32, integer=True, default=native)
+    native = _number(precision, "native_bits", source, "precision.", low=1, high=MAX_BITS, integer=True)
+    min_bits = _number(precision, "min_bits", source, "precision.", low=1, high=MAX_BITS, integer=True, default=1)
+    max_bits = _number(precision, "max_bits", source, "precision.", low=1, high=MAX_BITS, integer=True,
+                       default=native)
     require(min_bits <= max_bits, source, "precision.min_bits", "must not exceed precision.max_bits")
     wider = precision.get("wider", "multi-pass")
     require(wider in ("multi-pass", "error"), source, "precision.wider", "must be 'multi-pass' or 'error'")
@@ -217,13 +243,14 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
         _cited(raw, where, sources, source)
         bname = _get(raw, "name", str, source, where + ".")
         holds = raw.get("holds")
-        require(isinstance(holds, list) and holds and all(h in OPERANDS for h in holds), source, f"{where}.holds",
-                f"must list operands among {', '.join(OPERANDS)}")
+        require(isinstance(holds, list) and holds and all(isinstance(h, str) and h in OPERANDS for h in holds)
+                and len(set(holds)) == len(holds), source, f"{where}.holds",
+                f"must list distinct operands among {', '.join(OPERANDS)}")
         size_kb = _number(raw, "size_kb", source, f"{where}.", low=1e-3, high=1e7)
         buffers.append(Buffer(bname, tuple(holds), int(round(size_kb * 8192)),
                               _number(raw, "read_pj_per_bit", source, f"{where}.", low=0, high=1e4),
                               _number(raw, "write_pj_per_bit", source, f"{where}.", low=0, high=1e4),
-                              bool(raw.get("double_buffered", False))))
+                              _bool(raw, "double_buffered", source, f"{where}.", default=False)))
     for operand in OPERANDS:
         holders = [b.name for b in buffers if operand in b.holds]
         require(len(holders) == 1, source, "buffers",
@@ -242,9 +269,10 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
     require(w_layout in STORAGE_LAYOUTS, source, "storage.weights", f"must be one of {', '.join(STORAGE_LAYOUTS)}")
     a_layout = storage.get("activations", "packed")
     require(a_layout in ("packed", "fixed"), source, "storage.activations", "must be 'packed' or 'fixed'")
-    fixed_bits = _number(storage, "fixed_bits", source, "storage.", low=1, high=32, integer=True, default=native)
+    fixed_bits = _number(storage, "fixed_bits", source, "storage.", low=1, high=MAX_BITS, integer=True,
+                         default=native)
     batch = section("batch", required=False)
-    batch_size = _number(batch, "size", source, "batch.", low=1, high=4096, integer=True, default=1)
+    batch_size = _number(batch, "size", source, "batch.", low=1, high=MAX_BATCH, integer=True, default=1)
     policy = batch.get("policy", "lockstep")
     require(policy in BATCH_POLICIES, source, "batch.policy", f"must be one of {', '.join(BATCH_POLICIES)}")
     mapping = section("mapping", required=False)
@@ -268,7 +296,7 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
     require(halo in ("slide", "refetch"), source, "mapping.halo", "must be 'slide' or 'refetch'")
 
     config = HwConfig(
-        path=str(source), name=name, model=model, description=str(data.get("description", "")),
+        path=str(source), name=name, model=model, description=description,
         technology_nm=int(tech), clock_mhz=float(clock), unroll={k: int(v) for k, v in unroll.items()},
         vector_lanes=int(vector_lanes), model_params=dict(params), native_bits=int(native), min_bits=int(min_bits),
         max_bits=int(max_bits), wider=wider, full_precision=full, compute_pj_per_op=float(compute_pj),
@@ -291,7 +319,7 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
 def _no_unknown(mapping: dict, schema: str, source: object, prefix: str) -> None:
     unknown = set(mapping) - _SCHEMA_KEYS[schema]
     if unknown:
-        raise InputError(source, f"{prefix}{sorted(unknown)[0]}", "unknown key")
+        raise InputError(source, f"{prefix}{sorted(map(str, unknown))[0]}", "unknown key")
 
 
 def _cited(mapping: dict, where: str, sources: dict, source: object, keys=None) -> None:
@@ -306,8 +334,9 @@ def _cited(mapping: dict, where: str, sources: dict, source: object, keys=None) 
     field_name = f"{where}.source" if where != "top level" else "source"
     require(cite is not None, source, field_name, f"numbers here ({', '.join(numeric)}) need a source id")
     cites = cite if isinstance(cite, list) else [cite]
+    require(len(cites) > 0, source, field_name, f"numbers here ({', '.join(numeric)}) need a source id")
     for c in cites:
-        require(isinstance(c, str) and c in sources, source, field_name, f"'{c}' is not an id in sources:")
+        require(isinstance(c, str) and c in sources, source, field_name, f"{shown(c)} is not an id in sources:")
 
 
 def _is_int(value: object) -> bool:
@@ -317,15 +346,23 @@ def _is_int(value: object) -> bool:
 def _get(mapping: dict, key: str, kind: type, source: object, prefix: str = "") -> object:
     value = mapping.get(key)
     require(isinstance(value, kind) and value != "", source, f"{prefix}{key}",
-            f"is required and must be a {kind.__name__}")
+            f"is required and must be a {'string' if kind is str else kind.__name__}, got {shown(value)}")
+    return value
+
+
+def _bool(mapping: dict, key: str, source: object, prefix: str, *, default: bool) -> bool:
+    """A true/false field: the string "false" or the number 0 is an error, not a truthy value."""
+    value = mapping.get(key, default)
+    require(isinstance(value, bool), source, f"{prefix}{key}", f"must be true or false, got {shown(value)}")
     return value
 
 
 def _number(mapping: dict, key: str, source: object, prefix: str, *, low: float, high: float,
             integer: bool = False, default=None):
+    """A number in [low, high]; the bounds say what is physically meaningful (and keep costs finite)."""
     value = mapping.get(key, default)
     require(value is not None, source, f"{prefix}{key}", "is required")
     ok = _is_int(value) if integer else (isinstance(value, (int, float)) and not isinstance(value, bool))
-    require(ok, source, f"{prefix}{key}", f"must be {'an integer' if integer else 'a number'}, got {value!r}")
-    require(low <= value <= high, source, f"{prefix}{key}", f"{value} is out of range [{low}, {high}]")
+    require(ok, source, f"{prefix}{key}", f"must be {'an integer' if integer else 'a number'}, got {shown(value)}")
+    require(low <= value <= high, source, f"{prefix}{key}", f"{shown(value)} is out of range [{low:g}, {high:g}]")
     return value

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from dfs_sim.atomic import atomic_file
-from dfs_sim.errors import InputError, require
+from dfs_sim.errors import InputError, input_boundary, require
 from dfs_sim.model.data import DATASETS, DEFAULT_ROOTS, Batches, load_split
 from dfs_sim.model.gated_resnet import (FULL, LEGACY_RECIPE, GatedResNet, ModelConfig, load_weights, parse_options,
                                         resolve_force)
@@ -110,17 +110,18 @@ def load_checkpoint(path: str | Path, device="cpu", **overrides) -> tuple[GatedR
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # torch raises several types for bad or unsafe files
         raise InputError(path, None, f"not a loadable dfs-sim checkpoint ({str(err).splitlines()[0]})") from None
-    require(isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT, path, "format",
-            f"not a {CHECKPOINT_FORMAT} checkpoint")
-    for key in ("config", "state_dict", "stage", "epoch", "done", "train", "stage_times"):
-        require(key in ckpt, path, key, "missing from checkpoint")
-    # A checkpoint from before the recipe choices existed used the legacy recipe.
-    config = ModelConfig.from_dict({**LEGACY_RECIPE, **json.loads(ckpt["config"]), **overrides}, path)
-    model = GatedResNet(config)
-    try:
-        load_weights(model, ckpt["state_dict"])
-    except RuntimeError as err:
-        raise InputError(path, "state_dict", f"does not fit its config ({str(err).splitlines()[0]})") from None
+    with input_boundary(path, "a dfs-sim checkpoint"):  # malformed fields: one line, not a traceback
+        require(isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT, path, "format",
+                f"not a {CHECKPOINT_FORMAT} checkpoint")
+        for key in ("config", "state_dict", "stage", "epoch", "done", "train", "stage_times"):
+            require(key in ckpt, path, key, "missing from checkpoint")
+        # A checkpoint from before the recipe choices existed used the legacy recipe.
+        config = ModelConfig.from_dict({**LEGACY_RECIPE, **json.loads(ckpt["config"]), **overrides}, path)
+        model = GatedResNet(config)
+        try:
+            load_weights(model, ckpt["state_dict"])
+        except RuntimeError as err:
+            raise InputError(path, "state_dict", f"does not fit its config ({str(err).splitlines()[0]})") from None
     return model.to(device), ckpt
 
 

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import io
-import json
 import math
 
 import pandas as pd
+
+from dfs_sim.jsonio import dumps
 
 FORMATS = ("table", "json", "csv")
 _UNITS = {"cycles": "cycles", "latency_us": "µs", "energy_uj": "µJ", "dram_bytes": "B", "sram_bytes": "B"}
@@ -125,7 +126,7 @@ def summary_rows(summary: dict) -> list[tuple[str, str, object]]:
 
 def render_summary(summary: dict, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(summary, indent=2) + "\n"
+        return dumps(summary, indent=2) + "\n"
     if fmt == "csv":
         rows = [(section, name, CSV_FLOAT % value if isinstance(value, float) else value)
                 for section, name, value in summary_rows(summary)]  # a mixed column: float_format skips it
@@ -191,8 +192,9 @@ def latency_note(batch: dict) -> str:
 
 
 def render_frame(frame: pd.DataFrame, fmt: str) -> str:
-    if fmt == "json":
-        return frame.to_json(orient="records", indent=1) + "\n"
+    if fmt == "json":  # strict JSON: a value that does not apply (NaN) is null
+        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        return dumps(records, indent=1) + "\n"
     if fmt == "csv":
         return frame.to_csv(index=False, float_format=CSV_FLOAT)
     # Every number as format_number writes it: separators, 4 significant digits, no 1.2e+05.
@@ -206,7 +208,7 @@ def render_frame(frame: pd.DataFrame, fmt: str) -> str:
 
 def render_validation(targets: list[dict], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(targets, indent=1) + "\n"
+        return dumps(targets, indent=1) + "\n"
     out = io.StringIO()
     by_source: dict[str, list[dict]] = {}
     for t in targets:

@@ -9,17 +9,18 @@ quantized networks).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
 import numpy as np
 
-from dfs_sim.errors import InputError, require
+from dfs_sim.errors import InputError, input_boundary, require, shown
+from dfs_sim.limits import (MAX_BITS, MAX_CHANNELS, MAX_FMAP_ELEMENTS, MAX_LAYER_MACS, MAX_LAYERS, MAX_NAME_CHARS,
+                            MAX_SPATIAL, MAX_UNITS)
 
 LAYER_KINDS = ("conv", "fc", "gate-embed", "lstm", "gate-fc", "pool")
 PRECISION_RULES = ("unit", "shortcut", "full", "fixed")
 UNIT_RULES = ("unit", "shortcut")  # rules under which a layer's cost depends on its unit's decision
-MAX_BITS = 32
 
 # Kinds computed as a matrix-vector product on 1x1 spatial data.
 _VECTOR_KINDS = ("fc", "gate-embed", "lstm", "gate-fc")
@@ -168,22 +169,37 @@ _INT_FIELDS = [name for name in _LAYER_FIELDS
                if name not in ("name", "kind", "unit", "precision", "reads_input") + _DENSITY_FIELDS]
 
 
+# Bounds per integer field (dfs_sim/limits.py says why); macs and weights are checked against the shape.
+_FIELD_RANGES = {"c_in": (1, MAX_CHANNELS), "c_out": (1, MAX_CHANNELS), "h_in": (1, MAX_SPATIAL),
+                 "w_in": (1, MAX_SPATIAL), "h_out": (1, MAX_SPATIAL), "w_out": (1, MAX_SPATIAL),
+                 "kernel": (1, MAX_SPATIAL), "stride": (1, MAX_SPATIAL), "padding": (0, MAX_SPATIAL),
+                 "groups": (1, MAX_CHANNELS), "macs": (0, MAX_LAYER_MACS), "weights": (0, MAX_LAYER_MACS),
+                 "w_bits": (1, MAX_BITS), "a_bits": (1, MAX_BITS)}
+
+
+def _name(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_NAME_CHARS
+
+
 def network_from_dict(data: object, source: object = "<network>") -> Network:
     """Build and validate a network from its JSON/YAML form; errors name the source and field."""
     require(isinstance(data, dict), source, "network", "must be a mapping")
     unknown = set(data) - {"name", "description", "input_shape", "units", "layers", "meta", "format", "version"}
-    require(not unknown, source, f"network.{sorted(unknown)[0]}" if unknown else None, "unknown key")
+    require(not unknown, source, f"network.{sorted(map(str, unknown))[0]}" if unknown else None, "unknown key")
     name = data.get("name")
-    require(isinstance(name, str) and name, source, "network.name", "must be a non-empty string")
+    require(_name(name), source, "network.name", f"must be a string of 1 to {MAX_NAME_CHARS} characters")
     units = data.get("units", [])
-    require(isinstance(units, list) and all(isinstance(u, str) and u for u in units), source,
-            "network.units", "must be a list of non-empty names")
+    require(isinstance(units, list) and len(units) <= MAX_UNITS and all(_name(u) for u in units), source,
+            "network.units", f"must be a list of at most {MAX_UNITS} names of 1 to {MAX_NAME_CHARS} characters")
     require(len(set(units)) == len(units), source, "network.units", "names must be unique")
     shape = data.get("input_shape", [3, 32, 32])
-    require(isinstance(shape, list) and len(shape) == 3 and all(_is_int(v) and v > 0 for v in shape),
-            source, "network.input_shape", "must be [channels, height, width] of positive integers")
+    require(isinstance(shape, list) and len(shape) == 3 and all(_is_int(v) and v > 0 for v in shape)
+            and shape[0] <= MAX_CHANNELS and max(shape[1:]) <= MAX_SPATIAL, source, "network.input_shape",
+            f"must be [channels, height, width] of positive integers (at most {MAX_CHANNELS} channels and "
+            f"{MAX_SPATIAL} pixels)")
     raw_layers = data.get("layers")
-    require(isinstance(raw_layers, list) and raw_layers, source, "network.layers", "must be a non-empty list")
+    require(isinstance(raw_layers, list) and 0 < len(raw_layers) <= MAX_LAYERS, source, "network.layers",
+            f"must be a list of 1 to {MAX_LAYERS} layers")
     layers = [_layer_from_dict(raw, i, len(units), source) for i, raw in enumerate(raw_layers)]
     names = [layer.name for layer in layers]
     require(len(set(names)) == len(names), source, "network.layers", "layer names must be unique")
@@ -198,7 +214,7 @@ def network_from_dict(data: object, source: object = "<network>") -> Network:
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> Layer:
@@ -206,36 +222,43 @@ def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> L
     require(isinstance(raw, dict), source, where, "must be a mapping")
     unknown = set(raw) - set(_LAYER_FIELDS)
     if unknown:
-        raise InputError(source, f"{where}.{sorted(unknown)[0]}", "unknown key")
+        raise InputError(source, f"{where}.{sorted(map(str, unknown))[0]}", "unknown key")
     for key in ("name", "kind", "c_in", "c_out"):
         require(key in raw, source, f"{where}.{key}", "is required")
-    require(isinstance(raw["name"], str) and raw["name"], source, f"{where}.name", "must be a non-empty string")
+    require(_name(raw["name"]), source, f"{where}.name", f"must be a string of 1 to {MAX_NAME_CHARS} characters")
     where = f"network.layers[{index}] ({raw['name']})"
-    require(raw["kind"] in LAYER_KINDS, source, f"{where}.kind", f"must be one of {', '.join(LAYER_KINDS)}")
+    require(isinstance(raw["kind"], str) and raw["kind"] in LAYER_KINDS, source, f"{where}.kind",
+            f"must be one of {', '.join(LAYER_KINDS)}")
+    values = dict(raw)
     for key in _INT_FIELDS:
         if key in raw:
-            require(_is_int(raw[key]), source, f"{where}.{key}", "must be an integer")
-    values = {k: v for k, v in raw.items()}
+            low, high = _FIELD_RANGES[key]
+            value = raw[key]
+            require(_is_int(value), source, f"{where}.{key}", f"must be an integer, got {shown(value)}")
+            hint = " (omit it to derive it from the shape)" if key in ("macs", "weights") else ""
+            require(low <= value <= high, source, f"{where}.{key}", f"{value} is out of range [{low}, {high}]{hint}")
+            values[key] = int(value)
     if "reads_input" in values:
         require(isinstance(values["reads_input"], bool), source, f"{where}.reads_input", "must be true or false")
     for key in _DENSITY_FIELDS:
         if key in values:
             value = values[key]
             require(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1, source,
-                    f"{where}.{key}", f"must be a fraction of non-zero values in (0, 1], got {value!r}")
+                    f"{where}.{key}", f"must be a fraction of non-zero values in (0, 1], got {shown(value)}")
             values[key] = float(value)
     precision = values.get("precision", "full")
-    require(precision in PRECISION_RULES, source, f"{where}.precision", f"must be one of {', '.join(PRECISION_RULES)}")
+    require(isinstance(precision, str) and precision in PRECISION_RULES, source, f"{where}.precision",
+            f"must be one of {', '.join(PRECISION_RULES)}")
     unit = values.get("unit")
     if unit is not None:
         require(_is_int(unit) and 0 <= unit < n_units, source, f"{where}.unit",
                 f"must be a gated-unit index in [0, {n_units}) or null")
+        values["unit"] = int(unit)
     if precision in UNIT_RULES:
         require(unit is not None, source, f"{where}.unit", f"a layer with precision '{precision}' needs a gated unit")
     if precision == "fixed":
         for key in ("w_bits", "a_bits"):
-            require(_is_int(values.get(key)) and 1 <= values[key] <= MAX_BITS, source, f"{where}.{key}",
-                    f"fixed precision needs {key} in [1, {MAX_BITS}]")
+            require(key in values, source, f"{where}.{key}", f"fixed precision needs {key} in [1, {MAX_BITS}]")
     elif "w_bits" in values or "a_bits" in values:
         raise InputError(source, f"{where}.w_bits", "only layers with precision 'fixed' carry bits")
     layer = Layer(**values)
@@ -262,6 +285,12 @@ def check_layer(layer: Layer, source: object, where: str) -> None:
                     f"stride {layer.stride}, padding {layer.padding} give {span // layer.stride + 1}")
     if layer.kind == "pool":
         require(layer.c_out == layer.c_in, source, f"{where}.c_out", "a pool layer keeps its channels")
+    # Bounds on what the cost code multiplies (dfs_sim/limits.py): exact Python integers here.
+    padded = layer.c_in * (layer.h_in + 2 * layer.padding) * (layer.w_in + 2 * layer.padding)
+    require(padded <= MAX_FMAP_ELEMENTS and layer.c_out * layer.h_out * layer.w_out <= MAX_FMAP_ELEMENTS, source,
+            f"{where}.c_in", f"feature maps over {MAX_FMAP_ELEMENTS:.3g} elements per input are beyond the limit")
+    require(expected_macs(layer) <= MAX_LAYER_MACS, source, f"{where}.macs",
+            f"the shape gives {expected_macs(layer)} MACs per input, over the limit of {MAX_LAYER_MACS}")
     require(layer.macs == expected_macs(layer), source, f"{where}.macs",
             f"is {layer.macs} but the shape gives {expected_macs(layer)}")
     require(layer.weights == expected_weights(layer), source, f"{where}.weights",
@@ -269,15 +298,10 @@ def check_layer(layer: Layer, source: object, where: str) -> None:
 
 
 def load_network(path: str | Path) -> Network:
-    """Read a network file (JSON or YAML)."""
-    import yaml
+    """Read a network file: strict JSON (`.json`) or strict YAML (anything else)."""
+    from dfs_sim import jsonio, yamlio
 
     path = Path(path)
-    require(path.is_file(), path, None, "no such network file")
-    text = path.read_text()
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise InputError(path, None, f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
-                                     f"({str(err).splitlines()[0]})") from None
-    return network_from_dict(data, path)
+    with input_boundary(path, "a network file"):
+        data = jsonio.load(path, "network file") if path.suffix == ".json" else yamlio.load(path, "network file")
+        return network_from_dict(data, path)
