@@ -56,6 +56,10 @@ def register(subparsers) -> None:
     train.add_argument("--beta", type=float, default=0.1, help="weight of the cost term (dfs stage)")
     train.add_argument("--static", help="dfs stage: train a static reference instead, its options pinned: one "
                                         "option (4bit) or one per gated block (8,8,4,4,2,2,8,8); no budget")
+    train.add_argument("--controller-gain", type=float, default=0.5,
+                       help="dfs stage: online budget controller; the gates' decision bias follows lam, which "
+                            "integrates each batch's cost error (lam += gain * (cost - budget)); 0 turns it off "
+                            "and leaves the budget to the sign rule alone, as the reference")
     train.add_argument("--tolerance", type=float, default=2.0,
                        help="dfs stage: epochs within this many points of the budget on the validation split "
                             "compete on validation accuracy")

@@ -70,6 +70,7 @@ class StageArgs:
     static: str | None = None  # dfs stage: train a static reference with these options pinned ("4bit" or per block)
     beta: float = 0.1
     tolerance: float = 2.0  # dfs: epochs whose validation cost is within this many points of the budget compete
+    controller_gain: float = 0.5  # dfs: online budget controller, lam += gain * (batch cost - budget); 0: off
     val_size: int | None = None  # None: the previous stage's (5000 for a new backbone)
     calibration_batches: int = 20  # gates stage: batches that calibrate never-set activation ranges
     gate_margin: float = 1.0  # gates stage: the top option's logit lead at which the hinge stops pushing
@@ -227,26 +228,30 @@ def calibrate_ranges(model: GatedResNet, batches: Batches, n_batches: int) -> in
 
 
 @torch.no_grad()
-def calibrate_budget(model: GatedResNet, batches: Batches, costs: torch.Tensor, budget_pct: float,
-                     steps: int = 14) -> tuple[float, dict]:
-    """The budget controller: shift the gates' decision bias by -lam * (mean cost of each option) so
-    the validation split's cost lands on the budget; bisection on lam (cost falls as lam grows)."""
-    option_cost = costs.mean(0).to(model.decision_bias.device)
+def set_decision_bias(model: GatedResNet, costs: torch.Tensor, lam: float) -> None:
+    """decision bias = -lam * (each option's mean cost over blocks): lam > 0 favours cheaper options."""
+    model.decision_bias.copy_(-lam * costs.mean(0).to(model.decision_bias.device))
 
+
+def calibrate_budget(model: GatedResNet, batches: Batches, costs: torch.Tensor, budget_pct: float,
+                     start: float = 0.0, steps: int = 14) -> tuple[float, dict]:
+    """The budget controller's last word: the lam (see set_decision_bias) at which the validation
+    split's cost lands on the budget, by bisection from `start` (cost falls as lam grows)."""
     def measure(lam: float) -> dict:
-        model.decision_bias.copy_(-lam * option_cost)
+        set_decision_bias(model, costs, lam)
         return summarize(model, predict(model, batches), costs)
 
-    low, high = -1.0, 1.0
-    at = {0.0: measure(0.0)}
-    if abs(at[0.0]["cost_pct"] - budget_pct) < 0.05:
-        return 0.0, at[0.0]
+    first = measure(start)
+    if abs(first["cost_pct"] - budget_pct) < 0.05:
+        return start, first
     # Widen until the budget is bracketed (logits are O(1..10)).
-    while measure(high)["cost_pct"] > budget_pct and high < 1e4:
-        high *= 4
-    while measure(low)["cost_pct"] < budget_pct and low > -1e4:
-        low *= 4
-    best = (abs(at[0.0]["cost_pct"] - budget_pct), 0.0, at[0.0])
+    width = 0.25
+    low, high = start - width, start + width
+    while measure(high)["cost_pct"] > budget_pct and high - start < 1e4:
+        high = start + (high - start) * 4
+    while measure(low)["cost_pct"] < budget_pct and start - low < 1e4:
+        low = start - (start - low) * 4
+    best = (abs(first["cost_pct"] - budget_pct), start, first)
     for _ in range(steps):
         mid = (low + high) / 2
         result = measure(mid)
@@ -256,7 +261,7 @@ def calibrate_budget(model: GatedResNet, batches: Batches, costs: torch.Tensor, 
             low = mid
         else:
             high = mid
-    model.decision_bias.copy_(-best[1] * option_cost)
+    set_decision_bias(model, costs, best[1])
     return best[1], best[2]
 
 
@@ -287,7 +292,7 @@ def run_stage(args: StageArgs) -> dict:
     device = setup(args.seed, args.threads, args.device)
     out = Path(args.out)
 
-    best_state, best = None, None
+    best_state, best, lam = None, None, 0.0
     if out.exists():
         model, ckpt = load_checkpoint(out, device)
         require(ckpt["stage"] == args.stage, out, "stage", f"holds stage '{ckpt['stage']}', not '{args.stage}'")
@@ -301,6 +306,7 @@ def run_stage(args: StageArgs) -> dict:
                        val_size=previous.get("val_size", 0) if args.val_size is None else args.val_size)
         if "best_state_dict" in ckpt:
             best_state, best = ckpt["best_state_dict"], json.loads(ckpt["best"])
+        lam = float(ckpt.get("controller_lambda", 0.0))
         print(f"{out}: resuming stage {args.stage} after epoch {start_epoch}")
     else:
         ckpt, start_epoch, elapsed = None, 0, 0.0
@@ -344,6 +350,10 @@ def run_stage(args: StageArgs) -> dict:
     steps_per_epoch = min(len(train_batches), args.max_batches or len(train_batches))
     costs, cost_info = stage_costs(model, args.cost, device) if args.stage == "dfs" else (None, None)
     pinned = None if args.static is None else resolve_force(model, args.static, "--static")
+    # The online budget controller (dfs): the decision bias follows lam (set_decision_bias), and lam
+    # integrates each batch's cost error, so training runs at the budget from the first steps and the
+    # quantized paths that the budget needs get trained; the sign rule then shapes the gates.
+    controlled = args.stage == "dfs" and pinned is None and args.controller_gain > 0
 
     if args.stage == "gates" and start_epoch == 0:
         n = calibrate_ranges(model, train_batches, args.calibration_batches)
@@ -388,7 +398,11 @@ def run_stage(args: StageArgs) -> dict:
         for step, (x, y) in enumerate(bar):
             if step >= steps_per_epoch:
                 break
+            if controlled:
+                set_decision_bias(model, costs, lam)
             loss, correct, cost = _step(model, args, x, y, costs, pinned)
+            if controlled:
+                lam += args.controller_gain * (cost - args.budget / 100)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -415,7 +429,7 @@ def run_stage(args: StageArgs) -> dict:
             "config": json.dumps(config.to_dict()), "train": json.dumps(asdict(args)),
             "elapsed_s": elapsed, "stage_times": json.dumps({**prior_times, args.stage: round(elapsed, 1)}),
             "commands": json.dumps(prior_commands + [args.command]),
-            "state_dict": model.state_dict(),
+            "state_dict": model.state_dict(), "controller_lambda": lam,
         }
         if cost_info is not None:
             payload["cost"] = json.dumps(cost_info)
@@ -425,8 +439,9 @@ def run_stage(args: StageArgs) -> dict:
                 model.load_state_dict(best_state)
             metrics = {"selected_epoch": best["epoch"] if best else epoch + 1}
             if args.stage == "dfs" and pinned is None:
-                lam, calibrated = calibrate_budget(model, val_batches, costs, args.budget)
-                metrics.update(decision_bias_lambda=lam, val=calibrated)
+                start = _lambda_of(model, costs)
+                final_lam, calibrated = calibrate_budget(model, val_batches, costs, args.budget, start=start)
+                metrics.update(decision_bias_lambda=final_lam, val=calibrated)
             else:
                 metrics["val"] = val
             test_x, test_y = _load(args, "test")
@@ -460,6 +475,13 @@ def _better(candidate: dict, best: dict | None, budget: float | None, tolerance:
         gap = 0.0 if budget is None else abs(entry["cost_pct"] - budget)
         return (0, -entry["accuracy_pct"]) if gap <= tolerance else (1, gap)
     return best is None or key(candidate) < key(best)
+
+
+def _lambda_of(model: GatedResNet, costs: torch.Tensor) -> float:
+    """The lam that model.decision_bias was set with (0 when the bias is zero)."""
+    option_cost = costs.mean(0).to(model.decision_bias.device)
+    k = int(torch.argmax(option_cost))
+    return float(-model.decision_bias[k] / option_cost[k]) if float(option_cost[k]) > 0 else 0.0
 
 
 def _lr_steps(text: str) -> list[float]:
@@ -531,7 +553,7 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None):
         loss = F.multi_margin_loss(gate_logits, target, margin=args.gate_margin)
         return loss, int((out.logits.argmax(1) == y).sum()), computation
     out = model(x, candidates="all")
-    p = out.gate_logits.softmax(-1)
+    p = (out.gate_logits + model.decision_bias).softmax(-1)  # the distribution the decision is the argmax of
     mask = F.one_hot(out.decisions, len(model.options)).to(p.dtype) - p.detach() + p
     soft_cost = (mask * costs).sum(-1).mean()
     cost = float(model.computation(out.decisions, costs).mean())
