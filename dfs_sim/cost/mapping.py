@@ -4,12 +4,12 @@ The tiled loops are batch (B), output columns and rows (OW, OH: one power-of-two
 both) and input and output channels (IC, OC); the kernel window is never tiled. Tile sizes are
 powers of two clamped to the loop bound, and for the channel loops also power-of-two multiples
 of the array's lanes; a partial tile costs as much as a full one. A layer that reads the network
-input may be unfolded im2col-style (kernel window x channels as one reduction). A tiling is feasible when each operand's tile fits its share of its
-buffer (half of it when double-buffered). For every feasible tiling and every order of the
-loops that have more than one tile, reuse is promoted outward: walking from the innermost
-loop, a loop that does not index an operand keeps it in place while it fits its buffer; once it
-no longer fits, every loop further out fetches it again. Partial sums live at the output width
-and are fetched and written back with every visit.
+input may be unfolded im2col-style (kernel window x channels as one reduction). A tiling is
+feasible when each operand's tile fits its share of its buffer (half of it when double-buffered).
+For every feasible tiling and every order of the loops that have more than one tile, reuse is
+promoted outward: walking from the innermost loop, a loop that does not index an operand keeps
+it in place while it fits its buffer; once it no longer fits, every loop further out fetches it
+again. Partial sums live at the output width and are fetched and written back with every visit.
 
 Time: compute = tiles x per-tile array cycles. DRAM traffic overlaps compute (double buffering)
 except the first fill of every operand and the last drain of the outputs, which are exposed:
@@ -25,6 +25,11 @@ spatial reuse (broadcast or forwarding), once per lane otherwise.
 The search minimises cycles (ties: DRAM bits, then energy) or energy (ties: cycles, DRAM bits).
 This is the Bit Fusion authors' mapper (Sharma et al., ISCA 2018, github hsharma35/bitfusion),
 generalised to any array shape, precision scaling and memory configuration.
+
+The pieces: `_tile_cycles` (array time of one tile), `_sram_bits` (array <-> buffer traffic of
+one tile), `_promote_reuse` (what each operand keeps on chip across the loop order, hence what it
+fetches), `_dram_and_stall` (DRAM bits and exposed transfer time), `_energy`; `search_layer` tries
+every tiling and loop order with them. Records and their columns: `dfs_sim/cost/records.py`.
 """
 from __future__ import annotations
 
@@ -33,8 +38,11 @@ import itertools
 import numba as nb
 import numpy as np
 
+from dfs_sim.cost.records import DATAFLOW_AUTO, INPUTS, OUTPUTS, WEIGHTS
+
 # Loop indices and which operands each loop indexes (weights, inputs, outputs).
 LOOP_B, LOOP_OW, LOOP_OH, LOOP_IC, LOOP_OC = range(5)
+LOOP_NAMES = ("B", "OW", "OH", "IC", "OC")
 INDEXES = np.array([
     # B  OW OH IC OC
     [0, 0, 0, 1, 1],  # weights
@@ -56,24 +64,19 @@ def _permutation_tables() -> tuple[np.ndarray, np.ndarray]:
 
 PERMS, PERM_COUNTS = _permutation_tables()
 
-# Columns of the per-entry result.
-OUT_FIELDS = ("cycles", "compute_cycles", "stall_cycles", "dram_read_bits", "dram_write_bits",
-              "w_read", "w_write", "i_read", "i_write", "o_read", "o_write", "dataflow")
-N_OUT = len(OUT_FIELDS)
-
-# Search parameters shared by all entries, packed as float64 for the kernel.
-(P_CAP_W, P_CAP_I, P_CAP_O, P_BW, P_REUSE_SPATIAL, P_DATAFLOW, P_OBJECTIVE, P_E_WR, P_E_WW, P_E_IR, P_E_IW,
- P_E_OR, P_E_OW, P_E_DRAM, P_E_CYCLE, P_E_STATIC, P_VECTOR_LANES, P_PSUM_FIRST_READ, P_EXPOSE_KEPT,
- P_BUF_W, P_BUF_I, P_BUF_O, P_HALO_SLIDE) = range(23)
-N_PARAMS = 23
+# The search's pieces run millions of times per layer on arrays their caller owns: compiled without
+# reference counting (numba's _nrt=False), which would otherwise cost more than the arithmetic, and the
+# per-order pieces inlined into the loop that tries the orders.
+piece = nb.njit(cache=True, _nrt=False)
+inlined_piece = nb.njit(cache=True, _nrt=False, inline="always")
 
 
-@nb.njit(cache=True)
+@piece
 def _ceil_div(a, b):
     return -(-a // b)
 
 
-@nb.njit(cache=True)
+@piece
 def _levels(x):
     """Number of power-of-two tile candidates for a loop of bound x: ceil(log2 x) + 1."""
     n = 1
@@ -82,26 +85,12 @@ def _levels(x):
     return n
 
 
-@nb.njit(cache=True)
-def _tiles_fit(w_tile, a_tile, o_tile, buf, cap):
-    """Every buffer holds one tile of each operand it serves."""
-    tiles = (w_tile, a_tile, o_tile)
-    for x in range(3):
-        total = 0.0
-        for y in range(3):
-            if buf[y] == buf[x]:
-                total += tiles[y]
-        if total > cap[x]:
-            return False
-    return True
-
-
-@nb.njit(cache=True)
+@piece
 def _n_channel_tiles(total, lanes):
     return _levels(total) + _levels(_ceil_div(total, lanes))
 
 
-@nb.njit(cache=True)
+@piece
 def _channel_tile(i, total, lanes):
     """Candidate i of a channel loop: the powers of two, then the power-of-two multiples of the lanes
     (different when the lane count is not a power of two, and the only tiles that fill the array
@@ -115,235 +104,270 @@ def _channel_tile(i, total, lanes):
     return tile
 
 
-@nb.njit(cache=True)
-def _sram(dataflow, macs, unfolded, weights, outputs, w_bits, a_bits, o_bits, reuse_w, reuse_i, reuse_o, out):
-    """Array <-> buffer bits for one tile: reads of weights and inputs, reads = writes of outputs."""
-    if dataflow == 0:  # input-stationary
-        out[0] = macs * w_bits / reuse_w
-        out[1] = unfolded * a_bits
-        out[2] = macs * o_bits / reuse_o
-    elif dataflow == 1:  # output-stationary
-        out[0] = macs * w_bits / reuse_w
-        out[1] = macs * a_bits / reuse_i
-        out[2] = outputs * o_bits
-    else:  # weight-stationary
-        out[0] = weights * w_bits
-        out[1] = macs * a_bits / reuse_i
-        out[2] = macs * o_bits / reuse_o
+@piece
+def _tiles_fit(tile, hw):
+    """Every buffer holds one tile of each operand it serves."""
+    buf = (hw.buf_w, hw.buf_i, hw.buf_o)
+    cap = (hw.cap_w, hw.cap_i, hw.cap_o)
+    for x in range(3):
+        total = 0.0
+        for y in range(3):
+            if buf[y] == buf[x]:
+                total += tile[y]
+        if total > cap[x]:
+            return False
+    return True
 
 
-@nb.njit(cache=True)
-def search_one(batch, oh, ow, kernel, stride, ic_total, oc_total, im2col, w_bits, a_bits, o_bits,
-               u_k, u_c, u_p, u_n, cycles_per_step, passes, fill_pixel_fold, fill_reduction_fold,
-               w_dram, i_dram, o_dram, in_code, out_code, params, perms, perm_counts, indexes, result):
-    """Best tiling and loop order of one conv/fc entry; writes OUT_FIELDS into result.
-
-    w/i/o_dram: 1 where the operand crosses DRAM, else 0. in_code/out_code: DRAM bits per raw bit
-    of the input and the final output feature maps (compression); partial sums always move raw."""
-    # Usable capacity of the buffer holding each operand; operands in one buffer share it.
-    cap = np.array([params[P_CAP_W], params[P_CAP_I], params[P_CAP_O]])
-    buf = np.array([int(params[P_BUF_W]), int(params[P_BUF_I]), int(params[P_BUF_O])])
-    held = np.zeros(3)
-    slide = params[P_HALO_SLIDE] > 0
-    bw = params[P_BW]
-    objective = int(params[P_OBJECTIVE])
-    forced = int(params[P_DATAFLOW])
-    first_read = params[P_PSUM_FIRST_READ] > 0
-    expose_kept = params[P_EXPOSE_KEPT] > 0
-    e_read = np.array([params[P_E_WR], params[P_E_IR], params[P_E_OR]])
-    e_write = np.array([params[P_E_WW], params[P_E_IW], params[P_E_OW]])
-    from_dram = np.array([w_dram, i_dram, o_dram])
-    taps = kernel * kernel
-    if params[P_REUSE_SPATIAL] > 0:
-        reuse_w = float(u_p * max(u_n, 1))
-        reuse_i = float(u_k)
-        reuse_o = float(u_c)
+@piece
+def _tile_cycles(e, b, t_oh, t_ow, ic, oc):
+    """Array cycles of one tile: output-channel blocks x reduction steps x pixel steps, plus systolic
+    fill and drain per fold."""
+    taps = e.kernel * e.kernel
+    if e.im2col:
+        red_steps = _ceil_div(taps * ic, e.u_c)
     else:
-        reuse_w = 1.0
-        reuse_i = 1.0
-        reuse_o = 1.0
-    best_key = np.array([np.inf, np.inf, np.inf])
-    result[:] = 0.0
-    result[0] = np.inf
-    n_tiles = np.zeros(5, dtype=np.int64)
-    active = np.zeros(5, dtype=np.int64)
-    fill = np.zeros(3)
-    first = np.zeros(3)
-    keep = np.zeros(3, dtype=np.bool_)
-    sram = np.zeros(3)
-    big = max(oh, ow)
-    for ib in range(_levels(batch)):
-        b = min(1 << ib, batch)
+        red_steps = taps * _ceil_div(ic, e.u_c)
+    if e.u_n > 0:
+        pixel_steps = _ceil_div(t_oh * t_ow, e.u_p) * _ceil_div(b, e.u_n)
+    else:
+        pixel_steps = _ceil_div(b * t_oh * t_ow, e.u_p)
+    k_blocks = _ceil_div(oc, e.u_k)
+    return (k_blocks * red_steps * pixel_steps * e.cycles_per_step * e.passes
+            + k_blocks * pixel_steps * e.fill_per_pixel_fold
+            + k_blocks * red_steps * e.fill_per_reduction_fold)
+
+
+@piece
+def _sram_bits(dataflow, e, hw, b, t_oh, t_ow, ic, oc):
+    """Array <-> buffer bits of one tile under a dataflow: (weight reads, input reads, output reads = writes)."""
+    taps = e.kernel * e.kernel
+    unfolded = float(taps * ic * t_oh * t_ow * b)
+    macs = unfolded * oc
+    outputs = float(t_oh * t_ow * b * oc)
+    weights = float(taps * ic * oc)
+    if hw.spatial_reuse:
+        reuse_w = float(e.u_p * max(e.u_n, 1))
+        reuse_i = float(e.u_k)
+        reuse_o = float(e.u_c)
+    else:
+        reuse_w = reuse_i = reuse_o = 1.0
+    if dataflow == 0:  # input-stationary
+        return macs * e.w_bits / reuse_w, unfolded * e.a_bits, macs * e.o_bits / reuse_o
+    if dataflow == 1:  # output-stationary
+        return macs * e.w_bits / reuse_w, macs * e.a_bits / reuse_i, outputs * e.o_bits
+    return weights * e.w_bits, macs * e.a_bits / reuse_i, macs * e.o_bits / reuse_o  # weight-stationary
+
+
+@piece
+def _dataflow(e, hw, b, t_oh, t_ow, ic, oc):
+    """The config's dataflow, or the one whose tile moves the fewest buffer bits (outputs read and written)."""
+    if hw.dataflow != DATAFLOW_AUTO:
+        return hw.dataflow
+    best = 0
+    lowest = np.inf
+    for candidate in range(3):
+        w, i, o = _sram_bits(candidate, e, hw, b, t_oh, t_ow, ic, oc)
+        total = w + i + 2.0 * o
+        if total < lowest:
+            lowest = total
+            best = candidate
+    return best
+
+
+@inlined_piece
+def _promote_reuse(perms, p, n_active, active, n_tiles, tile, e, hw, cap, buf, t_oh, t_ow, fill, first, held, keep):
+    """Walk the loop order from the innermost loop: a loop that does not index an operand reuses it
+    while what the operand keeps on chip fits beside its buffer's other operands; past that, every
+    outer loop fetches it again. Writes fill[x] (bits of x moved between DRAM and its buffer) and
+    first[x] (what x keeps on chip: its exposed fill when the config says so). held and keep are scratch."""
+    for x in range(3):
+        fill[x] = tile[x]
+        first[x] = tile[x]
+        held[x] = tile[x]  # what each occupies on chip
+        keep[x] = 1.0
+    for position in range(n_active):  # innermost first
+        loop = active[perms[n_active, p, position]]
+        n = n_tiles[loop]
+        for x in range(3):
+            if not keep[x]:
+                fill[x] *= n
+                continue
+            if INDEXES[x, loop] == 0:
+                continue
+            if x == INPUTS and hw.halo_slide and (loop == LOOP_OW or loop == LOOP_OH):
+                # Neighbouring input tiles overlap by the kernel's halo: with the inner loops' data still
+                # on chip, only new rows load.
+                t = t_ow if loop == LOOP_OW else t_oh
+                fill[x] *= (e.kernel - e.stride + n * t * e.stride) / (e.kernel + (t - 1) * e.stride)
+            else:
+                fill[x] *= n
+            occupied = fill[x]
+            for y in range(3):
+                if y != x and buf[y] == buf[x]:
+                    occupied += held[y]
+            if occupied > cap[x]:
+                keep[x] = 0.0  # streams from here on: one tile on chip
+            else:
+                first[x] = fill[x]
+                held[x] = fill[x]
+
+
+@inlined_piece
+def _dram_and_stall(e, hw, tile, fill, first, output_volume, compute):
+    """DRAM bits read and written, partial sums read back, and stall cycles: transfers overlap compute
+    except the exposed first fill and last drain."""
+    # Outputs go back to DRAM once per visit; they come back only on revisits, unless the accelerator
+    # (as Bit Fusion's simulator does) also loads them before the first visit.
+    psum_read = fill[OUTPUTS] if hw.psum_first_read else fill[OUTPUTS] - output_volume
+    dram_read = (fill[WEIGHTS] * e.w_dram + fill[INPUTS] * e.i_dram * e.in_code + psum_read * e.o_dram)
+    dram_write = (fill[OUTPUTS] - output_volume + output_volume * e.out_code) * e.o_dram
+    psum_first = 1.0 if hw.psum_first_read else 0.0
+    if hw.expose_kept:  # everything kept on chip loads before compute starts
+        init = (first[WEIGHTS] * e.w_dram + first[INPUTS] * e.i_dram * e.in_code
+                + first[OUTPUTS] * psum_first * e.o_dram)
+        final = first[OUTPUTS] * e.o_dram * e.out_code
+    else:  # only the first tile of each operand; the rest streams behind compute
+        init = (tile[WEIGHTS] * e.w_dram + tile[INPUTS] * e.i_dram * e.in_code
+                + tile[OUTPUTS] * psum_first * e.o_dram)
+        final = tile[OUTPUTS] * e.o_dram * e.out_code
+    bw = hw.dram_bits_per_cycle
+    middle = dram_read + dram_write - init - final
+    stall = max(0.0, np.ceil(middle / bw) - compute) + np.ceil(init / bw) + np.ceil(final / bw)
+    return dram_read, dram_write, psum_read, stall
+
+
+@inlined_piece
+def _energy(e, hw, tiles, sram, fill, psum_read, dram_bits, compute, cycles):
+    """pJ of one tiling and order: buffer traffic, DRAM, busy cycles and static power."""
+    return (tiles * (sram[WEIGHTS] * hw.e_w_read + sram[INPUTS] * hw.e_i_read
+                     + sram[OUTPUTS] * (hw.e_o_read + hw.e_o_write))
+            + fill[WEIGHTS] * e.w_dram * hw.e_w_write + fill[INPUTS] * e.i_dram * hw.e_i_write
+            + (psum_read * hw.e_o_write + fill[OUTPUTS] * hw.e_o_read) * e.o_dram
+            + dram_bits * hw.e_dram + compute * hw.e_cycle + cycles * hw.e_static)
+
+
+@nb.njit(cache=True)
+def scratch():
+    """Working arrays of one search: (floats [8, 3], integers [3, 5]); allocated by the caller so that the
+    search itself never touches reference counts."""
+    return np.zeros((8, 3)), np.zeros((3, 5), dtype=np.int64)
+
+
+@piece
+def search_layer(e, hw, perms, perm_counts, result, floats, ints):
+    """Best tiling and loop order of one conv/fc entry; writes its RESULT record. Returns whether any
+    tiling fits. floats, ints: scratch()."""
+    taps = e.kernel * e.kernel
+    best_key, tile, fill, first, sram, held, keep, cap = (floats[0], floats[1], floats[2], floats[3], floats[4],
+                                                          floats[5], floats[6], floats[7])
+    n_tiles, active, buf = ints[0], ints[1], ints[2]
+    best_key[:] = np.inf
+    cap[WEIGHTS], cap[INPUTS], cap[OUTPUTS] = hw.cap_w, hw.cap_i, hw.cap_o
+    buf[WEIGHTS], buf[INPUTS], buf[OUTPUTS] = hw.buf_w, hw.buf_i, hw.buf_o
+    result.cycles = np.inf
+    big = max(e.oh, e.ow)
+    for ib in range(_levels(e.batch)):
+        b = min(1 << ib, e.batch)
         for io in range(_levels(big)):
             o = min(1 << io, big)
-            t_oh = min(o, oh)
-            t_ow = min(o, ow)
-            for iic in range(_n_channel_tiles(ic_total, u_c)):
-                ic = _channel_tile(iic, ic_total, u_c)
+            t_oh = min(o, e.oh)
+            t_ow = min(o, e.ow)
+            for iic in range(_n_channel_tiles(e.ic, e.u_c)):
+                ic = _channel_tile(iic, e.ic, e.u_c)
                 if ic == 0:
                     continue
-                if im2col:
-                    a_tile = float(t_oh * t_ow * taps * ic * b * a_bits)
+                if e.im2col:
+                    tile[INPUTS] = float(t_oh * t_ow * taps * ic * b * e.a_bits)
                 else:
-                    a_tile = float((kernel + (t_oh - 1) * stride) * (kernel + (t_ow - 1) * stride) * ic * b * a_bits)
-                if a_tile > cap[1]:
+                    tile[INPUTS] = float((e.kernel + (t_oh - 1) * e.stride) * (e.kernel + (t_ow - 1) * e.stride)
+                                         * ic * b * e.a_bits)
+                if tile[INPUTS] > hw.cap_i:
                     continue
-                reduction = taps * ic
-                red_steps = _ceil_div(reduction, u_c) if im2col else taps * _ceil_div(ic, u_c)
-                for ioc in range(_n_channel_tiles(oc_total, u_k)):
-                    oc = _channel_tile(ioc, oc_total, u_k)
+                for ioc in range(_n_channel_tiles(e.oc, e.u_k)):
+                    oc = _channel_tile(ioc, e.oc, e.u_k)
                     if oc == 0:
                         continue
-                    w_tile = float(_ceil_div(reduction, u_c) * u_c * oc * w_bits)
-                    o_tile = float(t_oh * t_ow * _ceil_div(oc, u_k) * u_k * b * o_bits)
-                    if not _tiles_fit(w_tile, a_tile, o_tile, buf, cap):
+                    tile[WEIGHTS] = float(_ceil_div(taps * ic, e.u_c) * e.u_c * oc * e.w_bits)
+                    tile[OUTPUTS] = float(t_oh * t_ow * _ceil_div(oc, e.u_k) * e.u_k * b * e.o_bits)
+                    if not _tiles_fit(tile, hw):
                         continue
-                    n_tiles[LOOP_B] = _ceil_div(batch, b)
-                    n_tiles[LOOP_OW] = _ceil_div(ow, t_ow)
-                    n_tiles[LOOP_OH] = _ceil_div(oh, t_oh)
-                    n_tiles[LOOP_IC] = _ceil_div(ic_total, ic)
-                    n_tiles[LOOP_OC] = _ceil_div(oc_total, oc)
+                    n_tiles[LOOP_B] = _ceil_div(e.batch, b)
+                    n_tiles[LOOP_OW] = _ceil_div(e.ow, t_ow)
+                    n_tiles[LOOP_OH] = _ceil_div(e.oh, t_oh)
+                    n_tiles[LOOP_IC] = _ceil_div(e.ic, ic)
+                    n_tiles[LOOP_OC] = _ceil_div(e.oc, oc)
                     tiles = n_tiles[0] * n_tiles[1] * n_tiles[2] * n_tiles[3] * n_tiles[4]
-                    output_volume = o_tile * n_tiles[LOOP_B] * n_tiles[LOOP_OW] * n_tiles[LOOP_OH] * n_tiles[LOOP_OC]
-                    if u_n > 0:
-                        pixel_steps = _ceil_div(t_oh * t_ow, u_p) * _ceil_div(b, u_n)
-                    else:
-                        pixel_steps = _ceil_div(b * t_oh * t_ow, u_p)
-                    k_blocks = _ceil_div(oc, u_k)
-                    tile_cycles = (k_blocks * red_steps * pixel_steps * cycles_per_step * passes
-                                   + k_blocks * pixel_steps * fill_pixel_fold
-                                   + k_blocks * red_steps * fill_reduction_fold)
-                    compute = float(tiles) * tile_cycles
-                    if objective == 0 and compute > best_key[0]:
+                    output_volume = (tile[OUTPUTS] * n_tiles[LOOP_B] * n_tiles[LOOP_OW] * n_tiles[LOOP_OH]
+                                     * n_tiles[LOOP_OC])
+                    compute = float(tiles) * _tile_cycles(e, b, t_oh, t_ow, ic, oc)
+                    if hw.objective == 0 and compute > best_key[0]:
                         continue  # cycles >= compute: cannot win
-                    macs = float(taps * ic * t_oh * t_ow * b * oc)
-                    unfolded = float(taps * ic * t_oh * t_ow * b)
-                    outputs = float(t_oh * t_ow * b * oc)
-                    weights = float(taps * ic * oc)
-                    if forced >= 0:
-                        flow = forced
-                    else:
-                        flow = 0
-                        lowest = np.inf
-                        for candidate in range(3):
-                            _sram(candidate, macs, unfolded, weights, outputs, w_bits, a_bits, o_bits,
-                                  reuse_w, reuse_i, reuse_o, sram)
-                            total = sram[0] + sram[1] + 2.0 * sram[2]
-                            if total < lowest:
-                                lowest = total
-                                flow = candidate
-                    _sram(flow, macs, unfolded, weights, outputs, w_bits, a_bits, o_bits, reuse_w, reuse_i,
-                          reuse_o, sram)
+                    flow = _dataflow(e, hw, b, t_oh, t_ow, ic, oc)
+                    sram[WEIGHTS], sram[INPUTS], sram[OUTPUTS] = _sram_bits(flow, e, hw, b, t_oh, t_ow, ic, oc)
                     k = 0
                     for loop in range(5):
                         if n_tiles[loop] > 1:
                             active[k] = loop
                             k += 1
                     for p in range(perm_counts[k]):
-                        fill[0], fill[1], fill[2] = w_tile, a_tile, o_tile
-                        first[0], first[1], first[2] = w_tile, a_tile, o_tile
-                        keep[:] = True
-                        held[0], held[1], held[2] = w_tile, a_tile, o_tile  # what each occupies on chip
-                        for position in range(k):  # innermost first
-                            loop = active[perms[k, p, position]]
-                            n = n_tiles[loop]
-                            for x in range(3):
-                                if keep[x]:
-                                    if indexes[x, loop] == 1:
-                                        if x == 1 and slide and (loop == LOOP_OW or loop == LOOP_OH):
-                                            # Neighbouring input tiles overlap by the kernel's halo: with
-                                            # the inner loops' data still on chip, only new rows load.
-                                            t = t_ow if loop == LOOP_OW else t_oh
-                                            fill[x] *= (kernel - stride + n * t * stride) / (kernel + (t - 1) * stride)
-                                        else:
-                                            fill[x] *= n
-                                        occupied = fill[x]
-                                        for y in range(3):
-                                            if y != x and buf[y] == buf[x]:
-                                                occupied += held[y]
-                                        if occupied > cap[x]:
-                                            keep[x] = False  # streams from here on: one tile on chip
-                                        else:
-                                            first[x] = fill[x]
-                                            held[x] = fill[x]
-                                else:
-                                    fill[x] *= n
-                        # Outputs go back to DRAM once per visit; they come back only on revisits, unless the
-                        # accelerator (as Bit Fusion's simulator does) also loads them before the first visit.
-                        psum_read = fill[2] if first_read else fill[2] - output_volume
-                        dram_read = (fill[0] * from_dram[0] + fill[1] * from_dram[1] * in_code
-                                     + psum_read * from_dram[2])
-                        dram_write = (fill[2] - output_volume + output_volume * out_code) * from_dram[2]
-                        if expose_kept:  # everything kept on chip loads before compute starts
-                            init = (first[0] * from_dram[0] + first[1] * from_dram[1] * in_code
-                                    + (first[2] if first_read else 0.0) * from_dram[2])
-                            final = first[2] * from_dram[2] * out_code
-                        else:  # only the first tile of each operand; the rest streams behind compute
-                            init = (w_tile * from_dram[0] + a_tile * from_dram[1] * in_code
-                                    + (o_tile if first_read else 0.0) * from_dram[2])
-                            final = o_tile * from_dram[2] * out_code
-                        middle = dram_read + dram_write - init - final
-                        stall = max(0.0, np.ceil(middle / bw) - compute) + np.ceil(init / bw) + np.ceil(final / bw)
+                        _promote_reuse(perms, p, k, active, n_tiles, tile, e, hw, cap, buf, t_oh, t_ow, fill, first, held, keep)
+                        dram_read, dram_write, psum_read, stall = _dram_and_stall(e, hw, tile, fill, first,
+                                                                                  output_volume, compute)
                         cycles = compute + stall
                         dram = dram_read + dram_write
-                        energy = (tiles * (sram[0] * e_read[0] + sram[1] * e_read[1]
-                                           + sram[2] * (e_read[2] + e_write[2]))
-                                  + fill[0] * from_dram[0] * e_write[0] + fill[1] * from_dram[1] * e_write[1]
-                                  + (psum_read * e_write[2] + fill[2] * e_read[2]) * from_dram[2]
-                                  + dram * params[P_E_DRAM] + compute * params[P_E_CYCLE]
-                                  + cycles * params[P_E_STATIC])
-                        if objective == 0:
+                        energy = _energy(e, hw, tiles, sram, fill, psum_read, dram, compute, cycles)
+                        if hw.objective == 0:
                             k0, k1, k2 = cycles, dram, energy
                         else:
                             k0, k1, k2 = energy, cycles, dram
                         if (k0 < best_key[0] or (k0 == best_key[0] and (k1 < best_key[1] or (
                                 k1 == best_key[1] and k2 < best_key[2])))):
                             best_key[0], best_key[1], best_key[2] = k0, k1, k2
-                            result[0] = cycles
-                            result[1] = compute
-                            result[2] = stall
-                            result[3] = dram_read
-                            result[4] = dram_write
-                            result[5] = tiles * sram[0]
-                            result[6] = fill[0] * from_dram[0]
-                            result[7] = tiles * sram[1]
-                            result[8] = fill[1] * from_dram[1]
-                            result[9] = tiles * sram[2] + fill[2] * from_dram[2]
-                            result[10] = tiles * sram[2] + psum_read * from_dram[2]
-                            result[11] = flow
+                            result.cycles = cycles
+                            result.compute_cycles = compute
+                            result.stall_cycles = stall
+                            result.dram_read_bits = dram_read
+                            result.dram_write_bits = dram_write
+                            result.w_read = tiles * sram[WEIGHTS]
+                            result.w_write = fill[WEIGHTS] * e.w_dram
+                            result.i_read = tiles * sram[INPUTS]
+                            result.i_write = fill[INPUTS] * e.i_dram
+                            result.o_read = tiles * sram[OUTPUTS] + fill[OUTPUTS] * e.o_dram
+                            result.o_write = tiles * sram[OUTPUTS] + psum_read * e.o_dram
+                            result.dataflow = flow
     return best_key[0] < np.inf
 
 
+@nb.njit(cache=True)
+def pool_cost(e, hw, result):
+    """Pooling: a vector-unit pass over the inputs, no weights, nothing to tile."""
+    read_bits = float(e.batch * e.in_elems * e.a_bits)
+    write_bits = float(e.batch * e.out_elems * e.a_bits)
+    read = read_bits * e.i_dram * e.in_code
+    write = write_bits * e.o_dram * e.out_code
+    compute = float(_ceil_div(e.pool_ops * e.batch, hw.vector_lanes))
+    bw = hw.dram_bits_per_cycle
+    stall = np.ceil(read / bw) + np.ceil(write / bw)
+    result.cycles = compute + stall
+    result.compute_cycles = compute
+    result.stall_cycles = stall
+    result.dram_read_bits = read
+    result.dram_write_bits = write
+    result.i_read = read_bits
+    result.i_write = read_bits * e.i_dram
+    result.o_read = write_bits * e.o_dram
+    result.o_write = write_bits
+    result.dataflow = 1
+
+
 @nb.njit(cache=True, parallel=True)
-def search_entries(shape, bits, mapping, flags, params, perms, perm_counts, indexes, out):
-    """Search every entry. shape[e] = (batch, oh, ow, kernel, stride, ic, oc, im2col, is_pool, in_elems,
-    out_elems, pool_ops); bits[e] = (w, a, o); mapping[e] = (u_k, u_c, u_p, u_n, cycles_per_step, passes,
-    fill per pixel fold, fill per reduction fold); flags[e] = (weights, inputs, outputs from/to DRAM: 1 or 0;
-    DRAM bits per raw bit of input and output feature maps). Writes out[e, OUT_FIELDS];
-    out[e, 0] = inf marks an entry no tiling fits."""
-    for e in nb.prange(shape.shape[0]):
-        s = shape[e]
-        row = out[e]
-        if s[8] == 1:  # pooling: a vector-unit pass over the inputs, no weights, nothing to tile
-            bw = params[P_BW]
-            read = float(s[0] * s[9] * bits[e, 1]) * flags[e, 1] * flags[e, 3]
-            write = float(s[0] * s[10] * bits[e, 1]) * flags[e, 2] * flags[e, 4]
-            compute = float(_ceil_div(s[11] * s[0], int(params[P_VECTOR_LANES])))
-            stall = np.ceil(read / bw) + np.ceil(write / bw)
-            row[:] = 0.0
-            row[0] = compute + stall
-            row[1] = compute
-            row[2] = stall
-            row[3] = read
-            row[4] = write
-            row[7] = float(s[0] * s[9] * bits[e, 1])
-            row[8] = float(s[0] * s[9] * bits[e, 1]) * flags[e, 1]
-            row[9] = float(s[0] * s[10] * bits[e, 1]) * flags[e, 2]
-            row[10] = float(s[0] * s[10] * bits[e, 1])
-            row[11] = 1
-            continue
-        m = mapping[e]
-        search_one(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7] == 1, bits[e, 0], bits[e, 1], bits[e, 2],
-                   int(m[0]), int(m[1]), int(m[2]), int(m[3]), m[4], m[5], m[6], m[7],
-                   flags[e, 0], flags[e, 1], flags[e, 2], flags[e, 3], flags[e, 4], params, perms, perm_counts,
-                   indexes, row)
+def search_entries(entries, hw, out):
+    """Cost every ENTRY record on the HARDWARE record hw[0]; writes RESULT records into out (zeroed by the
+    caller). out.cycles = inf marks an entry no tiling fits."""
+    for i in nb.prange(entries.shape[0]):
+        if entries[i].is_pool:
+            pool_cost(entries[i], hw[0], out[i])
+        else:
+            floats, ints = scratch()
+            search_layer(entries[i], hw[0], PERMS, PERM_COUNTS, out[i], floats, ints)

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfs_sim.cost.compression import dram_ratio
-from dfs_sim.cost.mapping import (INDEXES, N_OUT, N_PARAMS, P_BUF_I, P_BUF_O, P_BUF_W, P_BW, P_CAP_I, P_CAP_O, P_CAP_W, P_DATAFLOW, P_E_CYCLE,
-                                  P_E_DRAM, P_E_IR, P_E_IW, P_E_OR, P_E_OW, P_E_STATIC, P_E_WR, P_E_WW, P_HALO_SLIDE,
-                                  P_EXPOSE_KEPT, P_OBJECTIVE, P_PSUM_FIRST_READ, P_REUSE_SPATIAL, P_VECTOR_LANES, PERM_COUNTS, PERMS, search_entries)
+from dfs_sim.cost.mapping import search_entries
+from dfs_sim.cost.records import ADDITIVE, DATAFLOW_AUTO, ENTRY, HARDWARE, RESULT
 from dfs_sim.errors import InputError
 from dfs_sim.hardware.accelerators import MODELS
 from dfs_sim.hardware.accelerators.base import KIND_CODES, Work
@@ -94,6 +93,40 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
 def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, batch, weights_resident: bool,
                  source: str = "") -> np.ndarray:
     """Metrics (metric_names order) of each (layer, stored weight bits, stored activation bits, batch) entry."""
+    entries, ops = build_entries(network, hw, layer_index, store_w, store_a, batch, weights_resident)
+    groups = network.column("groups")[layer_index]
+    found = search(entries, hw)
+    if not np.all(np.isfinite(found["cycles"])):
+        bad = int(np.argmax(~np.isfinite(found["cycles"])))
+        layer = network.layers[int(layer_index[bad])]
+        raise InputError(hw.path, "buffers", f"no tiling of layer '{layer.name}' at {int(store_w[bad])}/"
+                                             f"{int(store_a[bad])} bits, batch {int(batch[bad])}, fits the buffers"
+                                             f"{' (' + source + ')' if source else ''}")
+    for field in ADDITIVE:
+        found[field] *= groups  # a grouped conv runs its groups one after another
+
+    names = metric_names(hw)
+    out = np.zeros((len(batch), len(names)))
+    for name in ("cycles", "compute_cycles", "stall_cycles", "dram_read_bits", "dram_write_bits"):
+        out[:, names.index(name)] = found[name]
+    traffic = {"weights": (found["w_read"], found["w_write"]), "inputs": (found["i_read"], found["i_write"]),
+               "outputs": (found["o_read"], found["o_write"])}
+    for buffer in hw.buffers:
+        reads = sum(traffic[op][0] for op in buffer.holds)
+        writes = sum(traffic[op][1] for op in buffer.holds)
+        out[:, names.index(f"{buffer.name}_read_bits")] = reads
+        out[:, names.index(f"{buffer.name}_write_bits")] = writes
+        out[:, names.index(f"energy_{buffer.name}_pj")] = reads * buffer.read_pj_per_bit + writes * buffer.write_pj_per_bit
+    out[:, names.index("ops")] = ops
+    out[:, names.index("energy_compute_pj")] = ops * hw.compute_pj_per_op + found["compute_cycles"] * hw.compute_pj_per_cycle
+    out[:, names.index("energy_dram_pj")] = (found["dram_read_bits"] + found["dram_write_bits"]) * hw.dram_pj_per_bit
+    out[:, names.index("energy_static_pj")] = found["cycles"] * static_pj_per_cycle(hw)
+    return out
+
+
+def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, batch,
+                  weights_resident: bool) -> tuple[np.ndarray, np.ndarray]:
+    """ENTRY records of each (layer, stored weight bits, stored activation bits, batch), and their ops."""
     model = MODELS[hw.model]
     layers = network.layers
     col = {name: network.column(name)[layer_index] for name in
@@ -103,7 +136,7 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
     last = np.asarray(layer_index) == len(layers) - 1
     eff_w, eff_a = model.effective_bits(hw, store_w, store_a)
     work = Work(kind=kind, macs=col["macs"] * batch, n=batch, w_bits=eff_w, a_bits=eff_a)
-    mapping = model.array_mapping(hw, work).as_matrix()
+    array = model.array_mapping(hw, work)
     ops = model.ops(hw, work).astype(np.float64)
 
     w_bits = _storage_bits(hw, store_w, "weights")
@@ -116,54 +149,40 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
         on_chip = _activations_fit(hw, batch * in_elems * a_bits, batch * out_elems * o_bits)
     else:
         on_chip = np.full(len(batch), hw.activations_on_chip == "always")
+    entries = np.zeros(len(batch), dtype=ENTRY)
+    entries["batch"] = batch
+    for field, column in (("oh", "h_out"), ("ow", "w_out"), ("kernel", "kernel"), ("stride", "stride")):
+        entries[field] = col[column]
+    entries["ic"] = col["c_in"] // groups
+    entries["oc"] = col["c_out"] // groups
+    entries["im2col"] = reads_input & (kind == KIND_CODES["conv"]) & (hw.im2col == "input-layers")
+    entries["is_pool"] = kind == KIND_CODES["pool"]
+    entries["in_elems"] = in_elems
+    entries["out_elems"] = out_elems
+    entries["pool_ops"] = col["macs"]
+    entries["w_bits"], entries["a_bits"], entries["o_bits"] = w_bits, a_bits, o_bits
+    for field in ("u_k", "u_c", "u_p", "u_n", "cycles_per_step", "passes", "fill_per_pixel_fold",
+                  "fill_per_reduction_fold"):
+        entries[field] = getattr(array, field)
+    entries["w_dram"] = 0.0 if weights_resident else 1.0
+    entries["i_dram"] = reads_input | ~on_chip
+    entries["o_dram"] = last | ~on_chip
     # Feature maps the accelerator wrote itself may be coded on the DRAM link; the network input is not.
-    in_code = np.where(reads_input, 1.0, dram_ratio(hw.fmap_compression, network.column("input_density")[layer_index],
-                                                    a_bits, hw.rlc_run_bits, hw.rlc_word_bits))
-    out_code = dram_ratio(hw.fmap_compression, network.column("output_density")[layer_index], o_bits,
-                          hw.rlc_run_bits, hw.rlc_word_bits)
-    flags = np.stack([np.full(len(batch), 0.0 if weights_resident else 1.0),
-                      (reads_input | ~on_chip).astype(np.float64), (last | ~on_chip).astype(np.float64),
-                      in_code, out_code], axis=1)
-    is_pool = kind == KIND_CODES["pool"]
-    im2col = reads_input & (kind == KIND_CODES["conv"]) & (hw.im2col == "input-layers")
-    shape = np.stack([batch, col["h_out"], col["w_out"], col["kernel"], col["stride"], col["c_in"] // groups,
-                      col["c_out"] // groups, im2col, is_pool, in_elems, out_elems, col["macs"]], axis=1)
-    bits = np.stack([w_bits, a_bits, o_bits], axis=1).astype(np.int64)
+    entries["in_code"] = np.where(reads_input, 1.0, dram_ratio(
+        hw.fmap_compression, network.column("input_density")[layer_index], a_bits, hw.rlc_run_bits,
+        hw.rlc_word_bits))
+    entries["out_code"] = dram_ratio(hw.fmap_compression, network.column("output_density")[layer_index], o_bits,
+                                     hw.rlc_run_bits, hw.rlc_word_bits)
+    return entries, ops
 
-    # Many entries repeat (same shape, bits, batch and residency): search each distinct one once.
-    key = np.concatenate([shape, bits, np.round(flags * 1e9).astype(np.int64),
-                          np.round(mapping * 1000).astype(np.int64)], axis=1)
-    first, inverse = _distinct_rows(key)
-    found = np.zeros((len(first), N_OUT))
-    search_entries(np.ascontiguousarray(shape[first], dtype=np.int64), np.ascontiguousarray(bits[first]),
-                   np.ascontiguousarray(mapping[first]), np.ascontiguousarray(flags[first]), search_params(hw),
-                   PERMS, PERM_COUNTS, INDEXES, found)
-    found = found[inverse]
-    if not np.all(np.isfinite(found[:, 0])):
-        bad = int(np.argmax(~np.isfinite(found[:, 0])))
-        layer = layers[int(layer_index[bad])]
-        raise InputError(hw.path, "buffers", f"no tiling of layer '{layer.name}' at {int(store_w[bad])}/"
-                                             f"{int(store_a[bad])} bits, batch {int(batch[bad])}, fits the buffers"
-                                             f"{' (' + source + ')' if source else ''}")
-    found[:, :11] *= groups[:, None]  # a grouped conv runs its groups one after another
 
-    names = metric_names(hw)
-    out = np.zeros((len(batch), len(names)))
-    for i, name in enumerate(("cycles", "compute_cycles", "stall_cycles", "dram_read_bits", "dram_write_bits")):
-        out[:, names.index(name)] = found[:, i]
-    traffic = {"weights": (found[:, 5], found[:, 6]), "inputs": (found[:, 7], found[:, 8]),
-               "outputs": (found[:, 9], found[:, 10])}
-    for buffer in hw.buffers:
-        reads = sum(traffic[op][0] for op in buffer.holds)
-        writes = sum(traffic[op][1] for op in buffer.holds)
-        out[:, names.index(f"{buffer.name}_read_bits")] = reads
-        out[:, names.index(f"{buffer.name}_write_bits")] = writes
-        out[:, names.index(f"energy_{buffer.name}_pj")] = reads * buffer.read_pj_per_bit + writes * buffer.write_pj_per_bit
-    out[:, names.index("ops")] = ops
-    out[:, names.index("energy_compute_pj")] = ops * hw.compute_pj_per_op + found[:, 1] * hw.compute_pj_per_cycle
-    out[:, names.index("energy_dram_pj")] = (found[:, 3] + found[:, 4]) * hw.dram_pj_per_bit
-    out[:, names.index("energy_static_pj")] = found[:, 0] * static_pj_per_cycle(hw)
-    return out
+def search(entries: np.ndarray, hw: HwConfig) -> np.ndarray:
+    """RESULT records of ENTRY records; many entries repeat (same shape, bits, batch and residency), so each
+    distinct one is searched once."""
+    first, inverse = _distinct_rows(entries)
+    found = np.zeros(len(first), dtype=RESULT)
+    search_entries(entries[first], hardware_record(hw), found)
+    return found[inverse]
 
 
 def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +190,7 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     seen: dict[bytes, int] = {}
     inverse = np.empty(len(rows), dtype=np.int64)
     first = []
-    for i, row in enumerate(np.ascontiguousarray(rows)):
+    for i, row in enumerate(np.ascontiguousarray(rows).view(np.uint8).reshape(len(rows), -1)):
         number = seen.setdefault(row.tobytes(), len(seen))
         if number == len(first):
             first.append(i)
@@ -183,31 +202,28 @@ def static_pj_per_cycle(hw: HwConfig) -> float:
     return hw.static_mw / hw.clock_mhz * 1000.0  # mW / MHz = nJ per cycle
 
 
-def search_params(hw: HwConfig) -> np.ndarray:
-    params = np.zeros(N_PARAMS)
+def hardware_record(hw: HwConfig) -> np.ndarray:
+    """What every entry of the search shares, as a one-element HARDWARE array."""
+    record = np.zeros(1, dtype=HARDWARE)
     names = [b.name for b in hw.buffers]
-    for operand, cap_slot, buf_slot in (("weights", P_CAP_W, P_BUF_W), ("inputs", P_CAP_I, P_BUF_I),
-                                        ("outputs", P_CAP_O, P_BUF_O)):
+    for operand, key in (("weights", "w"), ("inputs", "i"), ("outputs", "o")):
         buffer = hw.buffer_for(operand)
-        params[cap_slot] = _usable(buffer)  # shared by the operands it holds, tile by tile
-        params[buf_slot] = names.index(buffer.name)
-    params[P_BW] = hw.dram_bits_per_cycle
-    params[P_REUSE_SPATIAL] = 1.0 if hw.spatial_reuse else 0.0
-    params[P_DATAFLOW] = DATAFLOWS.index(hw.dataflow) - 1  # -1: choose per tile
-    params[P_OBJECTIVE] = OBJECTIVES.index(hw.objective)
-    for operand, read_slot, write_slot in (("weights", P_E_WR, P_E_WW), ("inputs", P_E_IR, P_E_IW),
-                                           ("outputs", P_E_OR, P_E_OW)):
-        buffer = hw.buffer_for(operand)
-        params[read_slot] = buffer.read_pj_per_bit
-        params[write_slot] = buffer.write_pj_per_bit
-    params[P_E_DRAM] = hw.dram_pj_per_bit
-    params[P_E_CYCLE] = hw.compute_pj_per_cycle
-    params[P_E_STATIC] = static_pj_per_cycle(hw)
-    params[P_VECTOR_LANES] = hw.vector_lanes
-    params[P_PSUM_FIRST_READ] = 1.0 if hw.psum_reload == "every-visit" else 0.0
-    params[P_EXPOSE_KEPT] = 1.0 if hw.exposed_fill == "kept" else 0.0
-    params[P_HALO_SLIDE] = 1.0 if hw.halo == "slide" else 0.0
-    return params
+        record[f"cap_{key}"] = _usable(buffer)  # shared by the operands it holds, tile by tile
+        record[f"buf_{key}"] = names.index(buffer.name)
+        record[f"e_{key}_read"] = buffer.read_pj_per_bit
+        record[f"e_{key}_write"] = buffer.write_pj_per_bit
+    record["dram_bits_per_cycle"] = hw.dram_bits_per_cycle
+    record["spatial_reuse"] = hw.spatial_reuse
+    record["dataflow"] = DATAFLOW_AUTO if hw.dataflow == "auto" else DATAFLOWS.index(hw.dataflow) - 1
+    record["objective"] = OBJECTIVES.index(hw.objective)
+    record["e_dram"] = hw.dram_pj_per_bit
+    record["e_cycle"] = hw.compute_pj_per_cycle
+    record["e_static"] = static_pj_per_cycle(hw)
+    record["vector_lanes"] = hw.vector_lanes
+    record["psum_first_read"] = hw.psum_reload == "every-visit"
+    record["expose_kept"] = hw.exposed_fill == "kept"
+    record["halo_slide"] = hw.halo == "slide"
+    return record
 
 
 def _activations_fit(hw: HwConfig, in_bits: np.ndarray, out_bits: np.ndarray) -> np.ndarray:
