@@ -38,7 +38,7 @@ import itertools
 import numba as nb
 import numpy as np
 
-from dfs_sim.cost.records import DATAFLOW_AUTO, INPUTS, OUTPUTS, WEIGHTS
+from dfs_sim.cost.records import BITFUSION_SIM, DATAFLOW_AUTO, INPUTS, OUTPUTS, WEIGHTS
 
 # Loop indices and which operands each loop indexes (weights, inputs, outputs).
 LOOP_B, LOOP_OW, LOOP_OH, LOOP_IC, LOOP_OC = range(5)
@@ -86,20 +86,20 @@ def _levels(x):
 
 
 @piece
-def _n_channel_tiles(total, lanes):
-    return _levels(total) + _levels(_ceil_div(total, lanes))
+def _n_channel_tiles(total, lanes, powers, multiples):
+    return _levels(total) * powers + _levels(_ceil_div(total, lanes)) * multiples
 
 
 @piece
-def _channel_tile(i, total, lanes):
-    """Candidate i of a channel loop: the powers of two, then the power-of-two multiples of the lanes
-    (different when the lane count is not a power of two, and the only tiles that fill the array
-    then). 0 marks a candidate already listed."""
-    n_plain = _levels(total)
+def _channel_tile(i, total, lanes, powers, multiples):
+    """Candidate i of a channel loop: the powers of two (if powers), then the power-of-two multiples of the
+    lanes (if multiples; different when the lane count is not a power of two, and the only tiles that
+    fill the array then). 0 marks a candidate already listed."""
+    n_plain = _levels(total) * powers
     if i < n_plain:
         return min(1 << i, total)
     tile = min((1 << (i - n_plain)) * lanes, total)
-    if tile == total or (tile & (tile - 1)) == 0:
+    if powers and (tile == total or (tile & (tile - 1)) == 0):
         return 0
     return tile
 
@@ -146,12 +146,12 @@ def _sram_bits(dataflow, e, hw, b, t_oh, t_ow, ic, oc):
     macs = unfolded * oc
     outputs = float(t_oh * t_ow * b * oc)
     weights = float(taps * ic * oc)
-    if hw.spatial_reuse:
+    if hw.conventions == BITFUSION_SIM:  # the simulator charges each lane its own access
+        reuse_w = reuse_i = reuse_o = 1.0
+    else:  # an operand shared by several lanes is read once for all of them
         reuse_w = float(e.u_p * max(e.u_n, 1))
         reuse_i = float(e.u_k)
         reuse_o = float(e.u_c)
-    else:
-        reuse_w = reuse_i = reuse_o = 1.0
     if dataflow == 0:  # input-stationary
         return macs * e.w_bits / reuse_w, unfolded * e.a_bits, macs * e.o_bits / reuse_o
     if dataflow == 1:  # output-stationary
@@ -195,7 +195,7 @@ def _promote_reuse(perms, p, n_active, active, n_tiles, tile, e, hw, cap, buf, t
                 continue
             if INDEXES[x, loop] == 0:
                 continue
-            if x == INPUTS and hw.halo_slide and (loop == LOOP_OW or loop == LOOP_OH):
+            if x == INPUTS and hw.conventions != BITFUSION_SIM and (loop == LOOP_OW or loop == LOOP_OH):
                 # Neighbouring input tiles overlap by the kernel's halo: with the inner loops' data still
                 # on chip, only new rows load.
                 t = t_ow if loop == LOOP_OW else t_oh
@@ -217,13 +217,14 @@ def _promote_reuse(perms, p, n_active, active, n_tiles, tile, e, hw, cap, buf, t
 def _dram_and_stall(e, hw, tile, fill, first, output_volume, compute):
     """DRAM bits read and written, partial sums read back, and stall cycles: transfers overlap compute
     except the exposed first fill and last drain."""
-    # Outputs go back to DRAM once per visit; they come back only on revisits, unless the accelerator
-    # (as Bit Fusion's simulator does) also loads them before the first visit.
-    psum_read = fill[OUTPUTS] if hw.psum_first_read else fill[OUTPUTS] - output_volume
+    # Outputs go back to DRAM once per visit; they come back only on revisits, except that Bit Fusion's
+    # simulator also loads them before the first visit.
+    sim = hw.conventions == BITFUSION_SIM
+    psum_read = fill[OUTPUTS] if sim else fill[OUTPUTS] - output_volume
     dram_read = (fill[WEIGHTS] * e.w_dram + fill[INPUTS] * e.i_dram * e.in_code + psum_read * e.o_dram)
     dram_write = (fill[OUTPUTS] - output_volume + output_volume * e.out_code) * e.o_dram
-    psum_first = 1.0 if hw.psum_first_read else 0.0
-    if hw.expose_kept:  # everything kept on chip loads before compute starts
+    psum_first = 1.0 if sim else 0.0
+    if sim:  # everything kept on chip loads before compute starts
         init = (first[WEIGHTS] * e.w_dram + first[INPUTS] * e.i_dram * e.in_code
                 + first[OUTPUTS] * psum_first * e.o_dram)
         final = first[OUTPUTS] * e.o_dram * e.out_code
@@ -266,6 +267,11 @@ def search_layer(e, hw, perms, perm_counts, result, floats, ints):
     cap[WEIGHTS], cap[INPUTS], cap[OUTPUTS] = hw.cap_w, hw.cap_i, hw.cap_o
     buf[WEIGHTS], buf[INPUTS], buf[OUTPUTS] = hw.buf_w, hw.buf_i, hw.buf_o
     result.cycles = np.inf
+    # Bit Fusion's simulator tries powers of two, and for output channels of a layer that is not unfolded
+    # only the power-of-two multiples of the array's columns.
+    sim = 1 if hw.conventions == BITFUSION_SIM else 0
+    oc_powers = 1 if (not sim or e.im2col) else 0
+    oc_multiples = 1 if (not sim or not e.im2col) else 0
     big = max(e.oh, e.ow)
     for ib in range(_levels(e.batch)):
         b = min(1 << ib, e.batch)
@@ -273,8 +279,8 @@ def search_layer(e, hw, perms, perm_counts, result, floats, ints):
             o = min(1 << io, big)
             t_oh = min(o, e.oh)
             t_ow = min(o, e.ow)
-            for iic in range(_n_channel_tiles(e.ic, e.u_c)):
-                ic = _channel_tile(iic, e.ic, e.u_c)
+            for iic in range(_n_channel_tiles(e.ic, e.u_c, 1, 1 - sim)):
+                ic = _channel_tile(iic, e.ic, e.u_c, 1, 1 - sim)
                 if ic == 0:
                     continue
                 if e.im2col:
@@ -284,8 +290,8 @@ def search_layer(e, hw, perms, perm_counts, result, floats, ints):
                                          * ic * b * e.a_bits)
                 if tile[INPUTS] > hw.cap_i:
                     continue
-                for ioc in range(_n_channel_tiles(e.oc, e.u_k)):
-                    oc = _channel_tile(ioc, e.oc, e.u_k)
+                for ioc in range(_n_channel_tiles(e.oc, e.u_k, oc_powers, oc_multiples)):
+                    oc = _channel_tile(ioc, e.oc, e.u_k, oc_powers, oc_multiples)
                     if oc == 0:
                         continue
                     tile[WEIGHTS] = float(_ceil_div(taps * ic, e.u_c) * e.u_c * oc * e.w_bits)

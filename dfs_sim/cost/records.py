@@ -30,6 +30,7 @@ ENTRY = np.dtype([
 WEIGHTS, INPUTS, OUTPUTS = range(3)
 OPERANDS = ("weights", "inputs", "outputs")
 
+PHYSICAL, BITFUSION_SIM = range(2)  # the order of dfs_sim.hardware.config.CONVENTIONS
 DATAFLOW_AUTO = -1  # any other value: an index into DATAFLOW_NAMES
 DATAFLOW_NAMES = ("input-stationary", "output-stationary", "weight-stationary")
 OBJECTIVE_NAMES = ("cycles", "energy")
@@ -38,14 +39,13 @@ HARDWARE = np.dtype([
     # Usable bits of the buffer holding each operand, and which buffer that is (operands in one buffer share it).
     ("cap_w", F8), ("cap_i", F8), ("cap_o", F8), ("buf_w", I8), ("buf_i", I8), ("buf_o", I8),
     ("dram_bits_per_cycle", F8),
-    ("spatial_reuse", I8),  # 1: an operand shared by several lanes is read once for all of them
     ("dataflow", I8),  # DATAFLOW_AUTO or an index into DATAFLOW_NAMES
     ("objective", I8),  # index into OBJECTIVE_NAMES
     # pJ per bit of each operand's buffer, DRAM; pJ per compute cycle and per cycle of static power.
     ("e_w_read", F8), ("e_w_write", F8), ("e_i_read", F8), ("e_i_write", F8), ("e_o_read", F8), ("e_o_write", F8),
     ("e_dram", F8), ("e_cycle", F8), ("e_static", F8),
     ("vector_lanes", I8),
-    ("psum_first_read", I8), ("expose_kept", I8), ("halo_slide", I8),
+    ("conventions", I8),  # PHYSICAL or BITFUSION_SIM (dfs_sim.hardware.config.CONVENTIONS)
 ])
 
 RESULT = np.dtype([

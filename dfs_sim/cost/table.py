@@ -16,7 +16,7 @@ from dfs_sim.cost.records import ADDITIVE, DATAFLOW_AUTO, ENTRY, HARDWARE, RESUL
 from dfs_sim.errors import InputError
 from dfs_sim.hardware.accelerators import MODELS
 from dfs_sim.hardware.accelerators.base import KIND_CODES, Work
-from dfs_sim.hardware.config import DATAFLOWS, OBJECTIVES, HwConfig
+from dfs_sim.hardware.config import CONVENTIONS, DATAFLOWS, OBJECTIVES, HwConfig
 from dfs_sim.workload.network import Network
 
 
@@ -73,8 +73,8 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
 
     # One entry per (layer, case, batch) that runs.
     li, ci, bi = np.nonzero(np.broadcast_to(run_bits[:, :, :1] > 0, (n_layers, n_cases, len(batches))))
-    weights_resident = hw.weights_on_chip == "always" or (
-        hw.weights_on_chip == "auto" and resident_weight_bits(network, run_bits, hw) <= _capacity(hw, "weights"))
+    weights_resident = hw.residency("weights") == "always" or (
+        hw.residency("weights") == "auto" and resident_weight_bits(network, run_bits, hw) <= _capacity(hw, "weights"))
     values = cost_entries(network, hw, li, run_bits[li, ci, 0], run_bits[li, ci, 1], batches[bi],
                           weights_resident, source)
     names = metric_names(hw)
@@ -145,10 +145,10 @@ def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a,
     groups = col["groups"]
     in_elems = col["c_in"] * col["h_in"] * col["w_in"]
     out_elems = col["c_out"] * col["h_out"] * col["w_out"]
-    if hw.activations_on_chip == "auto":
+    if hw.residency("activations") == "auto":
         on_chip = _activations_fit(hw, batch * in_elems * a_bits, batch * out_elems * o_bits)
     else:
-        on_chip = np.full(len(batch), hw.activations_on_chip == "always")
+        on_chip = np.full(len(batch), hw.residency("activations") == "always")
     entries = np.zeros(len(batch), dtype=ENTRY)
     entries["batch"] = batch
     for field, column in (("oh", "h_out"), ("ow", "w_out"), ("kernel", "kernel"), ("stride", "stride")):
@@ -213,16 +213,13 @@ def hardware_record(hw: HwConfig) -> np.ndarray:
         record[f"e_{key}_read"] = buffer.read_pj_per_bit
         record[f"e_{key}_write"] = buffer.write_pj_per_bit
     record["dram_bits_per_cycle"] = hw.dram_bits_per_cycle
-    record["spatial_reuse"] = hw.spatial_reuse
     record["dataflow"] = DATAFLOW_AUTO if hw.dataflow == "auto" else DATAFLOWS.index(hw.dataflow) - 1
     record["objective"] = OBJECTIVES.index(hw.objective)
     record["e_dram"] = hw.dram_pj_per_bit
     record["e_cycle"] = hw.compute_pj_per_cycle
     record["e_static"] = static_pj_per_cycle(hw)
     record["vector_lanes"] = hw.vector_lanes
-    record["psum_first_read"] = hw.psum_reload == "every-visit"
-    record["expose_kept"] = hw.exposed_fill == "kept"
-    record["halo_slide"] = hw.halo == "slide"
+    record["conventions"] = CONVENTIONS.index(hw.conventions)
     return record
 
 
