@@ -4,14 +4,16 @@
 
 Times the search over all (tile, loop order) candidates, one thread, per distinct (layer, precision)
 at batch 16: the 61 Bit Fusion benchmark layers at their own precisions on the Bit Fusion config
-(its simulator's conventions), and the distinct layer shapes of DFS-ResNet74 at 8, 16 and 32 bits
-on several shipped configs (physical rules). The plain-Python baseline runs `search_layer.py_func`,
+(its simulator's conventions, then the physical rules), VGG-16 on Eyeriss and VGG-19 on Stripes (also
+at their configs' batch), and the distinct layer shapes of DFS-ResNet74 at 8, 16 and 32 bits on
+several shipped configs. The plain-Python baseline runs `search_layer.py_func`,
 the identical search without the JIT at its top level, on a few layers (it takes seconds per
 layer). The Bit Fusion authors' optimizer takes 0.5-0.7 s per layer single-process (as measured
 for this project).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from dfs_sim.cost import mapping
 from dfs_sim.cost.records import RESULT
-from dfs_sim.cost.table import _distinct_rows, build_entries, hardware_record
+from dfs_sim.cost.table import _distinct_rows, build_entries, hardware_record, output_storage_bits
 from dfs_sim.hardware.config import load_hw
 from dfs_sim.workload.network import load_network
 from dfs_sim.workload.resnet import dfs_resnet
@@ -29,14 +31,17 @@ NETWORKS = Path(__file__).resolve().parents[1] / "hw_configs" / "networks"
 BATCH = 16
 
 
-def entries(network, hw, bits):
-    """Distinct search entries of a network's conv/fc layers at batch 16: fixed layers at their own bits,
-    the others at `bits`."""
+def entries(network, hw, bits, batch=BATCH):
+    """Distinct search entries of a network's conv/fc layers at a batch: fixed layers at their own bits, the
+    others at `bits`."""
     index = np.array([i for i, layer in enumerate(network.layers) if layer.kind != "pool"])
     fixed = [network.layers[i].precision == "fixed" for i in index]
     store_w = np.array([network.layers[i].w_bits if f else bits for i, f in zip(index, fixed)])
     store_a = np.array([network.layers[i].a_bits if f else bits for i, f in zip(index, fixed)])
-    found, _ = build_entries(network, hw, index, store_w, store_a, np.full(len(index), BATCH), False)
+    run_bits = np.zeros((len(network.layers), 1, 2), dtype=np.int64)
+    run_bits[index, 0, 0], run_bits[index, 0, 1] = store_w, store_a
+    store_out = output_storage_bits(network, run_bits, hw)[index, 0]
+    found, _ = build_entries(network, hw, index, store_w, store_a, store_out, np.full(len(index), batch), False)
     first, _ = _distinct_rows(found)
     return found[first]
 
@@ -67,8 +72,17 @@ def main() -> None:
     bitfusion = load_hw("bitfusion")
     bf_rows = np.concatenate([entries(load_network(path), bitfusion, 0)
                               for path in sorted(NETWORKS.glob("bitfusion_*.yaml"))])
+    physical = dataclasses.replace(bitfusion, conventions="physical")
+    bf_physical = np.concatenate([entries(load_network(path), physical, 0)
+                                  for path in sorted(NETWORKS.glob("bitfusion_*.yaml"))])
     resnet = dfs_resnet((12, 12, 12))
-    workloads = [("Bit Fusion benchmarks on bitfusion", bf_rows, bitfusion)]
+    workloads = [("Bit Fusion benchmarks on bitfusion (its simulator's conventions)", bf_rows, bitfusion),
+                 ("Bit Fusion benchmarks on bitfusion, physical rules", bf_physical, physical)]
+    for network, name in (("eyeriss_vgg16_conv", "eyeriss"), ("stripes_vgg_19", "stripes")):
+        hw = load_hw(name)
+        for batch in sorted({hw.batch_size, BATCH}):
+            rows = entries(load_network(NETWORKS / f"{network}.yaml"), hw, 16, batch)
+            workloads.append((f"{network} on {name}", rows, hw))
     for name in ("bitfusion", "loom", "stripes", "bitsystolic_ws", "eyeriss"):
         hw = load_hw(name)
         rows = np.concatenate([entries(resnet, hw, bits) for bits in (8, 16, 32)])
@@ -79,7 +93,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for label, rows, hw in workloads:
         seconds = timed(lambda rows=rows, hw=hw: run(rows, hw))
-        print(f"| {label}, batch {BATCH} | {len(rows)} | {seconds:.3f} | {1e3 * seconds / len(rows):.2f} |")
+        print(f"| {label}, batch {rows[0]['batch']} | {len(rows)} | {seconds:.3f} | {1e3 * seconds / len(rows):.2f} |")
     sample = bf_rows[[0, 15, 40]]
     jit_sample = timed(lambda: run(sample, bitfusion))
     py_sample = timed(lambda: run_python(sample, bitfusion), repeat=1)

@@ -92,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for note in notes:  # only once the inputs are known good, so an error stays a single line
         print(f"dfs-sim: {note}", file=sys.stderr)
     if args.per_layer:
-        text = render_frame(result.per_layer, args.format)
+        text = render_frame(result.per_layer_cases, args.format)
     else:
         text = render_summary(result.summary, args.format)
     write_output(text, args.output)

@@ -56,6 +56,11 @@ def test_published_sweep_is_reproduced_exactly():
     assert checked == 4 * 61 * 4 and wrong == []
 
 
+def test_authors_optimizer_on_other_configurations_is_reproduced_exactly():
+    checked, wrong = mismatches(RUN_HERE)
+    assert checked == 4 * 61 * 4 and wrong == []
+
+
 def test_bitfusion_config_selects_the_simulator_conventions_explicitly():
     raw = yaml.safe_load((shipped_configs_dir() / "bitfusion.yaml").read_text())
     assert raw["mapping"]["conventions"] == "bitfusion-sim"

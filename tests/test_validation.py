@@ -33,7 +33,7 @@ def test_bitfusion_over_eyeriss(targets):
 
 def test_stripes_over_dadiannao(targets):
     (target,) = [t for t in targets.values() if t.target.startswith("Stripes over DaDianNao")]
-    assert target.published == 1.92 and target.simulated == pytest.approx(1.769, abs=0.001) and target.passed
+    assert target.published == 1.92 and target.simulated == pytest.approx(1.804, abs=0.001) and target.passed
 
 
 def test_unpu_peaks(targets):
@@ -46,26 +46,37 @@ def test_eyeriss_dram_traffic(targets):
     # JSSC 2017: 0.0029 (AlexNet) and 0.0035 (VGG-16) accesses per MAC, feature maps run-length coded.
     alexnet = targets["Eyeriss DRAM accesses per MAC, AlexNet CONV1-5, batch 4"]
     vgg = targets["Eyeriss DRAM accesses per MAC, VGG-16 CONV layers, batch 3"]
-    assert alexnet.simulated == pytest.approx(0.002584, rel=1e-3) and alexnet.passed
-    assert vgg.simulated == pytest.approx(0.003863, rel=1e-3) and vgg.passed
+    assert vgg.simulated == pytest.approx(0.003828, rel=1e-3) and vgg.passed
+    # Under the physical rules (no zero border fetched, no padded output channels written) AlexNet moves 4.7 %
+    # less than before and lands 15.07 % below the measurement: just outside the 15 % tolerance
+    # (docs/hardware.md, Validation).
+    assert alexnet.simulated == pytest.approx(0.002463, rel=1e-3) and not alexnet.passed
 
 
 def test_eyeriss_dram_traffic_needs_the_coded_link():
-    # The same mapping search with the link moving feature maps raw is 33-64 % above the published
-    # figures: the agreement comes from modelling the compression, not from the tiling alone.
+    # The same mapping search with the link moving feature maps raw is 27 % (AlexNet) and 31 % (VGG-16) above
+    # the published figures, outside the targets' 15 %: the agreement comes from modelling the compression.
     raw = replace(load_hw("eyeriss"), fmap_compression="none")
     for name, batch, published in (("eyeriss_alexnet_conv", 4, 0.0029), ("eyeriss_vgg16_conv", 3, 0.0035)):
         network = load_network(validation.NETWORKS / f"{name}.yaml")
         per_mac = _dram_bits(network, raw, batch).sum() / 16 / (network.total_macs * batch)
-        assert per_mac > 1.3 * published
+        assert per_mac > 1.15 * published
 
 
 def test_eyeriss_conv5_feature_map_saving_matches_the_paper():
-    # JSSC 2017 Sec. IV-B: run-length coding saves "nearly 75 %" of CONV5's feature-map DRAM accesses.
+    # JSSC 2017 Sec. IV-B: run-length coding saves "nearly 75 %" of CONV5's feature-map DRAM accesses. Measured
+    # on one mapping: the energy-optimal mappings of a coded and a raw link differ (the coded link lets the
+    # search refetch cheap coded inputs rather than raw weights), so comparing two searches would mix the
+    # code's saving with the change of mapping.
+    from dfs_sim.cost.compression import dram_ratio
+
     hw = load_hw("eyeriss")
     network = load_network(validation.NETWORKS / "eyeriss_alexnet_conv.yaml")
-    coded = _dram_bits(network, hw, 4, fmaps_only=True)[-1]
-    raw = _dram_bits(network, replace(hw, fmap_compression="none"), 4, fmaps_only=True)[-1]
+    conv5 = simulate_network(network, hw, batch=4).per_layer.set_index("layer").loc["CONV5"]
+    layer = network.layers[-1]
+    coded = conv5["dram_inputs_read_bits"] + conv5["dram_outputs_write_bits"] - conv5["dram_psums_read_bits"]
+    raw = (conv5["dram_inputs_read_bits"] / dram_ratio("rlc", layer.input_density, 16)
+           + (conv5["dram_outputs_write_bits"] - conv5["dram_psums_read_bits"]) / dram_ratio("rlc", layer.output_density, 16))
     assert 0.65 < 1 - coded / raw < 0.80
 
 
@@ -80,16 +91,24 @@ def _dram_bits(network, hw, batch, fmaps_only=False):
 
 
 def test_validate_json(capsys):
-    assert main(["validate", "--format", "json"]) == 0
+    assert main(["validate", "--format", "json"]) == 1  # the Eyeriss AlexNet DRAM target (see above)
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 61 * 4 + 7
+    assert len(rows) == 61 * 4 + 7 + 6
+    assert [row["target"] for row in rows if not row["pass"]] == ["Eyeriss DRAM accesses per MAC, AlexNet CONV1-5, batch 4"]
     assert set(rows[0]) == {"target", "source", "published", "simulated", "error_pct", "tolerance_pct", "pass"}
 
 
 def test_validate_table(capsys):
-    assert main(["validate"]) == 0
+    assert main(["validate"]) == 1
     text = capsys.readouterr().out
-    assert "244/244 targets within 1 %" in text and "251/251 targets pass" in text
+    assert "244/244 targets within 1 %" in text and "256/257 targets pass" in text
+
+
+def test_physical_rules_rows_report_how_much_the_conventions_matter(targets):
+    rows = [t for t in targets.values() if t.source == validation.PHYSICAL_RULES]
+    assert len(rows) == 6
+    for row in rows:  # the physical rules move less and take less time than the simulator's conventions
+        assert row.simulated < row.published and row.passed
 
 
 def test_static_network_per_layer_csv(tmp_path):

@@ -30,13 +30,22 @@ class CostTable:
     mapped_bits: np.ndarray  # [cases, 2] bits after the hardware's full-precision mapping
     full_case: int  # index of the full-precision reference case
     weights_resident: bool
+    buffer_names: tuple[str, ...]
+    stored_bits: np.ndarray  # [layers, cases, 3] stored weight, activation and output bits (0: does not run)
+    mapping: np.ndarray  # [layers, cases] RESULT records: the mapping of one batch of the largest size
 
     def metric(self, name: str) -> int:
         return self.metric_names.index(name)
 
 
+# DRAM traffic per operand (metric dram_<name>_bits), from the RESULT field of the same meaning.
+DRAM_OPERAND_METRICS = {"weights_read": "dram_w_read", "inputs_read": "dram_i_read", "psums_read": "dram_o_read",
+                        "outputs_write": "dram_o_write"}
+
+
 def metric_names(hw: HwConfig) -> tuple[str, ...]:
     names = ["cycles", "compute_cycles", "stall_cycles", "dram_read_bits", "dram_write_bits"]
+    names += [f"dram_{operand}_bits" for operand in DRAM_OPERAND_METRICS]
     for buffer in hw.buffers:
         names += [f"{buffer.name}_read_bits", f"{buffer.name}_write_bits"]
     names += ["ops", "energy_compute_pj"]
@@ -75,11 +84,18 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
     li, ci, bi = np.nonzero(np.broadcast_to(run_bits[:, :, :1] > 0, (n_layers, n_cases, len(batches))))
     weights_resident = hw.residency("weights") == "always" or (
         hw.residency("weights") == "auto" and resident_weight_bits(network, run_bits, hw) <= _capacity(hw, "weights"))
-    values = cost_entries(network, hw, li, run_bits[li, ci, 0], run_bits[li, ci, 1], batches[bi],
-                          weights_resident, source)
+    out_bits = output_storage_bits(network, run_bits, hw)
+    values, found = cost_entries(network, hw, li, run_bits[li, ci, 0], run_bits[li, ci, 1], out_bits[li, ci],
+                                 batches[bi], weights_resident, source)
     names = metric_names(hw)
     layer_cost = np.zeros((n_layers, n_cases, len(batches), len(names)))
     layer_cost[li, ci, bi] = values
+    largest = bi == len(batches) - 1
+    mapping = np.zeros((n_layers, n_cases), dtype=RESULT)
+    mapping[li[largest], ci[largest]] = found[largest]
+    runs = run_bits[..., 1] > 0
+    stored_bits = np.stack([np.where(runs, _storage_bits(hw, run_bits[..., 0], "weights"), 0),
+                            np.where(runs, _storage_bits(hw, run_bits[..., 1], "activations"), 0), out_bits], axis=-1)
 
     unit_of = network.column("unit")
     follows = np.array([layer.follows_unit for layer in layers])
@@ -87,13 +103,39 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
     for u in range(network.n_units):
         unit_cost[u] = layer_cost[(unit_of == u) & follows].sum(axis=0)
     base_cost = layer_cost[~follows][:, 0].sum(axis=0)  # fixed-rule layers cost the same in every case
-    return CostTable(names, layer_cost, unit_cost, base_cost, declared, mapped, full_case, bool(weights_resident))
+    return CostTable(names, layer_cost, unit_cost, base_cost, declared, mapped, full_case, bool(weights_resident),
+                     tuple(b.name for b in hw.buffers), stored_bits, mapping)
 
 
-def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, batch, weights_resident: bool,
-                 source: str = "") -> np.ndarray:
-    """Metrics (metric_names order) of each (layer, stored weight bits, stored activation bits, batch) entry."""
-    entries, ops = build_entries(network, hw, layer_index, store_w, store_a, batch, weights_resident)
+def output_storage_bits(network: Network, run_bits: np.ndarray, hw: HwConfig) -> np.ndarray:
+    """[layers, cases]: the bits at which each layer's output is stored (0 where it does not run).
+
+    An output is stored as its consumer, the next layer, stores its input activations. Inside a gated
+    block (both layers follow the unit's decision) that is the same case's width; across any other
+    boundary the consumer's width is known only per input, so the output is stored at the widest width the
+    consumer runs at in any case (for a fixed- or full-precision consumer, its own). The network's last
+    layer writes its result at array.output_bits, and so does every layer under Bit Fusion's simulator's
+    conventions."""
+    n_layers, n_cases = run_bits.shape[:2]
+    stored_a = np.where(run_bits[..., 1] > 0, _storage_bits(hw, run_bits[..., 1], "activations"), 0)
+    out = np.full((n_layers, n_cases), hw.output_bits, dtype=np.int64)
+    if hw.conventions == "bitfusion-sim":
+        return np.where(run_bits[..., 1] > 0, out, 0)
+    layers = network.layers
+    for i in range(n_layers - 1):
+        here, after = layers[i], layers[i + 1]
+        if here.precision == "unit" and after.precision == "unit" and here.unit == after.unit:
+            out[i] = stored_a[i + 1]
+        else:
+            out[i] = stored_a[i + 1].max()
+    return np.where(run_bits[..., 1] > 0, out, 0)
+
+
+def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, store_out, batch,
+                 weights_resident: bool, source: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Metrics (metric_names order) and RESULT records of each (layer, stored weight, activation and output
+    bits, batch) entry."""
+    entries, ops = build_entries(network, hw, layer_index, store_w, store_a, store_out, batch, weights_resident)
     groups = network.column("groups")[layer_index]
     found = search(entries, hw)
     if not np.all(np.isfinite(found["cycles"])):
@@ -109,6 +151,8 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
     out = np.zeros((len(batch), len(names)))
     for name in ("cycles", "compute_cycles", "stall_cycles", "dram_read_bits", "dram_write_bits"):
         out[:, names.index(name)] = found[name]
+    for operand, field in DRAM_OPERAND_METRICS.items():
+        out[:, names.index(f"dram_{operand}_bits")] = found[field]
     traffic = {"weights": (found["w_read"], found["w_write"]), "inputs": (found["i_read"], found["i_write"]),
                "outputs": (found["o_read"], found["o_write"])}
     for buffer in hw.buffers:
@@ -121,16 +165,17 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
     out[:, names.index("energy_compute_pj")] = ops * hw.compute_pj_per_op + found["compute_cycles"] * hw.compute_pj_per_cycle
     out[:, names.index("energy_dram_pj")] = (found["dram_read_bits"] + found["dram_write_bits"]) * hw.dram_pj_per_bit
     out[:, names.index("energy_static_pj")] = found["cycles"] * static_pj_per_cycle(hw)
-    return out
+    return out, found
 
 
-def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, batch,
+def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, store_out, batch,
                   weights_resident: bool) -> tuple[np.ndarray, np.ndarray]:
-    """ENTRY records of each (layer, stored weight bits, stored activation bits, batch), and their ops."""
+    """ENTRY records of each (layer, stored weight, activation and output bits, batch), and their ops."""
     model = MODELS[hw.model]
     layers = network.layers
     col = {name: network.column(name)[layer_index] for name in
-           ("c_in", "c_out", "groups", "h_in", "w_in", "h_out", "w_out", "kernel", "stride", "macs", "weights")}
+           ("c_in", "c_out", "groups", "h_in", "w_in", "h_out", "w_out", "kernel", "stride", "padding", "macs",
+            "weights")}
     kind = np.array([KIND_CODES[layers[i].kind] for i in layer_index], dtype=np.int64)
     reads_input = np.array([layers[i].reads_input or i == 0 for i in layer_index])
     last = np.asarray(layer_index) == len(layers) - 1
@@ -141,7 +186,7 @@ def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a,
 
     w_bits = _storage_bits(hw, store_w, "weights")
     a_bits = _storage_bits(hw, store_a, "activations")
-    o_bits = np.full(len(batch), hw.output_bits, dtype=np.int64)
+    o_bits = np.asarray(store_out, dtype=np.int64)
     groups = col["groups"]
     in_elems = col["c_in"] * col["h_in"] * col["w_in"]
     out_elems = col["c_out"] * col["h_out"] * col["w_out"]
@@ -151,7 +196,8 @@ def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a,
         on_chip = np.full(len(batch), hw.residency("activations") == "always")
     entries = np.zeros(len(batch), dtype=ENTRY)
     entries["batch"] = batch
-    for field, column in (("oh", "h_out"), ("ow", "w_out"), ("kernel", "kernel"), ("stride", "stride")):
+    for field, column in (("oh", "h_out"), ("ow", "w_out"), ("h_in", "h_in"), ("w_in", "w_in"), ("kernel", "kernel"),
+                          ("stride", "stride"), ("padding", "padding")):
         entries[field] = col[column]
     entries["ic"] = col["c_in"] // groups
     entries["oc"] = col["c_out"] // groups
@@ -160,7 +206,8 @@ def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a,
     entries["in_elems"] = in_elems
     entries["out_elems"] = out_elems
     entries["pool_ops"] = col["macs"]
-    entries["w_bits"], entries["a_bits"], entries["o_bits"] = w_bits, a_bits, o_bits
+    entries["w_bits"], entries["a_bits"], entries["out_bits"] = w_bits, a_bits, o_bits
+    entries["psum_bits"] = hw.output_bits
     for field in ("u_k", "u_c", "u_p", "u_n", "cycles_per_step", "passes", "fill_per_pixel_fold",
                   "fill_per_reduction_fold"):
         entries[field] = getattr(array, field)
