@@ -175,3 +175,37 @@ def test_systolic_weight_stationary_matches_scale_sim_folds():
         "obuf_write_bits": 147456,
     })
     assert row["dataflow"] == "weight-stationary"
+
+
+def test_worked_example_of_docs_hardware_md():
+    # docs/hardware.md, "A layer worked through by hand": BitSystolic-OS, a 3x3 convolution 16 -> 32 channels on
+    # 14 x 14 (padding 1) at 8/8 bits, alone in its network.
+    hw = load_hw("bitsystolic_os")
+    layer = Layer("conv", "conv", 16, 32, 14, 14, 14, 14, kernel=3, stride=1, padding=1, precision="fixed",
+                  w_bits=8, a_bits=8)
+    row = simulate_network(Network("example", (layer,), (), (16, 14, 14)), hw, batch=1).per_layer_cases.iloc[0]
+    # Mapping: partial sums (32-bit) of 7 rows x 14 x 16 channels fill OBUF's 8 KB half, so 2 x 2 tiles, output
+    # channels outermost; the input (25088 bits) and the weights stay on chip throughout.
+    assert (row["tile_b"], row["tile_oh"], row["tile_ow"], row["tile_ic"], row["tile_kernel_rows"],
+            row["tile_oc"]) == (1, 7, 14, 16, 3, 16)
+    assert row["loop_order"] == "OC>OH" and row["resident"] == "weights,inputs"
+    assert row["dataflow"] == "output-stationary" and row["output_stored_bits"] == 32
+    check(row, {
+        # 13 pixel folds (196 pixels on 16 rows, the two 7-row tiles back to back) x 2 blocks of 16 channels,
+        # each streaming 144 reduction steps x 16 cycles = 2304 plus R + C - 2 = 30: 26 x 2334.
+        "compute_cycles": 26 * 2334, "cycles": 60684, "stall_cycles": 0,
+        # DRAM: the input once (14 x 14 x 16 x 8), the result once (14 x 14 x 32 x 32); 225792 / 192 = 1176
+        # cycles, hidden under compute.
+        "dram_inputs_read_bits": 25088, "dram_outputs_write_bits": 200704, "dram_weights_read_bits": 0,
+        # Buffers: each weight once per pixel fold (4608 x 13 x 8); each window read once per channel block
+        # (28224 x 2 x 8); each output written once and read once more to leave for DRAM.
+        "wbuf_read_bits": 479232, "ibuf_read_bits": 451584, "ibuf_write_bits": 25088,
+        "obuf_write_bits": 200704, "obuf_read_bits": 401408,
+        "utilization": 903168 / (16 * 16 * 2 * 144 * 13),
+        # Energy (uJ): 14450688 slice products x 0.0575 pJ; 60684 cycles x 0.725 mW / 500 MHz; 225792 DRAM bits x
+        # 15 pJ; buffer bits x their CACTI pJ per bit.
+        "energy_compute_uj": 14450688 * 0.0575e-6, "energy_static_uj": 60684 * 0.725 / 500 * 1e-3,
+        "energy_dram_uj": 225792 * 15e-6, "energy_wbuf_uj": 479232 * 0.021373e-6,
+        "energy_ibuf_uj": (451584 * 0.059472 + 25088 * 0.113716) * 1e-6,
+        "energy_obuf_uj": (401408 * 0.033163 + 200704 * 0.073094) * 1e-6,
+    })

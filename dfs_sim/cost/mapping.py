@@ -91,12 +91,12 @@ piece = nb.njit(cache=True, _nrt=False)
 inlined_piece = nb.njit(cache=True, _nrt=False, inline="always")
 
 
-@piece
+@inlined_piece
 def _ceil_div(a, b):
     return -(-a // b)
 
 
-@piece
+@inlined_piece
 def _levels(x):
     """Number of power-of-two tile candidates for a loop of bound x: ceil(log2 x) + 1."""
     n = 1
@@ -105,7 +105,7 @@ def _levels(x):
     return n
 
 
-@piece
+@inlined_piece
 def _split_count(i):
     """The i-th number of tiles tried for a loop: 1 to 6, then three per octave (8, 10, 12, 16, 20, 24, ...)."""
     if i < 6:
@@ -167,7 +167,7 @@ def _simulator_candidates(n, lanes, powers, multiples, out):
     return count
 
 
-@piece
+@inlined_piece
 def _tile_sum(extent, t, lanes):
     """Sum over the tiles of size t covering `extent` of ceil(tile / lanes): the last tile at its real size."""
     full = extent // t
@@ -175,7 +175,7 @@ def _tile_sum(extent, t, lanes):
     return full * _ceil_div(t, lanes) + (_ceil_div(rest, lanes) if rest else 0)
 
 
-@piece
+@inlined_piece
 def _rows_read(first_out, last_out, stride, taps, padding, size_in):
     """Input rows (or columns) that output rows first_out..last_out read, inside the real input: the
     zero-padding border is never fetched, nor, when the stride exceeds the kernel, the rows it skips."""
@@ -215,7 +215,7 @@ def _window_sum(extent, t, stride, taps, padding, size_in):
     return total
 
 
-@piece
+@inlined_piece
 def _window(t, stride, taps, size_in):
     """Input rows one inner output tile of size t reads (what its buffer must hold)."""
     if stride > taps:
@@ -223,7 +223,7 @@ def _window(t, stride, taps, size_in):
     return min(size_in, (t - 1) * stride + taps)
 
 
-@piece
+@inlined_piece
 def _pixel_steps(e, b, t_oh, t_ow):
     if e.u_n > 0:
         return _ceil_div(t_oh * t_ow, e.u_p) * _ceil_div(b, e.u_n)
@@ -249,7 +249,7 @@ def _pixel_step_sum(e, b, t_oh, t_ow):
     return total
 
 
-@piece
+@inlined_piece
 def _reduction_steps(e, ic):
     """Array reduction steps of one tile of ic input channels over the whole kernel window."""
     taps = e.kernel * e.kernel
@@ -258,7 +258,7 @@ def _reduction_steps(e, ic):
     return taps * _ceil_div(ic, e.u_c)
 
 
-@piece
+@inlined_piece
 def _input_bits(e, sim, b, t_oh, t_ow, kr, ic):
     """Bits of one input tile (as _describe computes them)."""
     if sim:
@@ -268,7 +268,7 @@ def _input_bits(e, sim, b, t_oh, t_ow, kr, ic):
     return float(_window(t_oh, e.stride, kr, e.h_in) * _window(t_ow, e.stride, e.kernel, e.w_in) * ic * b * e.a_bits)
 
 
-@piece
+@inlined_piece
 def _tile_bits(e, sim, b, t_oh, t_ow, kr, ic, oc, tile):
     """Each operand's bits in one tile (what its buffer must hold): weights and outputs padded to the array
     under Bit Fusion's simulator's conventions, real elsewhere."""
@@ -281,7 +281,7 @@ def _tile_bits(e, sim, b, t_oh, t_ow, kr, ic, oc, tile):
         tile[OUTPUTS] = float(t_oh * t_ow * oc * b * e.psum_bits)
 
 
-@piece
+@inlined_piece
 def _tiles_fit(tile, cap, buf):
     """Every buffer holds one tile of each operand it serves."""
     for x in range(3):
@@ -382,7 +382,7 @@ def _buffer_bits(flow, e, sim, n, tile_macs, totals, pixel_sum, fold_o, fold_w):
     return weights * fold_w * e.w_bits, unfolded * k_sum * e.a_bits, outputs * red_sum * e.psum_bits
 
 
-@piece
+@inlined_piece
 def _compute_cycles(e, totals, pixel_sum, fold_o, fold_w):
     """Array cycles: blocks of output channels x reduction steps x pixel steps, each cycles_per_step x passes,
     plus systolic fill and drain per output fold load (pixel folds) and weight fold load (reduction folds)."""
@@ -539,7 +539,7 @@ def _lower_bound(e, hw, tile, span, fetch, n, totals, cap, array_bits, compute, 
     return least
 
 
-@piece
+@inlined_piece
 def _better(keys, best):
     """keys ranks strictly before best, lexicographically."""
     for i in range(6):
@@ -550,7 +550,7 @@ def _better(keys, best):
     return False
 
 
-@piece
+@inlined_piece
 def _canonical(perms, p, k, active):
     """Physical rules try the pixel loops only in the order B > OH > OW (rows slide inside images)."""
     rank = -1
@@ -785,11 +785,11 @@ def pool_cost(e, hw, result):
     result.resident = RESIDENT_I | RESIDENT_O
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True)
 def search_entries(entries, hw, out):
     """Cost every ENTRY record on the HARDWARE record hw[0]; writes RESULT records into out (zeroed by the
     caller). out.cycles = inf marks an entry no tiling fits."""
-    for i in nb.prange(entries.shape[0]):
+    for i in range(entries.shape[0]):
         if entries[i].is_pool:
             pool_cost(entries[i], hw[0], out[i])
         else:
