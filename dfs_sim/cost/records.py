@@ -30,19 +30,17 @@ ENTRY = np.dtype([
 
 # Operand order wherever the search keeps one value per operand.
 WEIGHTS, INPUTS, OUTPUTS = range(3)
-OPERANDS = ("weights", "inputs", "outputs")
 
 PHYSICAL, BITFUSION_SIM = range(2)  # the order of dfs_sim.hardware.config.CONVENTIONS
 DATAFLOW_AUTO = -1  # any other value: an index into DATAFLOW_NAMES
 DATAFLOW_NAMES = ("input-stationary", "output-stationary", "weight-stationary")
-OBJECTIVE_NAMES = ("cycles", "energy")
 
 HARDWARE = np.dtype([
     # Usable bits of the buffer holding each operand, and which buffer that is (operands in one buffer share it).
     ("cap_w", F8), ("cap_i", F8), ("cap_o", F8), ("buf_w", I8), ("buf_i", I8), ("buf_o", I8),
     ("dram_bits_per_cycle", F8),
     ("dataflow", I8),  # DATAFLOW_AUTO or an index into DATAFLOW_NAMES
-    ("objective", I8),  # index into OBJECTIVE_NAMES
+    ("objective", I8),  # index into dfs_sim.hardware.config.OBJECTIVES: 0 cycles, 1 energy
     # pJ per bit of each operand's buffer, DRAM; pJ per compute cycle and per cycle of static power.
     ("e_w_read", F8), ("e_w_write", F8), ("e_i_read", F8), ("e_i_write", F8), ("e_o_read", F8), ("e_o_write", F8),
     ("e_dram", F8), ("e_cycle", F8), ("e_static", F8),
@@ -56,8 +54,9 @@ RESULT = np.dtype([
     ("w_read", F8), ("w_write", F8), ("i_read", F8), ("i_write", F8), ("o_read", F8), ("o_write", F8),
     # DRAM bits per operand: weights and inputs read, partial sums read back, outputs written.
     ("dram_w_read", F8), ("dram_i_read", F8), ("dram_o_read", F8), ("dram_o_write", F8),
-    # The mapping: tile sizes, loop order (loop_order_code), spatial utilization of the array (useful MACs
-    # over lanes x array steps), operands kept on chip across the whole layer (RESIDENT_* bits), dataflow.
+    # The mapping: tile sizes, loop order (sum of (loop + 1) * 6**position, innermost at position 0; see
+    # loop_order_names), spatial utilization of the array (useful MACs over lanes x array steps), operands kept
+    # on chip across the whole layer (RESIDENT_BITS), dataflow.
     ("tile_b", I8), ("tile_oh", I8), ("tile_ow", I8), ("tile_ic", I8), ("tile_kernel_rows", I8), ("tile_oc", I8),
     ("loop_order", I8), ("utilization", F8), ("resident", I8), ("dataflow", I8),
 ])
@@ -70,11 +69,6 @@ RESIDENT_BITS = {"weights": 1, "inputs": 2, "outputs": 4}
 # Loops of the tiled nest and the operands each indexes.
 LOOP_B, LOOP_OW, LOOP_OH, LOOP_IC, LOOP_OC = range(5)
 LOOP_NAMES = ("B", "OW", "OH", "IC", "OC")
-
-
-def loop_order_code(loops_inner_first) -> int:
-    """The RESULT.loop_order of a loop order given innermost first: sum of (loop + 1) * 6**position."""
-    return sum((loop + 1) * 6 ** position for position, loop in enumerate(loops_inner_first))
 
 
 def loop_order_names(code: int) -> str:
