@@ -210,7 +210,14 @@ def test_per_layer_mapping_columns(make_trace, tmp_path):
     assert gated.case.tolist() == options[1:]  # every option it can run at; a skipped block runs nothing
     assert 0 < gated.share_of_inputs.sum() <= 1
     assert (frame[frame.case == "-"].share_of_inputs == 1).all()
-    # Per-case rows add up to the per-layer means.
-    assert frame.energy_uj.sum() == pytest.approx(frame.groupby("layer").energy_uj.sum().sum())
+    # The rows add up to the per-layer means and to the summary's per-input means.
+    from dfs_sim.engine import simulate
+
+    result = simulate(str(make_trace()), "loom")
+    per_layer = result.per_layer.set_index("layer")
+    by_layer = frame.groupby("layer")[["energy_uj", "cycles", "dram_write_bits"]].sum()
+    assert np.allclose(by_layer.loc[per_layer.index].to_numpy(), per_layer[by_layer.columns].to_numpy())
+    assert frame.energy_uj.sum() == pytest.approx(result.summary["metrics"]["energy_uj"]["mean"])
+    assert frame.cycles.sum() == pytest.approx(result.summary["metrics"]["cycles"]["mean"])
     assert set(frame.dataflow) <= {"input-stationary", "output-stationary", "weight-stationary"}
     assert (frame.utilization > 0).all() and (frame.utilization <= 1 + 1e-12).all()
