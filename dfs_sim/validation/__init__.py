@@ -161,16 +161,16 @@ def bitfusion_physical_rules() -> list[Target]:
     variants = (("every layer to and from DRAM", replace(physical, weights_on_chip="never", activations_on_chip="never")),
                 ("what fits stays on chip", physical))
     networks = [load_network(NETWORKS / f"bitfusion_{name}.yaml") for name in BITFUSION_NETWORKS]
-    theirs = _totals(conventions, networks)
+    theirs = _network_sums(conventions, networks)
     targets = []
     for label, hw in variants:
-        ours = _totals(hw, networks)
+        ours = _network_sums(hw, networks)
         targets += [Target(f"Bit Fusion networks, physical rules ({label}): {quantity}", PHYSICAL_RULES,
                            theirs[quantity], ours[quantity], 100.0) for quantity in ours]
     return targets
 
 
-def _totals(hw, networks) -> dict:
+def _network_sums(hw, networks) -> dict:
     """Cycles, DRAM bits and energy (pJ) of the networks, each run once at batch 16."""
     out = {"cycles": 0.0, "DRAM bits": 0.0, "energy (pJ)": 0.0}
     for network in networks:
