@@ -181,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for note in notes:  # only once the inputs are known good, so an error stays a single line
         print(f"dfs-sim: {note}", file=sys.stderr)
     if args.per_layer:
-        text = render_frame(result.per_layer, args.format)
+        text = render_frame(result.per_layer_cases, args.format)
     else:
         text = render_summary(result.summary, args.format)
     write_output(text, None if output is None else str(output))
@@ -298,22 +298,23 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from dfs_sim.report.format import render_validation
-    from dfs_sim.validation import COVERAGE, all_targets, unvalidated
+    from dfs_sim.validation import COVERAGE, all_targets, conventions_effect, unvalidated
 
     check_output_path(args.output)
     targets = all_targets()
     rows = [t.to_dict() for t in targets]
     text = render_validation(rows, args.format)
     if args.format == "table":
-        text += _validation_epilogue(targets, unvalidated(), COVERAGE)
+        text += _validation_epilogue(targets, unvalidated(), COVERAGE, conventions_effect())
     write_output(text, args.output)
     # A failed target fails CI, like cost drift; so does a known failure that passes (its note is stale).
     return 0 if all(t.as_expected for t in targets) else 1
 
 
-def _validation_epilogue(targets, comparisons, coverage) -> str:
-    """Known failures with their reasons, published figures the model does not reproduce, then what each
-    shipped config is and is not validated against."""
+def _validation_epilogue(targets, comparisons, coverage, effects) -> str:
+    """Known failures with their reasons, published figures the model does not reproduce, how much Bit
+    Fusion's simulator conventions move its results, then what each shipped config is and is not
+    validated against."""
     lines = []
     known = [t for t in targets if t.known_failure]
     if known:
@@ -327,6 +328,10 @@ def _validation_epilogue(targets, comparisons, coverage) -> str:
     lines.append("\nnot validated, published vs ours (docs/validation.md):")
     for c in comparisons:
         lines.append(f"  {c.quantity}: published {c.published:g}, ours {c.simulated:.3g}; {c.reason}")
+    lines.append("\nBit Fusion's networks: its simulator's conventions against the physical rules (8 networks, "
+                 "batch 16; docs/hardware.md):")
+    for e in effects:
+        lines.append(f"  {e.variant}, {e.quantity}: {e.conventions:.4g} -> {e.physical:.4g} ({e.change_pct:+.1f} %)")
     width = max(len(c.config) for c in coverage)
     lines.append("\ncoverage (config: validated against | not validated):")
     for c in coverage:

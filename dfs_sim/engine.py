@@ -28,14 +28,13 @@ class SimResult:
     table: CostTable
     per_input: pd.DataFrame
     totals: np.ndarray  # [metrics]: sum over all inputs
-    layer_totals: np.ndarray  # [layers, metrics]
+    layer_case_totals: np.ndarray  # [layers, cases, metrics]: sum over all inputs, by the case each layer ran at
+    layer_runs: np.ndarray  # [layers, cases]: inputs that ran each layer at each case
     full_precision: np.ndarray  # [metrics]: per-input cost of the all-full-precision run
     full_precision_latency_cycles: float
     batch: int
     policy: str
     absolute_budgets: dict = field(default_factory=dict)
-    unit_runs: np.ndarray | None = None  # [units, cases, group size]: how often each unit ran each case
-    batch_runs: np.ndarray | None = None  # [group size]: batches of each size (what ungated layers ran)
 
     @property
     def n_inputs(self) -> int:
@@ -44,9 +43,19 @@ class SimResult:
     def mean(self, metric: str) -> float:
         return float(self.totals[self.table.metric(metric)] / max(self.n_inputs, 1))
 
+    @property
+    def layer_totals(self) -> np.ndarray:
+        """[layers, metrics]: sum over all inputs."""
+        return self.layer_case_totals.sum(axis=1)
+
     @cached_property
     def per_layer(self) -> pd.DataFrame:
         return per_layer_frame(self)
+
+    @cached_property
+    def per_layer_cases(self) -> pd.DataFrame:
+        """One row per layer and precision case it ran at, with its mapping: what `--per-layer` prints."""
+        return per_layer_case_frame(self)
 
     @cached_property
     def summary(self) -> dict:
@@ -99,7 +108,9 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
             aggregate.gather_sum(decisions, bitops_table, bitops_base, bitops[rows])
 
     totals = np.einsum("ucr,ucrm->m", hist, table.unit_cost) + np.einsum("r,rm->m", batch_sizes, table.base_cost)
-    layer_totals = _layer_totals(trace, table, hist, batch_sizes)
+    runs = _layer_runs(trace, table, hist, batch_sizes)
+    layer_case_totals = np.einsum("lcr,lcrm->lcm", runs, table.layer_cost)
+    layer_runs = np.einsum("lcr,r->lc", runs, np.arange(1, size + 1))
     full, full_latency = _full_precision(table, n, size)
 
     clock_hz = hw.clock_mhz * 1e6
@@ -118,8 +129,8 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
         per_input["prediction"] = np.asarray(trace.predictions)
     if trace.has_accuracy:
         per_input["correct"] = per_input["label"] == per_input["prediction"]
-    return SimResult(trace, hw, table, per_input, totals, layer_totals, full, full_latency, size, mode,
-                     dict(budgets or {}), unit_runs=hist, batch_runs=batch_sizes)
+    return SimResult(trace, hw, table, per_input, totals, layer_case_totals, layer_runs, full, full_latency, size,
+                     mode, dict(budgets or {}))
 
 
 def simulate_network(network, hw: HwConfig | str, *, batch: int | None = None, policy: str | None = None,
@@ -151,7 +162,7 @@ def per_input_columns(table: CostTable, cost: np.ndarray) -> np.ndarray:
     names = table.metric_names
     energy = [i for i, name in enumerate(names) if name.startswith("energy_")]
     dram = [table.metric("dram_read_bits"), table.metric("dram_write_bits")]
-    sram = [i for i, name in enumerate(names) if name.endswith(("_read_bits", "_write_bits")) and i not in dram]
+    sram = [table.metric(f"{buffer}_{way}_bits") for buffer in table.buffer_names for way in ("read", "write")]
     return np.ascontiguousarray(np.stack([cost[..., table.metric("cycles")], cost[..., energy].sum(-1),
                                           cost[..., dram].sum(-1), cost[..., sram].sum(-1)], axis=-1))
 
@@ -220,25 +231,15 @@ def _proxy_tables(trace: Trace, table: CostTable):
 
 
 def _layer_runs(trace: Trace, table: CostTable, hist: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
-    """[layers, cases, group size]: a gated layer ran as often as its unit did at each (case, group
-    size); every other layer ran once per batch, in case 0 (its cost is the same in every case)."""
+    """[layers, cases, group sizes]: how often each layer ran. A gated layer ran as often as its unit did at
+    each (case, group size); every other layer ran once per batch, in case 0 (its cost is the same in every
+    case)."""
     runs = np.zeros(table.layer_cost.shape[:3])
     unit = trace.network.column("unit")
     follows = np.array([layer.follows_unit for layer in trace.network.layers])
     runs[follows] = hist[unit[follows]]
     runs[~follows, 0] = batch_sizes
     return runs
-
-
-def _layer_totals(trace: Trace, table: CostTable, hist: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
-    return np.einsum("lcr,lcrm->lm", _layer_runs(trace, table, hist, batch_sizes), table.layer_cost)
-
-
-def layer_case_totals(result: SimResult) -> np.ndarray:
-    """[layers, cases, metrics]: each layer's totals split by the precision case it ran in. A layer
-    that follows no gated unit counts in case 0 (see `_layer_runs`)."""
-    runs = _layer_runs(result.trace, result.table, result.unit_runs, result.batch_runs)
-    return np.einsum("lcr,lcrm->lcm", runs, result.table.layer_cost)
 
 
 def _full_precision(table: CostTable, n: int, size: int):
@@ -254,10 +255,8 @@ def _full_precision(table: CostTable, n: int, size: int):
 
 
 def per_layer_frame(result: SimResult) -> pd.DataFrame:
+    """One row per layer: per-input means of every metric (docs/report-format.md)."""
     network = result.trace.network
-    names = result.table.metric_names
-    n = max(result.n_inputs, 1)
-    mean = result.layer_totals / n
     frame = pd.DataFrame({
         "layer": [layer.name for layer in network.layers],
         "kind": [layer.kind for layer in network.layers],
@@ -265,13 +264,59 @@ def per_layer_frame(result: SimResult) -> pd.DataFrame:
         "precision": [layer.precision for layer in network.layers],
         "macs": [layer.macs for layer in network.layers],
     })
+    _add_metrics(frame, result.table.metric_names, result.layer_totals / max(result.n_inputs, 1))
+    frame["full_precision_cycles"] = _full_precision_cycles(result)
+    return frame
+
+
+def per_layer_case_frame(result: SimResult) -> pd.DataFrame:
+    """One row per layer and precision case: a gated layer gets a row per option it can run at, any other
+    layer one row (case '-'). Metrics are per-input means of what the layer spent at that case (summed over
+    a layer's rows they give its per_layer row); the mapping columns describe one run of a batch of the
+    configured size at that case (docs/report-format.md)."""
+    from dfs_sim.cost.records import DATAFLOW_NAMES, loop_order_names, resident_names
+
+    network, table = result.trace.network, result.table
+    n_options = len(result.trace.options)
+    rows, cells = [], []
+    for i, layer in enumerate(network.layers):
+        cases = [c for c in range(n_options) if table.stored_bits[i, c, 1] > 0] if layer.follows_unit else [0]
+        for c in cases:
+            rows.append((i, c))
+            cells.append({
+                "layer": layer.name, "kind": layer.kind,
+                "unit": network.units[layer.unit] if layer.unit is not None else "", "precision": layer.precision,
+                "case": result.trace.options[c].name if layer.follows_unit else "-",
+                "macs": layer.macs,
+                "w_bits": int(table.stored_bits[i, c, 0]), "a_bits": int(table.stored_bits[i, c, 1]),
+                "output_stored_bits": int(table.stored_bits[i, c, 2]),
+                "share_of_inputs": result.layer_runs[i, c] / max(result.n_inputs, 1) if layer.follows_unit else 1.0,
+            })
+    frame = pd.DataFrame(cells)
+    index = tuple(np.array(rows, dtype=np.int64).reshape(-1, 2).T)
+    _add_metrics(frame, table.metric_names, result.layer_case_totals[index] / max(result.n_inputs, 1))
+    frame["full_precision_cycles"] = _full_precision_cycles(result)[index[0]]
+    found = table.mapping[index]
+    frame["mapped_batch"] = result.batch
+    for tile in ("tile_b", "tile_oh", "tile_ow", "tile_ic", "tile_kernel_rows", "tile_oc"):
+        frame[tile] = found[tile]
+    frame["loop_order"] = [loop_order_names(code) for code in found["loop_order"]]
+    frame["utilization"] = found["utilization"]
+    frame["resident"] = [resident_names(bits) for bits in found["resident"]]
+    frame["dataflow"] = [DATAFLOW_NAMES[flow] for flow in found["dataflow"]]
+    return frame
+
+
+def _add_metrics(frame: pd.DataFrame, names, values: np.ndarray) -> None:
     for i, name in enumerate(names):
         if name.endswith("_pj"):
-            frame[name.removesuffix("_pj") + "_uj"] = mean[:, i] * 1e-6
+            frame[name.removesuffix("_pj") + "_uj"] = values[:, i] * 1e-6
         else:
-            frame[name] = mean[:, i]
+            frame[name] = values[:, i]
     energy = [c for c in frame.columns if c.startswith("energy_")]
     frame["energy_uj"] = frame[energy].sum(axis=1)
-    frame["full_precision_cycles"] = result.table.layer_cost[:, result.table.full_case, result.batch - 1,
-                                                             result.table.metric("cycles")] / result.batch
-    return frame
+
+
+def _full_precision_cycles(result: SimResult) -> np.ndarray:
+    table = result.table
+    return table.layer_cost[:, table.full_case, result.batch - 1, table.metric("cycles")] / result.batch

@@ -76,7 +76,7 @@ def test_stripes_speedup_follows_the_precision_profiles(targets):
     # The target is the geomean of DaDianNao cycles over Stripes cycles; at 16-bit activations everywhere it
     # would be ~1 (the designs match at 16 bits; Stripes loses a few % where a layer's windows are not a
     # multiple of its 16 columns), so the 1.8x comes from the per-layer profiles.
-    (target,) = [t for t in targets.values() if t.target.startswith("Stripes over DaDianNao")]
+    (target,) = [t for t in targets.values() if t.target.startswith("Stripes over DaDianNao: speedup")]
     network = load_network(validation.NETWORKS / "stripes_alexnet.yaml")
     flat = replace(network, layers=tuple(replace(layer, a_bits=16) for layer in network.layers))
     cycles = [simulate_network(flat, load_hw(name), batch=1).totals[0] for name in ("dadiannao", "stripes")]
@@ -105,15 +105,23 @@ def test_eyeriss_dram_traffic_needs_the_coded_link(targets):
         published = targets[f"Eyeriss DRAM accesses per MAC, {label}, batch {batch}"].published
         network = load_network(validation.NETWORKS / f"{name}.yaml")
         per_mac = _dram_bits(network, raw, batch).sum() / 16 / (network.total_macs * batch)
-        assert per_mac > 1.3 * published
+        assert per_mac > 1.15 * published
 
 
 def test_eyeriss_conv5_feature_map_saving_matches_the_paper():
-    # JSSC 2017 Sec. IV-B: run-length coding saves "nearly 75 %" of CONV5's feature-map DRAM accesses.
+    # JSSC 2017 Sec. IV-B: run-length coding saves "nearly 75 %" of CONV5's feature-map DRAM accesses. Measured
+    # on one mapping: the energy-optimal mappings of a coded and a raw link differ (the coded link lets the
+    # search refetch cheap coded inputs rather than raw weights), so comparing two searches would mix the
+    # code's saving with the change of mapping.
+    from dfs_sim.cost.compression import dram_ratio
+
     hw = load_hw("eyeriss")
     network = load_network(validation.NETWORKS / "eyeriss_alexnet_conv.yaml")
-    coded = _dram_bits(network, hw, 4, fmaps_only=True)[-1]
-    raw = _dram_bits(network, replace(hw, fmap_compression="none"), 4, fmaps_only=True)[-1]
+    conv5 = simulate_network(network, hw, batch=4).per_layer.set_index("layer").loc["CONV5"]
+    layer = network.layers[-1]
+    coded = conv5["dram_inputs_read_bits"] + conv5["dram_outputs_write_bits"] - conv5["dram_psums_read_bits"]
+    raw = (conv5["dram_inputs_read_bits"] / dram_ratio("rlc", layer.input_density, 16)
+           + (conv5["dram_outputs_write_bits"] - conv5["dram_psums_read_bits"]) / dram_ratio("rlc", layer.output_density, 16))
     assert 0.65 < 1 - coded / raw < 0.80
 
 
@@ -144,6 +152,16 @@ def test_validate_table_ends_with_what_is_not_validated(capsys, cached_validatio
     for c in validation.COVERAGE:
         assert c.config in tail and c.not_validated in tail
     assert "not validated, published vs ours" in text
+
+
+def test_validate_shows_how_much_bit_fusions_simulator_conventions_matter(capsys, cached_validation):
+    rows = validation.conventions_effect()
+    assert len(rows) == 6
+    for row in rows:  # the physical rules move less and take less time than the simulator's conventions
+        assert row.physical < row.conventions
+    assert main(["validate"]) == 0
+    text = capsys.readouterr().out
+    assert "Bit Fusion's networks: its simulator's conventions against the physical rules" in text
 
 
 def test_static_network_per_layer_csv(tmp_path):

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfs_sim.cost.compression import dram_ratio
-from dfs_sim.cost.mapping import (INDEXES, N_OUT, N_PARAMS, P_BUF_I, P_BUF_O, P_BUF_W, P_BW, P_CAP_I, P_CAP_O, P_CAP_W, P_DATAFLOW, P_E_CYCLE,
-                                  P_E_DRAM, P_E_IR, P_E_IW, P_E_OR, P_E_OW, P_E_STATIC, P_E_WR, P_E_WW, P_HALO_SLIDE,
-                                  P_EXPOSE_KEPT, P_OBJECTIVE, P_PSUM_FIRST_READ, P_REUSE_SPATIAL, P_VECTOR_LANES, PERM_COUNTS, PERMS, search_entries)
+from dfs_sim.cost.mapping import search_entries
+from dfs_sim.cost.records import ADDITIVE, DATAFLOW_AUTO, ENTRY, HARDWARE, RESULT
 from dfs_sim.errors import InputError
 from dfs_sim.hardware.accelerators import MODELS
 from dfs_sim.hardware.accelerators.base import KIND_CODES, Work
-from dfs_sim.hardware.config import DATAFLOWS, OBJECTIVES, HwConfig
+from dfs_sim.hardware.config import CONVENTIONS, DATAFLOWS, OBJECTIVES, HwConfig
 from dfs_sim.workload.network import Network
 
 
@@ -31,13 +30,22 @@ class CostTable:
     mapped_bits: np.ndarray  # [cases, 2] bits after the hardware's full-precision mapping
     full_case: int  # index of the full-precision reference case
     weights_resident: bool
+    buffer_names: tuple[str, ...]
+    stored_bits: np.ndarray  # [layers, cases, 3] stored weight, activation and output bits (0: does not run)
+    mapping: np.ndarray  # [layers, cases] RESULT records: the mapping of one batch of the largest size
 
     def metric(self, name: str) -> int:
         return self.metric_names.index(name)
 
 
+# DRAM traffic per operand (metric dram_<name>_bits), from the RESULT field of the same meaning.
+DRAM_OPERAND_METRICS = {"weights_read": "dram_w_read", "inputs_read": "dram_i_read", "psums_read": "dram_o_read",
+                        "outputs_write": "dram_o_write"}
+
+
 def metric_names(hw: HwConfig) -> tuple[str, ...]:
     names = ["cycles", "compute_cycles", "stall_cycles", "dram_read_bits", "dram_write_bits"]
+    names += [f"dram_{operand}_bits" for operand in DRAM_OPERAND_METRICS]
     for buffer in hw.buffers:
         names += [f"{buffer.name}_read_bits", f"{buffer.name}_write_bits"]
     names += ["ops", "energy_compute_pj"]
@@ -75,13 +83,20 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
 
     # One entry per (layer, case, batch) that runs.
     li, ci, bi = np.nonzero(np.broadcast_to(run_bits[:, :, :1] > 0, (n_layers, n_cases, len(batches))))
-    weights_resident = hw.weights_on_chip == "always" or (
-        hw.weights_on_chip == "auto" and resident_weight_bits(network, run_bits, hw) <= _capacity(hw, "weights"))
-    values = cost_entries(network, hw, li, run_bits[li, ci, 0], run_bits[li, ci, 1], batches[bi],
-                          weights_resident, source)
+    weights_resident = hw.residency("weights") == "always" or (
+        hw.residency("weights") == "auto" and resident_weight_bits(network, run_bits, hw) <= _capacity(hw, "weights"))
+    out_bits = output_storage_bits(network, run_bits, hw)
+    values, found = cost_entries(network, hw, li, run_bits[li, ci, 0], run_bits[li, ci, 1], out_bits[li, ci],
+                                 batches[bi], weights_resident, source)
     names = metric_names(hw)
     layer_cost = np.zeros((n_layers, n_cases, len(batches), len(names)))
     layer_cost[li, ci, bi] = values
+    largest = bi == len(batches) - 1
+    mapping = np.zeros((n_layers, n_cases), dtype=RESULT)
+    mapping[li[largest], ci[largest]] = found[largest]
+    runs = run_bits[..., 1] > 0
+    stored_bits = np.stack([np.where(runs, _storage_bits(hw, run_bits[..., 0], "weights"), 0),
+                            np.where(runs, _storage_bits(hw, run_bits[..., 1], "activations"), 0), out_bits], axis=-1)
 
     unit_of = network.column("unit")
     follows = np.array([layer.follows_unit for layer in layers])
@@ -89,71 +104,58 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
     for u in range(network.n_units):
         unit_cost[u] = layer_cost[(unit_of == u) & follows].sum(axis=0)
     base_cost = layer_cost[~follows][:, 0].sum(axis=0)  # fixed-rule layers cost the same in every case
-    return CostTable(names, layer_cost, unit_cost, base_cost, declared, mapped, full_case, bool(weights_resident))
+    return CostTable(names, layer_cost, unit_cost, base_cost, declared, mapped, full_case, bool(weights_resident),
+                     tuple(b.name for b in hw.buffers), stored_bits, mapping)
 
 
-def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, batch, weights_resident: bool,
-                 source: str = "") -> np.ndarray:
-    """Metrics (metric_names order) of each (layer, stored weight bits, stored activation bits, batch) entry."""
-    model = MODELS[hw.model]
+def output_storage_bits(network: Network, run_bits: np.ndarray, hw: HwConfig) -> np.ndarray:
+    """[layers, cases]: the bits at which each layer's output is stored (0 where it does not run).
+
+    An output is stored as its consumer, the next layer, stores its input activations. Inside a gated
+    block (both layers follow the unit's decision) that is the same case's width; across any other
+    boundary the consumer's width is known only per input, so the output is stored at the widest width the
+    consumer runs at in any case (for a fixed- or full-precision consumer, its own). The network's last
+    layer writes its result at array.output_bits, and so does every layer under Bit Fusion's simulator's
+    conventions."""
+    n_layers, n_cases = run_bits.shape[:2]
+    stored_a = np.where(run_bits[..., 1] > 0, _storage_bits(hw, run_bits[..., 1], "activations"), 0)
+    out = np.full((n_layers, n_cases), hw.output_bits, dtype=np.int64)
+    if hw.conventions == "bitfusion-sim":
+        return np.where(run_bits[..., 1] > 0, out, 0)
     layers = network.layers
-    col = {name: network.column(name)[layer_index] for name in
-           ("c_in", "c_out", "groups", "h_in", "w_in", "h_out", "w_out", "kernel", "stride", "macs", "weights")}
-    kind = np.array([KIND_CODES[layers[i].kind] for i in layer_index], dtype=np.int64)
-    reads_input = np.array([layers[i].reads_input or i == 0 for i in layer_index])
-    last = np.asarray(layer_index) == len(layers) - 1
-    eff_w, eff_a = model.effective_bits(hw, store_w, store_a)
-    work = Work(kind=kind, macs=col["macs"] * batch, n=batch, w_bits=eff_w, a_bits=eff_a)
-    mapping = model.array_mapping(hw, work).as_matrix()
-    ops = model.ops(hw, work).astype(np.float64)
+    for i in range(n_layers - 1):
+        here, after = layers[i], layers[i + 1]
+        if here.precision == "unit" and after.precision == "unit" and here.unit == after.unit:
+            out[i] = stored_a[i + 1]
+        else:
+            out[i] = stored_a[i + 1].max()
+    return np.where(run_bits[..., 1] > 0, out, 0)
 
-    w_bits = _storage_bits(hw, store_w, "weights")
-    a_bits = _storage_bits(hw, store_a, "activations")
-    o_bits = np.full(len(batch), hw.output_bits, dtype=np.int64)
-    groups = col["groups"]
-    in_elems = col["c_in"] * col["h_in"] * col["w_in"]
-    out_elems = col["c_out"] * col["h_out"] * col["w_out"]
-    if hw.activations_on_chip == "auto":
-        on_chip = _activations_fit(hw, batch * in_elems * a_bits, batch * out_elems * o_bits)
-    else:
-        on_chip = np.full(len(batch), hw.activations_on_chip == "always")
-    # Feature maps the accelerator wrote itself may be coded on the DRAM link; the network input is not.
-    in_code = np.where(reads_input, 1.0, dram_ratio(hw.fmap_compression, network.column("input_density")[layer_index],
-                                                    a_bits, hw.rlc_run_bits, hw.rlc_word_bits))
-    out_code = dram_ratio(hw.fmap_compression, network.column("output_density")[layer_index], o_bits,
-                          hw.rlc_run_bits, hw.rlc_word_bits)
-    flags = np.stack([np.full(len(batch), 0.0 if weights_resident else 1.0),
-                      (reads_input | ~on_chip).astype(np.float64), (last | ~on_chip).astype(np.float64),
-                      in_code, out_code], axis=1)
-    is_pool = kind == KIND_CODES["pool"]
-    im2col = reads_input & (kind == KIND_CODES["conv"]) & (hw.im2col == "input-layers")
-    shape = np.stack([batch, col["h_out"], col["w_out"], col["kernel"], col["stride"], col["c_in"] // groups,
-                      col["c_out"] // groups, im2col, is_pool, in_elems, out_elems, col["macs"]], axis=1)
-    bits = np.stack([w_bits, a_bits, o_bits], axis=1).astype(np.int64)
 
-    # Many entries repeat (same shape, bits, batch and residency): search each distinct one once.
-    key = np.concatenate([shape, bits, np.round(flags * 1e9).astype(np.int64),
-                          np.round(mapping * 1000).astype(np.int64)], axis=1)
-    first, inverse = _distinct_rows(key)
-    found = np.zeros((len(first), N_OUT))
-    search_entries(np.ascontiguousarray(shape[first], dtype=np.int64), np.ascontiguousarray(bits[first]),
-                   np.ascontiguousarray(mapping[first]), np.ascontiguousarray(flags[first]), search_params(hw),
-                   PERMS, PERM_COUNTS, INDEXES, found)
-    found = found[inverse]
-    if not np.all(np.isfinite(found[:, 0])):
-        bad = int(np.argmax(~np.isfinite(found[:, 0])))
-        layer = layers[int(layer_index[bad])]
+def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, store_out, batch,
+                 weights_resident: bool, source: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Metrics (metric_names order) and RESULT records of each (layer, stored weight, activation and output
+    bits, batch) entry."""
+    entries, ops = build_entries(network, hw, layer_index, store_w, store_a, store_out, batch, weights_resident)
+    groups = network.column("groups")[layer_index]
+    found = search(entries, hw)
+    if not np.all(np.isfinite(found["cycles"])):
+        bad = int(np.argmax(~np.isfinite(found["cycles"])))
+        layer = network.layers[int(layer_index[bad])]
         raise InputError(hw.path, "buffers", f"no tiling of layer '{layer.name}' at {int(store_w[bad])}/"
                                              f"{int(store_a[bad])} bits, batch {int(batch[bad])}, fits the buffers"
                                              f"{' (' + source + ')' if source else ''}")
-    found[:, :11] *= groups[:, None]  # a grouped conv runs its groups one after another
+    for field in ADDITIVE:
+        found[field] *= groups  # a grouped conv runs its groups one after another
 
     names = metric_names(hw)
     out = np.zeros((len(batch), len(names)))
-    for i, name in enumerate(("cycles", "compute_cycles", "stall_cycles", "dram_read_bits", "dram_write_bits")):
-        out[:, names.index(name)] = found[:, i]
-    traffic = {"weights": (found[:, 5], found[:, 6]), "inputs": (found[:, 7], found[:, 8]),
-               "outputs": (found[:, 9], found[:, 10])}
+    for name in ("cycles", "compute_cycles", "stall_cycles", "dram_read_bits", "dram_write_bits"):
+        out[:, names.index(name)] = found[name]
+    for operand, field in DRAM_OPERAND_METRICS.items():
+        out[:, names.index(f"dram_{operand}_bits")] = found[field]
+    traffic = {"weights": (found["w_read"], found["w_write"]), "inputs": (found["i_read"], found["i_write"]),
+               "outputs": (found["o_read"], found["o_write"])}
     for buffer in hw.buffers:
         reads = sum(traffic[op][0] for op in buffer.holds)
         writes = sum(traffic[op][1] for op in buffer.holds)
@@ -161,10 +163,74 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
         out[:, names.index(f"{buffer.name}_write_bits")] = writes
         out[:, names.index(f"energy_{buffer.name}_pj")] = reads * buffer.read_pj_per_bit + writes * buffer.write_pj_per_bit
     out[:, names.index("ops")] = ops
-    out[:, names.index("energy_compute_pj")] = ops * hw.compute_pj_per_op + found[:, 1] * hw.compute_pj_per_cycle
-    out[:, names.index("energy_dram_pj")] = (found[:, 3] + found[:, 4]) * hw.dram_pj_per_bit
-    out[:, names.index("energy_static_pj")] = found[:, 0] * static_pj_per_cycle(hw)
-    return out
+    out[:, names.index("energy_compute_pj")] = ops * hw.compute_pj_per_op + found["compute_cycles"] * hw.compute_pj_per_cycle
+    out[:, names.index("energy_dram_pj")] = (found["dram_read_bits"] + found["dram_write_bits"]) * hw.dram_pj_per_bit
+    out[:, names.index("energy_static_pj")] = found["cycles"] * static_pj_per_cycle(hw)
+    return out, found
+
+
+def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, store_out, batch,
+                  weights_resident: bool) -> tuple[np.ndarray, np.ndarray]:
+    """ENTRY records of each (layer, stored weight, activation and output bits, batch), and their ops."""
+    model = MODELS[hw.model]
+    layers = network.layers
+    col = {name: network.column(name)[layer_index] for name in
+           ("c_in", "c_out", "groups", "h_in", "w_in", "h_out", "w_out", "kernel", "stride", "padding", "macs",
+            "weights")}
+    kind = np.array([KIND_CODES[layers[i].kind] for i in layer_index], dtype=np.int64)
+    reads_input = np.array([layers[i].reads_input or i == 0 for i in layer_index])
+    last = np.asarray(layer_index) == len(layers) - 1
+    eff_w, eff_a = model.effective_bits(hw, store_w, store_a)
+    work = Work(kind=kind, macs=col["macs"] * batch, n=batch, w_bits=eff_w, a_bits=eff_a)
+    array = model.array_mapping(hw, work)
+    ops = model.ops(hw, work).astype(np.float64)
+
+    w_bits = _storage_bits(hw, store_w, "weights")
+    a_bits = _storage_bits(hw, store_a, "activations")
+    o_bits = np.asarray(store_out, dtype=np.int64)
+    groups = col["groups"]
+    in_elems = col["c_in"] * col["h_in"] * col["w_in"]
+    out_elems = col["c_out"] * col["h_out"] * col["w_out"]
+    if hw.residency("activations") == "auto":
+        on_chip = _activations_fit(hw, batch * in_elems * a_bits, batch * out_elems * o_bits)
+    else:
+        on_chip = np.full(len(batch), hw.residency("activations") == "always")
+    entries = np.zeros(len(batch), dtype=ENTRY)
+    entries["batch"] = batch
+    for field, column in (("oh", "h_out"), ("ow", "w_out"), ("h_in", "h_in"), ("w_in", "w_in"), ("kernel", "kernel"),
+                          ("stride", "stride"), ("padding", "padding")):
+        entries[field] = col[column]
+    entries["ic"] = col["c_in"] // groups
+    entries["oc"] = col["c_out"] // groups
+    entries["im2col"] = reads_input & (kind == KIND_CODES["conv"]) & (hw.im2col == "input-layers")
+    entries["is_pool"] = kind == KIND_CODES["pool"]
+    entries["in_elems"] = in_elems
+    entries["out_elems"] = out_elems
+    entries["pool_ops"] = col["macs"]
+    entries["w_bits"], entries["a_bits"], entries["out_bits"] = w_bits, a_bits, o_bits
+    entries["psum_bits"] = hw.output_bits
+    for field in ("u_k", "u_c", "u_p", "u_n", "cycles_per_step", "passes", "fill_per_pixel_fold",
+                  "fill_per_reduction_fold"):
+        entries[field] = getattr(array, field)
+    entries["w_dram"] = 0.0 if weights_resident else 1.0
+    entries["i_dram"] = reads_input | ~on_chip
+    entries["o_dram"] = last | ~on_chip
+    # Feature maps the accelerator wrote itself may be coded on the DRAM link; the network input is not.
+    entries["in_code"] = np.where(reads_input, 1.0, dram_ratio(
+        hw.fmap_compression, network.column("input_density")[layer_index], a_bits, hw.rlc_run_bits,
+        hw.rlc_word_bits))
+    entries["out_code"] = dram_ratio(hw.fmap_compression, network.column("output_density")[layer_index], o_bits,
+                                     hw.rlc_run_bits, hw.rlc_word_bits)
+    return entries, ops
+
+
+def search(entries: np.ndarray, hw: HwConfig) -> np.ndarray:
+    """RESULT records of ENTRY records; many entries repeat (same shape, bits, batch and residency), so each
+    distinct one is searched once."""
+    first, inverse = _distinct_rows(entries)
+    found = np.zeros(len(first), dtype=RESULT)
+    search_entries(entries[first], hardware_record(hw), found)
+    return found[inverse]
 
 
 def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +238,7 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     seen: dict[bytes, int] = {}
     inverse = np.empty(len(rows), dtype=np.int64)
     first = []
-    for i, row in enumerate(np.ascontiguousarray(rows)):
+    for i, row in enumerate(np.ascontiguousarray(rows).view(np.uint8).reshape(len(rows), -1)):
         number = seen.setdefault(row.tobytes(), len(seen))
         if number == len(first):
             first.append(i)
@@ -184,31 +250,25 @@ def static_pj_per_cycle(hw: HwConfig) -> float:
     return hw.static_mw / hw.clock_mhz * 1000.0  # mW / MHz = nJ per cycle
 
 
-def search_params(hw: HwConfig) -> np.ndarray:
-    params = np.zeros(N_PARAMS)
+def hardware_record(hw: HwConfig) -> np.ndarray:
+    """What every entry of the search shares, as a one-element HARDWARE array."""
+    record = np.zeros(1, dtype=HARDWARE)
     names = [b.name for b in hw.buffers]
-    for operand, cap_slot, buf_slot in (("weights", P_CAP_W, P_BUF_W), ("inputs", P_CAP_I, P_BUF_I),
-                                        ("outputs", P_CAP_O, P_BUF_O)):
+    for operand, key in (("weights", "w"), ("inputs", "i"), ("outputs", "o")):
         buffer = hw.buffer_for(operand)
-        params[cap_slot] = _usable(buffer)  # shared by the operands it holds, tile by tile
-        params[buf_slot] = names.index(buffer.name)
-    params[P_BW] = hw.dram_bits_per_cycle
-    params[P_REUSE_SPATIAL] = 1.0 if hw.spatial_reuse else 0.0
-    params[P_DATAFLOW] = DATAFLOWS.index(hw.dataflow) - 1  # -1: choose per tile
-    params[P_OBJECTIVE] = OBJECTIVES.index(hw.objective)
-    for operand, read_slot, write_slot in (("weights", P_E_WR, P_E_WW), ("inputs", P_E_IR, P_E_IW),
-                                           ("outputs", P_E_OR, P_E_OW)):
-        buffer = hw.buffer_for(operand)
-        params[read_slot] = buffer.read_pj_per_bit
-        params[write_slot] = buffer.write_pj_per_bit
-    params[P_E_DRAM] = hw.dram_pj_per_bit
-    params[P_E_CYCLE] = hw.compute_pj_per_cycle
-    params[P_E_STATIC] = static_pj_per_cycle(hw)
-    params[P_VECTOR_LANES] = hw.vector_lanes
-    params[P_PSUM_FIRST_READ] = 1.0 if hw.psum_reload == "every-visit" else 0.0
-    params[P_EXPOSE_KEPT] = 1.0 if hw.exposed_fill == "kept" else 0.0
-    params[P_HALO_SLIDE] = 1.0 if hw.halo == "slide" else 0.0
-    return params
+        record[f"cap_{key}"] = _usable(buffer)  # shared by the operands it holds, tile by tile
+        record[f"buf_{key}"] = names.index(buffer.name)
+        record[f"e_{key}_read"] = buffer.read_pj_per_bit
+        record[f"e_{key}_write"] = buffer.write_pj_per_bit
+    record["dram_bits_per_cycle"] = hw.dram_bits_per_cycle
+    record["dataflow"] = DATAFLOW_AUTO if hw.dataflow == "auto" else DATAFLOWS.index(hw.dataflow) - 1
+    record["objective"] = OBJECTIVES.index(hw.objective)
+    record["e_dram"] = hw.dram_pj_per_bit
+    record["e_cycle"] = hw.compute_pj_per_cycle
+    record["e_static"] = static_pj_per_cycle(hw)
+    record["vector_lanes"] = hw.vector_lanes
+    record["conventions"] = CONVENTIONS.index(hw.conventions)
+    return record
 
 
 def _activations_fit(hw: HwConfig, in_bits: np.ndarray, out_bits: np.ndarray) -> np.ndarray:

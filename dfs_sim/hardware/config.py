@@ -22,11 +22,14 @@ STORAGE_LAYOUTS = ("bit-plane", "packed", "fixed")
 BATCH_POLICIES = ("lockstep", "bucketed")
 OBJECTIVES = ("cycles", "energy")
 DATAFLOWS = ("auto", "input-stationary", "output-stationary", "weight-stationary")
+# How data movement is charged: what the hardware would do, or Bit Fusion's simulator's conventions
+# (docs/hardware.md, "Conventions").
+CONVENTIONS = ("physical", "bitfusion-sim")
 
 _SCHEMA_KEYS = {
     "top": {"name", "model", "description", "technology_nm", "clock_mhz", "array", "precision", "compute",
             "buffers", "dram", "static", "storage", "batch", "mapping", "sources", "source"},
-    "array": {"unroll", "vector_lanes", "output_bits", "spatial_reuse", "params", "source"},
+    "array": {"unroll", "vector_lanes", "output_bits", "params", "source"},
     "precision": {"native_bits", "min_bits", "max_bits", "wider", "full_precision", "source"},
     "compute": {"energy_pj_per_op", "op", "energy_pj_per_cycle", "source"},
     "buffer": {"name", "holds", "size_kb", "read_pj_per_bit", "write_pj_per_bit", "double_buffered", "source"},
@@ -35,8 +38,7 @@ _SCHEMA_KEYS = {
     "static": {"power_mw", "source"},
     "storage": {"weights", "activations", "fixed_bits", "source"},
     "batch": {"size", "policy", "source"},
-    "mapping": {"objective", "dataflow", "weights_on_chip", "activations_on_chip", "im2col", "psum_reload",
-                "exposed_fill", "halo", "source"},
+    "mapping": {"objective", "dataflow", "weights_on_chip", "activations_on_chip", "im2col", "conventions", "source"},
 }
 
 
@@ -80,14 +82,11 @@ class HwConfig:
     batch_policy: str
     objective: str
     output_bits: int = 32
-    spatial_reuse: bool = True
     dataflow: str = "auto"
     weights_on_chip: str = "auto"
     activations_on_chip: str = "auto"
     im2col: str = "input-layers"
-    psum_reload: str = "revisits"
-    exposed_fill: str = "first-tile"
-    halo: str = "slide"
+    conventions: str = "physical"
     fmap_compression: str = "none"
     rlc_run_bits: int = 5
     rlc_word_bits: int = 64
@@ -100,6 +99,13 @@ class HwConfig:
         for value in self.unroll.values():
             total *= value
         return total
+
+    def residency(self, what: str) -> str:
+        """'auto', 'always' or 'never': whether the weights (what='weights') or a layer's activations
+        ('activations') stay on chip. Bit Fusion's simulator's conventions move every layer to and from DRAM."""
+        if self.conventions == "bitfusion-sim":
+            return "never"
+        return self.weights_on_chip if what == "weights" else self.activations_on_chip
 
     def buffer_for(self, operand: str) -> Buffer:
         return next(b for b in self.buffers if operand in b.holds)
@@ -212,7 +218,6 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
                 f"array.params.{key}", f"must be a string or an integer in [0, {MAX_CHANNELS}], got {shown(value)}")
     output_bits = _number(array, "output_bits", source, "array.", low=1, high=MAX_OUTPUT_BITS, integer=True,
                           default=32)
-    spatial_reuse = _bool(array, "spatial_reuse", source, "array.", default=True)
 
     precision = section("precision")
     native = _number(precision, "native_bits", source, "precision.", low=1, high=MAX_BITS, integer=True)
@@ -287,13 +292,12 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
                 "must be 'auto', 'always' or 'never'")
     im2col = mapping.get("im2col", "input-layers")
     require(im2col in ("input-layers", "never"), source, "mapping.im2col", "must be 'input-layers' or 'never'")
-    psum_reload = mapping.get("psum_reload", "revisits")
-    require(psum_reload in ("revisits", "every-visit"), source, "mapping.psum_reload",
-            "must be 'revisits' or 'every-visit'")
-    exposed_fill = mapping.get("exposed_fill", "first-tile")
-    require(exposed_fill in ("first-tile", "kept"), source, "mapping.exposed_fill", "must be 'first-tile' or 'kept'")
-    halo = mapping.get("halo", "slide")
-    require(halo in ("slide", "refetch"), source, "mapping.halo", "must be 'slide' or 'refetch'")
+    conventions = mapping.get("conventions", "physical")
+    require(conventions in CONVENTIONS, source, "mapping.conventions", f"must be one of {', '.join(CONVENTIONS)}")
+    if conventions == "bitfusion-sim":
+        for key in ("weights_on_chip", "activations_on_chip"):
+            require(key not in mapping, source, f"mapping.{key}",
+                    "conflicts with conventions: bitfusion-sim, which moves every layer to and from DRAM")
 
     config = HwConfig(
         path=str(source), name=name, model=model, description=description,
@@ -306,8 +310,8 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
         static_mw=_number(static, "power_mw", source, "static.", low=0, high=1e7),
         weight_layout=w_layout, activation_layout=a_layout, fixed_bits=int(fixed_bits),
         batch_size=int(batch_size), batch_policy=policy, objective=objective, output_bits=int(output_bits),
-        spatial_reuse=spatial_reuse, dataflow=dataflow, weights_on_chip=residency["weights_on_chip"],
-        activations_on_chip=residency["activations_on_chip"], im2col=im2col, psum_reload=psum_reload, exposed_fill=exposed_fill, halo=halo,
+        dataflow=dataflow, weights_on_chip=residency["weights_on_chip"],
+        activations_on_chip=residency["activations_on_chip"], im2col=im2col, conventions=conventions,
         fmap_compression=compression, rlc_run_bits=int(run_bits), rlc_word_bits=int(word_bits),
         sources=dict(sources),
         digest=hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16],

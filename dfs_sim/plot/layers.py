@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from dfs_sim.engine import layer_case_totals, simulate
+from dfs_sim.engine import simulate
 from dfs_sim.plot.common import describe, engineering, option_name, pyplot, save_figure, side_legend
 from dfs_sim.plot.figures import option_colors
 from dfs_sim.plot.layout import PointLabel, finish_layout, place_labels
@@ -24,7 +24,7 @@ def layer_parts(trace, hws, batch=None, policy=None) -> pd.DataFrame:
     for hw in hws:
         result = simulate(trace, hw, batch=batch, policy=policy)
         table = result.table
-        totals = layer_case_totals(result) / max(result.n_inputs, 1)  # [layers, cases, metrics]
+        totals = result.layer_case_totals / max(result.n_inputs, 1)  # [layers, cases, metrics]
         energy = [i for i, name in enumerate(table.metric_names) if name.startswith("energy_")]
         dram = [table.metric("dram_read_bits"), table.metric("dram_write_bits")]
         cycles = totals[..., table.metric("cycles")]

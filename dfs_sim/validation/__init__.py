@@ -4,7 +4,8 @@ The targets live in `targets.py`; the data they compare with (the Bit Fusion sim
 results, its Eyeriss baseline) in the CSV files beside it. `docs/validation.md` lists every target,
 its source and tolerance, and what is not validated.
 """
-from dfs_sim.validation.targets import (COVERAGE, DATA, NETWORKS, Comparison, Coverage, Target, all_targets,
-                                        unvalidated)
+from dfs_sim.validation.targets import (COVERAGE, DATA, NETWORKS, Comparison, ConventionEffect, Coverage, Target,
+                                        all_targets, conventions_effect, unvalidated)
 
-__all__ = ["COVERAGE", "DATA", "NETWORKS", "Comparison", "Coverage", "Target", "all_targets", "unvalidated"]
+__all__ = ["COVERAGE", "DATA", "NETWORKS", "Comparison", "ConventionEffect", "Coverage", "Target", "all_targets",
+           "conventions_effect", "unvalidated"]

@@ -75,9 +75,9 @@ class Coverage:
 COVERAGE = (
     Coverage("bitfusion", "cycles, memory-wait cycles and DRAM bits of 61 layers (Bit Fusion's simulator); speedup and "
                           "energy over Eyeriss (Bit Fusion paper)", "nothing measured on silicon"),
-    Coverage("stripes", "speedup over DaDianNao (Stripes paper); p/16 scaling, window grouping and FC rate (BitSim, "
-                        "DNNsim, in tests)", "energy efficiency over DaDianNao (listed above); the per-layer precision "
-                        "profiles are recalled, not read from the paper"),
+    Coverage("stripes", "speedup and energy efficiency over DaDianNao (Stripes paper); p/16 scaling, window grouping "
+                        "and FC rate (BitSim, DNNsim, in tests)", "the per-layer precision profiles are recalled, not "
+                        "read from the paper"),
     Coverage("dadiannao", "as the baseline of the Stripes target", "absolute time and energy"),
     Coverage("loom", "time scaling with Pw*Pa (conv) and Pw (FC) (Loom paper)", "speedup and energy efficiency over "
                      "DaDianNao: Loom's per-layer weight precisions could not be read"),
@@ -85,8 +85,8 @@ COVERAGE = (
              "any published figure"),
     Coverage("unpu", "peak throughput at 16- and 1-bit weights (UNPU paper)", "any measured figure: the reachable "
                      "ones are peak or best-voltage efficiencies"),
-    Coverage("eyeriss", "DRAM accesses per MAC on AlexNet and VGG-16 (Eyeriss JSSC 2017)",
-             "frames per second (listed above): the row-stationary passes are not modelled"),
+    Coverage("eyeriss", "DRAM accesses per MAC on AlexNet and VGG-16, frames per second on AlexNet (Eyeriss JSSC 2017)",
+             "VGG-16's frame rate: the chip's unoverlapped DRAM loads are not modelled"),
     Coverage("bitsystolic_os", "none yet: its fill and drain follow SCALE-Sim v2's formula",
              "cycles against SCALE-Sim runs (to come from a SCALE-Sim reference run), energy"),
     Coverage("bitsystolic_ws", "none yet: its fill and drain follow SCALE-Sim v2's formula",
@@ -106,24 +106,52 @@ class Comparison:
 
 
 def unvalidated() -> list[Comparison]:
-    stripes, dadn = load_hw("stripes"), load_hw("dadiannao")
-    savings = []
-    for name in STRIPES_NETWORKS:
-        network = load_network(NETWORKS / f"stripes_{name}.yaml")
-        savings.append(_totals(network, dadn, 1)[1] / _totals(network, stripes, 1)[1])
-    out = [Comparison("Stripes over DaDianNao: energy efficiency, geomean over the same 6 networks",
-                      STRIPES_PAPER.format(what="57 % more energy efficient"), 1.57, _geomean(savings),
-                      "per-op energies are Horowitz 45 nm arithmetic without the SIPs' registers and shifters or the "
-                      "static power that the paper's synthesis includes")]
-    eyeriss = load_hw("eyeriss")
-    for name, batch, fps, label in (("eyeriss_alexnet_conv", 4, 34.7, "AlexNet CONV1-5"),
-                                    ("eyeriss_vgg16_conv", 3, 0.7, "VGG-16 CONV layers")):
-        cycles = _totals(load_network(NETWORKS / f"{name}.yaml"), eyeriss, batch)[0]
-        out.append(Comparison(f"Eyeriss frames per second, {label}, batch {batch}",
-                              "Chen et al., Eyeriss, JSSC 2017, Table V (measured at 200 MHz)", fps,
-                              batch / (cycles / (eyeriss.clock_mhz * 1e6)),
-                              "no row-stationary pass structure (PE-set mapping, per-pass ramp-up, unoverlapped DRAM "
-                              "loads); the energy-optimal mapping does not value PE utilisation"))
+    """Published figures the model is known not to reproduce (none at present: each published figure
+    we compare with is a target, passing or failing for its documented reason)."""
+    return []
+
+
+@dataclass(frozen=True)
+class ConventionEffect:
+    """Bit Fusion's eight networks (summed, batch 16) on bitfusion.yaml under its simulator's conventions
+    (which match that simulator exactly) and under the physical rules: how much the conventions move a
+    result. Shown by `dfs-sim validate`, never a target."""
+
+    variant: str
+    quantity: str
+    conventions: float
+    physical: float
+
+    @property
+    def change_pct(self) -> float:
+        return 100.0 * (self.physical - self.conventions) / self.conventions
+
+
+def conventions_effect() -> list[ConventionEffect]:
+    """The physical rules with every layer still to and from DRAM, then with the config's own residency
+    (weights and activations that fit stay on chip), against the simulator's conventions."""
+    from dataclasses import replace
+
+    conventions = load_hw("bitfusion")
+    physical = replace(conventions, conventions="physical")
+    variants = (("every layer to and from DRAM", replace(physical, weights_on_chip="never",
+                                                          activations_on_chip="never")),
+                ("what fits stays on chip", physical))
+    networks = [load_network(NETWORKS / f"bitfusion_{name}.yaml") for name in BITFUSION_NETWORKS]
+    theirs = _network_sums(conventions, networks)
+    return [ConventionEffect(label, quantity, theirs[quantity], value)
+            for label, hw in variants for quantity, value in _network_sums(hw, networks).items()]
+
+
+def _network_sums(hw, networks) -> dict:
+    """Cycles, DRAM bits and energy (pJ) of the networks, each run once at batch 16."""
+    out = {"cycles": 0.0, "DRAM bits": 0.0, "energy (pJ)": 0.0}
+    for network in networks:
+        result = simulate_network(network, hw, batch=16)
+        names, totals = result.table.metric_names, result.totals
+        out["cycles"] += totals[names.index("cycles")]
+        out["DRAM bits"] += totals[names.index("dram_read_bits")] + totals[names.index("dram_write_bits")]
+        out["energy (pJ)"] += sum(totals[i] for i, name in enumerate(names) if name.startswith("energy_"))
     return out
 
 
@@ -188,18 +216,19 @@ def stripes_over_dadiannao() -> list[Target]:
     for name in STRIPES_NETWORKS:
         network = load_network(NETWORKS / f"stripes_{name}.yaml")
         speedups.append(_totals(network, dadn, 1)[0] / _totals(network, stripes, 1)[0])
+    savings = []
+    for name in STRIPES_NETWORKS:
+        network = load_network(NETWORKS / f"stripes_{name}.yaml")
+        savings.append(_totals(network, dadn, 1)[1] / _totals(network, stripes, 1)[1])
     return [Target("Stripes over DaDianNao: speedup, geomean over AlexNet, NiN, GoogLeNet, VGG_M, VGG_S, VGG_19",
-                   STRIPES_PAPER.format(what="1.92x speedup"), 1.92, _geomean(speedups), 10.0)]
+                   STRIPES_PAPER.format(what="1.92x speedup"), 1.92, _geomean(speedups), 10.0),
+            Target("Stripes over DaDianNao: energy efficiency, geomean over the same 6 networks",
+                   STRIPES_PAPER.format(what="57 % more energy efficient"), 1.57, _geomean(savings), 10.0)]
 
 
 # AlexNet's CONV3 and FC7 (hw_configs/networks/stripes_alexnet.yaml) at precisions Loom's abstract makes a
 # statement about: for convolutions, time inversely proportional to Pw*Pa; for FC layers, to Pw.
 LOOM_SCALING_CASES = ((8, 8), (4, 12), (11, 9), (1, 16))
-LOOM_TILED_REFERENCE = ("the 16-bit reference is tiled above its ideal fold count: a 16-bit weight tile of the whole "
-                        "kernel window does not fit the borrowed 64 KB weight buffer and the kernel window is never "
-                        "tiled (issue 9; expected to pass once the tiling search tiles the kernel window)")
-LOOM_MEMORY_BOUND = ("memory-bound: at 1-bit weights CONV3 moves 19 Mbit over the 192-bit/cycle link (99k cycles) "
-                     "against 111k compute cycles, so DRAM, not the lanes, sets the time")
 
 
 def loom_scaling() -> list[Target]:
@@ -212,11 +241,9 @@ def loom_scaling() -> list[Target]:
         base = _layer_cycles(layers[name], hw, 16, 16)
         for w_bits, a_bits in LOOM_SCALING_CASES:
             published = 256 / (w_bits * a_bits) if name == "conv3" else 16 / w_bits
-            known = "" if name == "fc7" else LOOM_MEMORY_BOUND if w_bits == 1 else LOOM_TILED_REFERENCE
             targets.append(Target(
                 f"Loom AlexNet {name.upper()}: speedup at {w_bits}b weights x {a_bits}b activations over 16b x 16b",
-                LOOM_PAPER.format(what=what), published, base / _layer_cycles(layers[name], hw, w_bits, a_bits), 5.0,
-                known))
+                LOOM_PAPER.format(what=what), published, base / _layer_cycles(layers[name], hw, w_bits, a_bits), 5.0))
     return targets
 
 
@@ -225,18 +252,42 @@ def _layer_cycles(layer: Layer, hw, w_bits: int, a_bits: int) -> float:
     return _totals(network, hw, 1)[0]
 
 
+EYERISS_ALEXNET_BELOW = ("under the physical rules (no zero border fetched, no padded channels written) the model moves "
+                         "15 % less than the chip measured; the chip's own mapping refetches more than the "
+                         "energy-optimal tiling, and its per-layer traffic is not published to say where")
+
+
 def eyeriss_dram() -> list[Target]:
     hw = load_hw("eyeriss")
     targets = []
-    for name, batch, published, label in (("eyeriss_alexnet_conv", 4, 0.0029, "AlexNet CONV1-5"),
-                                          ("eyeriss_vgg16_conv", 3, 0.0035, "VGG-16 CONV layers")):
+    for name, batch, published, label, known in (
+            ("eyeriss_alexnet_conv", 4, 0.0029, "AlexNet CONV1-5", EYERISS_ALEXNET_BELOW),
+            ("eyeriss_vgg16_conv", 3, 0.0035, "VGG-16 CONV layers", "")):
         network = load_network(NETWORKS / f"{name}.yaml")
         result = simulate_network(network, hw, batch=batch)
         table = result.table
         dram_bits = result.totals[table.metric("dram_read_bits")] + result.totals[table.metric("dram_write_bits")]
         per_mac = dram_bits / 16 / (network.total_macs * batch)
         targets.append(Target(f"Eyeriss DRAM accesses per MAC, {label}, batch {batch}",
-                              EYERISS_PAPER.format(batch=batch), published, per_mac, 15.0))
+                              EYERISS_PAPER.format(batch=batch), published, per_mac, 15.0, known_failure=known))
+    return targets
+
+
+EYERISS_VGG_LOADS = ("VGG-16's measured rate is set by DRAM loads that the chip does not overlap with compute (as "
+                     "the JSSC 2017 text explains it); the model overlaps every load behind compute, as double-buffered fills would, and "
+                     "has no row-stationary pass structure (per-pass ramp-up), so it runs VGG-16 2.8x faster")
+
+
+def eyeriss_fps() -> list[Target]:
+    """Frames per second of the CONV layers at the measured batch sizes and the 200 MHz clock."""
+    hw = load_hw("eyeriss")
+    targets = []
+    for name, batch, fps, label, known in (("eyeriss_alexnet_conv", 4, 34.7, "AlexNet CONV1-5", ""),
+                                           ("eyeriss_vgg16_conv", 3, 0.7, "VGG-16 CONV layers", EYERISS_VGG_LOADS)):
+        cycles = _totals(load_network(NETWORKS / f"{name}.yaml"), hw, batch)[0]
+        targets.append(Target(f"Eyeriss frames per second, {label}, batch {batch}",
+                              "Chen et al., Eyeriss, JSSC 2017, Table V (measured at 200 MHz)", fps,
+                              batch / (cycles / (hw.clock_mhz * 1e6)), 25.0, known_failure=known))
     return targets
 
 
@@ -261,4 +312,4 @@ def _geomean(values) -> float:
 
 def all_targets() -> list[Target]:
     return (bitfusion_layers() + bitfusion_over_eyeriss() + stripes_over_dadiannao() + loom_scaling()
-            + eyeriss_dram() + unpu_peak())
+            + eyeriss_dram() + eyeriss_fps() + unpu_peak())

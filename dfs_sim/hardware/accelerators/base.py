@@ -55,12 +55,6 @@ class ArrayMapping:
     fill_per_pixel_fold: np.ndarray | float = 0.0
     fill_per_reduction_fold: np.ndarray | float = 0.0
 
-    def as_matrix(self) -> np.ndarray:
-        size = len(self.u_k)
-        columns = [self.u_k, self.u_c, self.u_p, self.u_n, self.cycles_per_step, self.passes,
-                   self.fill_per_pixel_fold, self.fill_per_reduction_fold]
-        return np.stack([np.broadcast_to(np.asarray(c, dtype=np.float64), (size,)) for c in columns], axis=1)
-
 
 def ceil_div(a, b):
     return -(-np.asarray(a, dtype=np.int64) // np.asarray(b, dtype=np.int64))

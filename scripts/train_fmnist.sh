@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The shipped Fashion-MNIST DFS-ResNet20 models, end to end (docs/model.md, "Shipped models").
+# Every command resumes from its checkpoint, and skips a finished one, so the script can be rerun
+# after an interruption. Run a part:  scripts/train_fmnist.sh backbone|gates|paper7|lowbit|static|traces
+# Wall times on 2 shared CPU cores are in traces/MANIFEST.json and docs/model.md.
+set -euo pipefail
+RUNS=${RUNS:-runs/v2}
+COMMON="--threads 1 --no-progress"
+mkdir -p "$RUNS"
+
+backbone() {
+  dfs-sim train --stage backbone -o $RUNS/backbone.pt --arch resnet20 --dataset fashion-mnist --epochs 15 --lr 0.1 $COMMON
+}
+
+gates() {  # fresh gates for each option set on the one backbone (reference init, hinge toward the top option)
+  dfs-sim train --stage gates --init $RUNS/backbone.pt -o $RUNS/gates7.pt --options skip,8,10,12,14,16,full \
+    --epochs 1 --max-batches 100 --lr 0.01 $COMMON
+  dfs-sim train --stage gates --init $RUNS/backbone.pt -o $RUNS/gates_lowbit.pt --options skip,2,4,8 \
+    --epochs 1 --max-batches 100 --lr 0.01 $COMMON
+}
+
+DFS_SCHEDULE="--epochs 3 --lr 0.02 --beta 0.5"
+
+paper7() {  # the released code's 7 options at the paper's proxy budgets, highest first
+  for budget in 50 40 30 20; do
+    dfs-sim train --stage dfs --init $RUNS/gates7.pt -o $RUNS/dfs7_b$budget.pt --budget $budget $DFS_SCHEDULE $COMMON
+  done
+}
+
+LOWBIT_COST=${LOWBIT_COST:-energy@bitfusion}
+lowbit() {  # the hardware-aligned low-bit set, budgeted in real energy
+  for budget in ${LOWBIT_BUDGETS:-20 15 10 5}; do
+    dfs-sim train --stage dfs --init $RUNS/gates_lowbit.pt -o $RUNS/dfs_lowbit_b$budget.pt --budget $budget \
+      --cost $LOWBIT_COST $DFS_SCHEDULE $COMMON
+  done
+}
+
+static() {  # quantization-aware static references, trained as long as the DFS models
+  for option in 2bit 4bit 8bit; do
+    dfs-sim train --stage dfs --init $RUNS/gates_lowbit.pt -o $RUNS/static_lowbit_$option.pt --static $option \
+      $DFS_SCHEDULE $COMMON
+  done
+}
+
+for part in "$@"; do "$part"; done
