@@ -12,7 +12,7 @@ import yaml
 
 from dfs_sim.errors import InputError
 from dfs_sim.hardware.config import hw_from_dict, load_hw, shipped_configs_dir
-from dfs_sim.validation import BITFUSION_NETWORKS, NETWORKS, _network_costs
+from dfs_sim.validation.targets import BITFUSION_NETWORKS, NETWORKS, _network_costs
 from dfs_sim.workload.network import load_network
 
 ROOT = Path(__file__).resolve().parents[1]

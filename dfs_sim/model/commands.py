@@ -34,6 +34,10 @@ def register(subparsers) -> None:
     train.add_argument("--act-range", choices=("reference", "batch"),
                        help="activation-range statistic: mean of per-sample min/max, EMA 0.9 new, updated when "
                             "quantizing (reference, default) or batch min/max, EMA 0.1 new (backbone stage)")
+    train.add_argument("--fixed-bits", type=int,
+                       help="the layers no gate decides (stem, block 1, classifier, a skipped block's projection) run "
+                            "at this many bits instead of full precision (backbone stage, or gates stage with fresh "
+                            "gates), e.g. 8 for a low-bit network")
     train.add_argument("--projection", choices=("quantized", "full"),
                        help="downsampling projection at the block's bits (default) or always full precision "
                             "(backbone stage)")

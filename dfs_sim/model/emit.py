@@ -52,18 +52,22 @@ def derive_network(model: GatedResNet) -> Network:
         model.train(was_training)
     require(len(shapes[model.lstm]) == model.n_units, "model", "lstm", "the shared LSTM must step once per gate")
 
-    def conv(name, module, unit=None, precision="full"):
+    # What the layers no gate decides run at: full precision, or the model's fixed bits.
+    bits = {} if config.fixed_bits is None else {"w_bits": config.fixed_bits, "a_bits": config.fixed_bits}
+    fixed = {"precision": "full"} if not bits else {"precision": "fixed", **bits}
+
+    def conv(name, module, unit=None, precision="full", **rule):
         (c_in, h_in, w_in), (c_out, h_out, w_out) = shapes[module][0]
         return Layer(name, "conv", c_in, c_out, h_in, w_in, h_out, w_out, module.kernel_size[0],
                      module.stride[0], module.padding[0], module.groups, unit=unit, precision=precision,
-                     reads_input=module in reads_input)
+                     reads_input=module in reads_input, **rule)
 
     def pool(name, module):
         (channels, h, w), _ = shapes[module][0]
         require(h == w, "model", name, "global pooling of a non-square map")
         return Layer(name, "pool", channels, channels, h, w, 1, 1, kernel=h)
 
-    layers, units = [conv("stem", model.stem)], []
+    layers, units = [conv("stem", model.stem, **fixed)], []
     for index, block in enumerate(model.blocks, start=1):
         unit = None
         if index > 1:
@@ -74,13 +78,13 @@ def derive_network(model: GatedResNet) -> Network:
                        Layer(f"gate{index}.lstm", "lstm", model.lstm.input_size + model.lstm.hidden_size,
                              4 * model.lstm.hidden_size),
                        Layer(f"gate{index}.fc", "gate-fc", model.gate_fc.in_features, model.gate_fc.out_features)]
-        rule = "full" if unit is None else "unit"
-        layers += [conv(f"block{index}.conv1", block.conv1, unit, rule),
-                   conv(f"block{index}.conv2", block.conv2, unit, rule)]
-        if block.proj is not None:  # runs even when the block is skipped (then at full precision)
-            rule = "full" if unit is None or not block.quantized_projection else "shortcut"
-            layers.append(conv(f"block{index}.proj", block.proj[0], unit, rule))
-    layers += [pool("pool", model.pool), Layer("fc", "fc", model.fc.in_features, model.fc.out_features)]
+        rule = fixed if unit is None else {"precision": "unit"}
+        layers += [conv(f"block{index}.conv1", block.conv1, unit, **rule),
+                   conv(f"block{index}.conv2", block.conv2, unit, **rule)]
+        if block.proj is not None:  # runs even when the block is skipped (then at full or fixed bits)
+            rule = fixed if unit is None or not block.quantized_projection else {"precision": "shortcut", **bits}
+            layers.append(conv(f"block{index}.proj", block.proj[0], unit, **rule))
+    layers += [pool("pool", model.pool), Layer("fc", "fc", model.fc.in_features, model.fc.out_features, **fixed)]
     description = (f"DFS-{config.arch} derived from the PyTorch model: stages {list(config.depths)}, widths "
                    f"{list(config.widths)}, input {config.in_channels}x{config.input_size}x{config.input_size}, "
                    f"{len(units)} gated blocks, {len(model.options)} options")

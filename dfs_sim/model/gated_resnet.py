@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfs_sim.errors import InputError, require
-from dfs_sim.model.quant import ACT_RANGES, QConv2d
+from dfs_sim.model.quant import ACT_RANGES, QConv2d, QLinear
 from dfs_sim.trace import Option, default_options, options_from_list
 from dfs_sim.workload.resnet import GATE_HIDDEN, arch_name
 
@@ -46,6 +46,8 @@ class ModelConfig:
     gate_init: str = "reference"  # the reference's normal(0, sqrt(2/n)) gate weights, or PyTorch's defaults
     act_range: str = "reference"  # how training tracks activation ranges (dfs_sim.model.quant.QConv2d)
     projection: str = "quantized"  # a downsampling projection at the block's bits, or always full
+    fixed_bits: int | None = None  # the layers no gate decides (stem, block 1, classifier, a skipped block's
+    #                                projection) run at this many bits; None: at full precision
 
     @property
     def arch(self) -> str:
@@ -84,6 +86,10 @@ class ModelConfig:
         for i, o in enumerate(options):
             require(o.weight_bits == o.act_bits, source, f"config.options[{i}]",
                     "DFS quantizes weights and activations to the same bitwidth")
+        require(self.fixed_bits is None or (isinstance(self.fixed_bits, int) and 1 <= self.fixed_bits <= 31), source,
+                "config.fixed_bits", "must be null or a bitwidth in [1, 31]")
+        require(self.fixed_bits is None or self.projection == "quantized", source, "config.fixed_bits",
+                "needs quantized projections (a skipped block's projection runs at fixed_bits)")
 
 
 def parse_options(text: str, source: object = "--options") -> list[dict]:
@@ -184,7 +190,7 @@ class GatedResNet(nn.Module):
 
         n_bn = len(executed) if config.bn == "per-option" else 1
         width = config.widths[0]
-        self.stem = nn.Conv2d(config.in_channels, width, 3, 1, 1, bias=False)
+        self.stem = QConv2d(config.in_channels, width, 3, 1, config.act_range)
         self.stem_bn = nn.BatchNorm2d(width)
         self.blocks = nn.ModuleList()
         self.gates = nn.ModuleList()
@@ -201,7 +207,7 @@ class GatedResNet(nn.Module):
         if config.gate_init == "reference":  # normal(0, sqrt(2 / (out*in))), the reference's Linear init
             nn.init.normal_(self.gate_fc.weight, 0.0, math.sqrt(2.0 / (len(self.options) * GATE_HIDDEN)))
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, config.num_classes)
+        self.fc = QLinear(channels, config.num_classes, config.act_range)
         for m in [self.stem, *self.blocks.modules()]:
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -235,8 +241,9 @@ class GatedResNet(nn.Module):
         require(candidates in ("chosen", "all"), "forward", "candidates", "must be 'chosen' or 'all'")
         require(gates or force is not None, "forward", "gates", "the gates may only be left out with force")
         require(force != FULL or candidates == "chosen", "forward", "force", "full precision runs chosen-only")
-        x = F.relu(self.stem_bn(self.stem(x)))
-        x = self.blocks[0].execute(x, self.blocks[0].shortcut(x))
+        fixed = None if force == FULL else self.config.fixed_bits  # what the undecided layers run at
+        x = F.relu(self.stem_bn(self.stem(x, fixed)))
+        x = self.blocks[0].execute(x, self.blocks[0].shortcut(x, fixed), fixed)
         batch, state = x.shape[0], None
         all_logits, decisions = [], []
         for unit, block in enumerate(self.blocks[1:]):
@@ -263,25 +270,27 @@ class GatedResNet(nn.Module):
                 x = self._run_all(block, x, mask)
             else:
                 x = self._run_chosen(block, x, choice)
-        logits = self.fc(self.pool(x).flatten(1))
+        logits = self.fc(self.pool(x).flatten(1), fixed)
         stacked = torch.stack(all_logits, 1) if all_logits else None
         return Output(logits, torch.stack(decisions, 1), stacked)
 
-    def _run(self, block, k, x, fp_shortcut=None):
-        """Option k on x; a skip (and a full-precision option) reuses `fp_shortcut` when given."""
+    def _run(self, block, k, x, shortcuts=None):
+        """Option k on x. A skip outputs the shortcut at `fixed_bits` (full precision by default); a
+        b-bit option runs its projection at b bits. `shortcuts` caches them by bits for _run_all."""
         plan = self.plan[k]
-        bits = None if plan is None else plan[0]
-        if bits is None and fp_shortcut is not None:
-            shortcut = fp_shortcut
+        bits, top = (self.config.fixed_bits, None) if plan is None else plan[:2]
+        if shortcuts is not None and (bits, top) in shortcuts:
+            shortcut = shortcuts[bits, top]
         else:
-            shortcut = block.shortcut(x, *(plan[:2] if plan is not None else ()))
+            shortcut = block.shortcut(x, bits, top)
+            if shortcuts is not None:
+                shortcuts[bits, top] = shortcut
         return shortcut if plan is None else block.execute(x, shortcut, *plan)
 
     def _run_all(self, block, x, mask):
-        fp_shortcut = block.shortcut(x)
-        out = 0
+        shortcuts, out = {}, 0
         for k in range(len(self.options)):
-            out = out + mask[:, k, None, None, None] * self._run(block, k, x, fp_shortcut)
+            out = out + mask[:, k, None, None, None] * self._run(block, k, x, shortcuts)
         return out
 
     def _run_chosen(self, block, x, choice):
@@ -335,7 +344,10 @@ _BN_KEY = re.compile(r"^(.*\.bn[12])\.(\d+)\.(.*)$")
 def load_weights(model: GatedResNet, state_dict: dict) -> None:
     """Load a state_dict strictly; a shared-BN checkpoint fills every per-option BN."""
     state_dict = dict(state_dict)
-    state_dict.setdefault("decision_bias", torch.zeros_like(model.decision_bias))
+    # Older checkpoints: no decision bias, and a plain conv stem and linear classifier (no input range).
+    fresh = model.state_dict()
+    for key in ("decision_bias", *(f"{m}.{b}" for m in ("stem", "fc") for b in ("act_min", "act_max", "act_seen"))):
+        state_dict.setdefault(key, fresh[key].clone())
     for key in model.state_dict():
         match = _BN_KEY.match(key)
         if key not in state_dict and match and f"{match[1]}.0.{match[3]}" in state_dict:

@@ -48,22 +48,21 @@ class _FakeQuantize(torch.autograd.Function):
 ACT_RANGES = ("reference", "batch")
 
 
-class QConv2d(nn.Conv2d):
-    """A bias-free conv that can quantize its weights and its input to the same bitwidth.
+class _ActivationRange:
+    """The running input range of a quantizable layer, and how training updates it (`act_range`).
 
-    In eval the input range is a running range, so one input's result never depends on the rest
-    of its batch. How training updates it (`act_range`):
+    In eval the range is a running one, so one input's result never depends on the rest of its
+    batch. In training:
 
     - "reference" (the DFS reference's QuantMeasure): the batch statistic is the mean over samples
       of each sample's min and max, which clips outliers; running = 0.1 * running + 0.9 * batch;
-      updated only when the conv quantizes. A network trained only at full precision therefore
+      updated only when the layer quantizes. A network trained only at full precision therefore
       needs `calibrate_ranges` before it can run quantized.
     - "batch" (this project's first recipe): the batch's global min and max; running =
       0.9 * running + 0.1 * batch; updated on every training call, full precision included.
     """
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, act_range: str = "reference"):
-        super().__init__(c_in, c_out, kernel, stride, kernel // 2, bias=False)
+    def _init_range(self, act_range: str) -> None:
         assert act_range in ACT_RANGES, act_range
         self.act_range = act_range
         self.calibrating = False  # set by calibrate_ranges: accumulate the statistic, don't quantize
@@ -88,26 +87,27 @@ class QConv2d(nn.Conv2d):
             self.act_max.copy_(hi)
             self.act_seen.fill_(True)
 
-    def forward(self, x: torch.Tensor, bits: int | None = None, top_bits: int | None = None) -> torch.Tensor:
+    def _quantized_operands(self, x: torch.Tensor, bits: int | None, top_bits: int | None):
+        """The input and weight this call computes with: fake-quantized to `bits`, or as they are."""
         if self.calibrating:
             with torch.no_grad():
                 lo, hi = self._statistic(x.detach())
                 n = x.shape[0]
                 sums = self._sums if self._sums is not None else [0.0, 0.0, 0]
                 self._sums = [sums[0] + float(lo) * n, sums[1] + float(hi) * n, sums[2] + n]
-            lo = hi = None
-        elif self.training and (bits is not None or self.act_range == "batch"):
+            return x, self.weight
+        if self.training and (bits is not None or self.act_range == "batch"):
             with torch.no_grad():
                 lo, hi = self._statistic(x.detach())
                 self._update(lo, hi)
         else:
             lo, hi = self.act_min, self.act_max
         weight = self.weight
-        if bits is not None and not self.calibrating:
+        if bits is not None:
             x = fake_quantize(x, bits, lo, hi, top_bits)
             w_lo, w_hi = torch.aminmax(weight.detach())
             weight = fake_quantize(weight, bits, w_lo, w_hi, top_bits)
-        return F.conv2d(x, weight, None, self.stride, self.padding)
+        return x, weight
 
     def finish_calibration(self) -> None:
         """Set the running range to the mean statistic over every input seen while calibrating."""
@@ -118,3 +118,28 @@ class QConv2d(nn.Conv2d):
             self.act_seen.fill_(True)
         self._sums = None
         self.calibrating = False
+
+
+class QConv2d(_ActivationRange, nn.Conv2d):
+    """A bias-free conv that can quantize its weights and its input to the same bitwidth."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, act_range: str = "reference"):
+        super().__init__(c_in, c_out, kernel, stride, kernel // 2, bias=False)
+        self._init_range(act_range)
+
+    def forward(self, x: torch.Tensor, bits: int | None = None, top_bits: int | None = None) -> torch.Tensor:
+        x, weight = self._quantized_operands(x, bits, top_bits)
+        return F.conv2d(x, weight, None, self.stride, self.padding)
+
+
+class QLinear(_ActivationRange, nn.Linear):
+    """A linear layer that can quantize its weights and its input to the same bitwidth (its bias stays
+    at full precision: it is added once per output, in the accumulator)."""
+
+    def __init__(self, c_in: int, c_out: int, act_range: str = "reference"):
+        super().__init__(c_in, c_out)
+        self._init_range(act_range)
+
+    def forward(self, x: torch.Tensor, bits: int | None = None) -> torch.Tensor:
+        x, weight = self._quantized_operands(x, bits, None)
+        return F.linear(x, weight, self.bias)

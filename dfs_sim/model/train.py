@@ -58,6 +58,7 @@ class StageArgs:
     gate_init: str | None = None  # backbone or gates stage: "reference" (default) or "pytorch"
     act_range: str | None = None  # backbone stage: "reference" (default) or "batch"
     projection: str | None = None  # backbone stage: "quantized" (default) or "full"
+    fixed_bits: int | None = None  # backbone or gates stage: the undecided layers' bits (None: full precision)
     epochs: int = 1
     batch_size: int = 128
     lr: float = 0.1
@@ -286,7 +287,7 @@ def run_stage(args: StageArgs) -> dict:
             require(value is None or (flag == "arch" and value == "resnet20"), f"--{flag.replace('_', '-')}", None,
                     "is fixed by the backbone stage")
     if args.stage == "dfs":
-        for flag in ("options", "gate_init"):
+        for flag in ("options", "gate_init", "fixed_bits"):
             require(getattr(args, flag) is None, f"--{flag.replace('_', '-')}", None, "is fixed by the gates stage")
     steps_at = _lr_steps(args.lr_steps)
     device = setup(args.seed, args.threads, args.device)
@@ -322,7 +323,7 @@ def run_stage(args: StageArgs) -> dict:
             want = STAGES[STAGES.index(args.stage) - 1]
             require(init["stage"] == want and init["done"], args.init, "stage",
                     f"must be a finished '{want}' checkpoint")
-            if args.stage == "gates" and (args.options is not None or args.gate_init is not None):
+            if args.stage == "gates" and any(v is not None for v in (args.options, args.gate_init, args.fixed_bits)):
                 model = _with_new_gates(model, args, device)
             prior_times, prior_commands = json.loads(init["stage_times"]), _commands(init)
             previous = json.loads(init["train"])
@@ -509,20 +510,23 @@ def _fresh_model(args: StageArgs, spec) -> GatedResNet:
                                              "nor stage depths like 3,3,3") from None
     config = {"depths": depths, "in_channels": spec.channels, "input_size": spec.size, "num_classes": spec.classes,
               "nested": bool(args.nested), "bn": args.bn or "shared", "gate_init": args.gate_init or "reference",
-              "act_range": args.act_range or "reference", "projection": args.projection or "quantized"}
+              "act_range": args.act_range or "reference", "projection": args.projection or "quantized",
+              "fixed_bits": args.fixed_bits}
     if args.options is not None:
         config["options"] = parse_options(args.options)
     return GatedResNet(ModelConfig.from_dict(config, "command line"))
 
 
 def _with_new_gates(model: GatedResNet, args: StageArgs, device) -> GatedResNet:
-    """The backbone of `model` under a new option set and/or gate initialisation, with fresh gates
-    (seeded): a full-precision backbone serves any option set."""
+    """The backbone of `model` under a new option set, gate initialisation or fixed bits, with fresh
+    gates (seeded): a full-precision backbone serves any of them."""
     config = model.config.to_dict()
     if args.options is not None:
         config["options"] = parse_options(args.options)
     if args.gate_init is not None:
         config["gate_init"] = args.gate_init
+    if args.fixed_bits is not None:
+        config["fixed_bits"] = args.fixed_bits
     torch.manual_seed(args.seed)
     fresh = GatedResNet(ModelConfig.from_dict(config, "command line")).to(device)
     gate_keys = {k for k in fresh.state_dict() if k.startswith(("gates.", "lstm.", "gate_fc.", "decision_bias"))}

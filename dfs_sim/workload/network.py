@@ -42,7 +42,9 @@ class Layer:
     groups: int = 1
     unit: int | None = None
     precision: str = "full"
-    w_bits: int = 0  # only for precision="fixed"
+    # precision="fixed": the bits the layer runs at; precision="shortcut": the bits it runs at when its unit
+    # is skipped (0: full precision); other rules carry none.
+    w_bits: int = 0
     a_bits: int = 0
     macs: int = -1  # derived when left at -1
     weights: int = -1
@@ -64,7 +66,8 @@ class Layer:
             return cases.copy()
         if self.precision == "shortcut":
             skipped = (cases == 0).all(axis=1)
-            return np.where(skipped[:, None], cases[-1], cases)
+            when_skipped = cases[-1] if self.w_bits == 0 else np.array([self.w_bits, self.a_bits])
+            return np.where(skipped[:, None], when_skipped, cases)
         if self.precision == "fixed":
             return np.tile([self.w_bits, self.a_bits], (len(cases), 1))
         return np.tile(cases[-1], (len(cases), 1))
@@ -157,7 +160,7 @@ def _layer_to_dict(layer: Layer) -> dict:
     for key in _DENSITY_FIELDS:
         if out[key] is None:
             out.pop(key)
-    if layer.precision != "fixed":
+    if layer.precision != "fixed" and not (layer.precision == "shortcut" and layer.w_bits):
         out.pop("w_bits")
         out.pop("a_bits")
     return out
@@ -259,8 +262,12 @@ def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> L
     if precision == "fixed":
         for key in ("w_bits", "a_bits"):
             require(key in values, source, f"{where}.{key}", f"fixed precision needs {key} in [1, {MAX_BITS}]")
+    elif precision == "shortcut" and ("w_bits" in values or "a_bits" in values):
+        for key in ("w_bits", "a_bits"):  # the bits it runs at when its unit skips
+            require(key in values, source, f"{where}.{key}", "a shortcut layer gives both w_bits and a_bits, or "
+                                                            "neither (full precision when its unit skips)")
     elif "w_bits" in values or "a_bits" in values:
-        raise InputError(source, f"{where}.w_bits", "only layers with precision 'fixed' carry bits")
+        raise InputError(source, f"{where}.w_bits", "only layers with precision 'fixed' or 'shortcut' carry bits")
     layer = Layer(**values)
     check_layer(layer, source, where)
     return layer

@@ -24,11 +24,11 @@ def arch_name(depths) -> str:
     return next((k for k, v in ARCHITECTURES.items() if v == tuple(depths)), f"resnet{2 + 2 * sum(depths)}")
 
 
-def _conv(name, c_in, c_out, size_in, kernel, stride, unit=None, precision="full", reads_input=False):
+def _conv(name, c_in, c_out, size_in, kernel, stride, unit=None, precision="full", reads_input=False, **bits):
     padding = kernel // 2
     size_out = (size_in + 2 * padding - kernel) // stride + 1
     return Layer(name, "conv", c_in, c_out, size_in, size_in, size_out, size_out, kernel, stride, padding,
-                 unit=unit, precision=precision, reads_input=reads_input)
+                 unit=unit, precision=precision, reads_input=reads_input, **bits)
 
 
 def _global_pool(name, channels, size):
@@ -48,10 +48,13 @@ def gate_layers(index: int, channels: int, size: int, n_options: int) -> list[La
 
 def dfs_resnet(depths=(6, 6, 6), *, in_channels: int = 3, input_size: int = 32, num_classes: int = 10,
                n_options: int = 4, widths=(16, 32, 64), name: str | None = None,
-               projection: str = "quantized") -> Network:
+               projection: str = "quantized", fixed_bits: int | None = None) -> Network:
+    """`fixed_bits`: the layers no gate decides (stem, block 1, classifier, and a skipped block's
+    projection) run at that many bits instead of full precision."""
+    fixed = {} if fixed_bits is None else {"precision": "fixed", "w_bits": fixed_bits, "a_bits": fixed_bits}
     if name is None:
         name = arch_name(depths)
-    layers = [_conv("stem", in_channels, widths[0], input_size, 3, 1, reads_input=True)]
+    layers = [_conv("stem", in_channels, widths[0], input_size, 3, 1, reads_input=True, **fixed)]
     units: list[str] = []
     channels, size, index = widths[0], input_size, 0
     for stage, (depth, width) in enumerate(zip(depths, widths)):
@@ -64,16 +67,20 @@ def dfs_resnet(depths=(6, 6, 6), *, in_channels: int = 3, input_size: int = 32, 
                 unit = len(units)
                 units.append(f"block{index}")
                 layers += gate_layers(index, channels, size, n_options)
-            rule = "unit" if gated else "full"
+            rule = {"precision": "unit"} if gated else {"precision": "full", **fixed}
             out_size = (size + 2 - 3) // stride + 1
-            layers.append(_conv(f"block{index}.conv1", channels, width, size, 3, stride, unit, rule))
-            layers.append(_conv(f"block{index}.conv2", width, width, out_size, 3, 1, unit, rule))
+            layers.append(_conv(f"block{index}.conv1", channels, width, size, 3, stride, unit, **rule))
+            layers.append(_conv(f"block{index}.conv2", width, width, out_size, 3, 1, unit, **rule))
             if stride != 1 or channels != width:
-                proj_rule = "shortcut" if gated and projection == "quantized" else "full"
-                layers.append(_conv(f"block{index}.proj", channels, width, size, 1, stride, unit, proj_rule))
+                if gated and projection == "quantized":
+                    skip_bits = {} if fixed_bits is None else {"w_bits": fixed_bits, "a_bits": fixed_bits}
+                    proj_rule = {"precision": "shortcut", **skip_bits}
+                else:
+                    proj_rule = {"precision": "full", **fixed}
+                layers.append(_conv(f"block{index}.proj", channels, width, size, 1, stride, unit, **proj_rule))
             channels, size = width, out_size
     layers.append(_global_pool("pool", channels, size))
-    layers.append(Layer("fc", "fc", channels, num_classes))
+    layers.append(Layer("fc", "fc", channels, num_classes, **fixed))
     description = (f"DFS-{name}: stages {list(depths)}, widths {list(widths)}, input {in_channels}x{input_size}x"
                    f"{input_size}, {len(units)} gated blocks, {n_options} options")
     return Network(name, tuple(layers), tuple(units), (in_channels, input_size, input_size), description)

@@ -110,18 +110,19 @@ def test_straight_through_mask_trains_the_gates():
     assert model.lstm.weight_ih.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("depths,channels,size,classes,options", [
-    ((3, 3, 3), 1, 28, 10, "skip,8,16,full"),
-    ((6, 6, 6), 3, 32, 10, "skip,4,6,8,full"),
-    ((12, 12, 12), 3, 32, 100, "skip,8,10,12,14,16,full"),
-    ((2, 1, 1), 1, 28, 10, "skip,8,full"),
+@pytest.mark.parametrize("depths,channels,size,classes,options,fixed_bits", [
+    ((3, 3, 3), 1, 28, 10, "skip,8,16,full", None),
+    ((6, 6, 6), 3, 32, 10, "skip,4,6,8,full", None),
+    ((12, 12, 12), 3, 32, 100, "skip,8,10,12,14,16,full", None),
+    ((2, 1, 1), 1, 28, 10, "skip,8,full", None),
+    ((3, 3, 3), 1, 28, 10, "skip,2,4,8", 8),
 ])
-def test_derived_layer_table_equals_dfs_resnet(depths, channels, size, classes, options):
+def test_derived_layer_table_equals_dfs_resnet(depths, channels, size, classes, options, fixed_bits):
     model = GatedResNet(ModelConfig(depths=depths, in_channels=channels, input_size=size, num_classes=classes,
-                                    options=parse_options(options)))
+                                    options=parse_options(options), fixed_bits=fixed_bits))
     derived = derive_network(model)
     expected = dfs_resnet(depths, in_channels=channels, input_size=size, num_classes=classes,
-                          n_options=len(model.options))
+                          n_options=len(model.options), fixed_bits=fixed_bits)
     assert derived.layers == expected.layers
     assert derived.units == expected.units
     assert derived.input_shape == expected.input_shape

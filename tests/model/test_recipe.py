@@ -165,3 +165,37 @@ def test_greedy_static_search_lowers_the_cheapest_loss_per_cost_first():
     assert [round(p["cost_pct"], 1) for p in path] == [100.0, 60.0, 20.0, 10.0, 0.0]
     assert [round(p["accuracy_pct"], 1) for p in path] == [90.0, 85.1, 65.1, 25.1, -19.9]
     assert pick(path, 55)["options"] == [1, 1] and pick(path, 100)["options"] == [2, 2]
+
+
+def test_fixed_bits_quantize_the_layers_no_gate_decides():
+    from dfs_sim.workload.resnet import dfs_resnet
+
+    x = torch.randn(16, 1, 12, 12)
+    low = model(options=parse_options("skip,2,4,8"), fixed_bits=8)
+    plain = model(options=parse_options("skip,2,4,8"))
+    plain.load_state_dict(low.state_dict())
+    for net in (low, plain):  # ranges from quantized training passes, then eval
+        net.train()
+        with torch.no_grad():
+            net(x, candidates="all")
+        net.eval()
+    plain.load_state_dict(low.state_dict())
+    with torch.no_grad():
+        skip_all = [0] * low.n_units
+        fixed = low(x, force=skip_all, gates=False).logits
+        full = plain(x, force=skip_all, gates=False).logits
+        # Everything quantized by hand: the stem, block 1, the two skipped projections and the classifier at 8 bits.
+        q = lambda t, m: fake_quantize(t, 8, m.act_min, m.act_max)  # noqa: E731
+        w = lambda m: fake_quantize(m.weight, 8, *torch.aminmax(m.weight))  # noqa: E731
+        h = torch.relu(low.stem_bn(torch.nn.functional.conv2d(q(x, low.stem), w(low.stem), padding=1)))
+        h = low.blocks[0].execute(h, h, 8)
+        for block in low.blocks[1:]:
+            h = block.shortcut(h, 8)
+        by_hand = torch.nn.functional.linear(q(h.mean((2, 3)), low.fc), w(low.fc), low.fc.bias)
+    assert torch.allclose(fixed, by_hand, atol=1e-5) and not torch.allclose(fixed, full)
+    rules = {layer.name: (layer.precision, layer.w_bits) for layer in dfs_resnet((2, 1, 1), fixed_bits=8).layers}
+    assert rules["stem"] == rules["block1.conv1"] == rules["fc"] == ("fixed", 8)
+    assert rules["block3.proj"] == ("shortcut", 8) and rules["block2.conv1"] == ("unit", 0)
+    proj = next(layer for layer in dfs_resnet((2, 1, 1), fixed_bits=8).layers if layer.name == "block3.proj")
+    cases = np.array([[0, 0], [2, 2], [8, 8], [32, 32]])  # skip, 2, 8, the full-precision reference
+    assert proj.case_bits(cases).tolist() == [[8, 8], [2, 2], [8, 8], [32, 32]]
