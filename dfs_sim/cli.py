@@ -65,9 +65,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dfs_sim.trace import load_trace
     from dfs_sim.workload.network import load_network
 
+    from dfs_sim.reference import parse_reference
+
     budgets = parse_budgets(args.budget)
+    reference = parse_reference(args.reference)
     if args.batch is not None and args.batch < 1:
         raise InputError("--batch", None, f"must be >= 1, got {args.batch}")
+    if args.per_input and args.per_layer:
+        raise InputError("--per-input", None, "give either --per-input or --per-layer, not both")
+    if args.per_input:
+        from dfs_sim.report.inputs import per_input_format
+
+        args.format = per_input_format(args.output, args.format)
     if args.trace is not None and args.network is not None:
         raise InputError("--network", None, "give either --trace or --network, not both")
     notes = []
@@ -80,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         hw = load_hw(hw_name)
         if network.n_units:
             raise InputError(args.network, "units", "a network with gated units needs a trace (--trace)")
-        result = simulate_network(network, hw, batch=args.batch)
+        result = simulate_network(network, hw, batch=args.batch, reference=reference)
     else:
         trace_path = args.trace
         if trace_path is None:
@@ -88,13 +97,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             notes.insert(0, f"no --trace given; using the shipped trace {display_path(trace_path)}")
         hw = load_hw(hw_name)
         trace = load_trace(display_path(trace_path))
-        result = simulate(trace, hw, batch=args.batch, policy=args.policy, budgets=budgets)
+        result = simulate(trace, hw, batch=args.batch, policy=args.policy, budgets=budgets, reference=reference)
     for note in notes:  # only once the inputs are known good, so an error stays a single line
         print(f"dfs-sim: {note}", file=sys.stderr)
-    if args.per_layer:
-        text = render_frame(result.per_layer, args.format)
+    fmt = args.format or "table"
+    if args.per_input:
+        from dfs_sim.report.inputs import per_input_frame, write_parquet
+
+        frame = per_input_frame(result)
+        if fmt == "parquet":
+            write_parquet(frame, args.output)
+            return 0
+        text = render_frame(frame, fmt)
+    elif args.per_layer:
+        text = render_frame(result.per_layer, fmt)
     else:
-        text = render_summary(result.summary, args.format)
+        text = render_summary(result.summary, fmt)
     write_output(text, args.output)
     return 0
 
@@ -124,8 +142,11 @@ def cmd_frontier(args: argparse.Namespace) -> int:
 
     check_figure_path(args.output)
     _check_csv_path(args.csv)
+    from dfs_sim.reference import parse_reference
+
+    reference = parse_reference(args.reference)
     traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW])
-    points = frontier_points(traces, hws, x=args.x, relative=not args.absolute)
+    points = frontier_points(traces, hws, x=args.x, relative=not args.absolute, reference=reference)
     _write_csv(points.drop(columns=["x", "y"]), args.csv)
     plot_frontier(points, args.output, x=args.x, relative=not args.absolute)
     print(f"dfs-sim: wrote {args.output} ({len(points)} points)" + (f" and {args.csv}" if args.csv else ""),
@@ -141,13 +162,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
     batch = {"batch": getattr(args, "batch", None), "policy": getattr(args, "policy", None)}
     if getattr(args, "batch", None) is not None and args.batch < 1:
         raise InputError("--batch", None, f"must be >= 1, got {args.batch}")
+    if getattr(args, "reference", None) is not None:
+        from dfs_sim.reference import parse_reference
+
+        batch["reference"] = parse_reference(args.reference)
     if args.figure == "proxy":
         from dfs_sim.hardware.config import load_hw
         from dfs_sim.plot.proxy import plot_proxy
 
         traces, hws = _load_all(args.trace, args.hw)
-        reference = None if args.reference == "own" else load_hw(args.reference)
-        points = plot_proxy(traces, hws, args.output, metric=args.metric, reference=reference, **batch)
+        on = None if args.reference_hw is None else load_hw(args.reference_hw)
+        points = plot_proxy(traces, hws, args.output, metric=args.metric, reference_hw=on, **batch)
         _write_csv(points, args.csv)
     elif args.figure == "decisions":
         from dfs_sim.plot.figures import plot_decisions
@@ -302,6 +327,7 @@ def _add_batch(parser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from dfs_sim import __version__
+    from dfs_sim.reference import REFERENCE_HELP
     from dfs_sim.plot.common import PROXY_METRICS as METRICS
     from dfs_sim.regress import DEFAULT_RTOL
 
@@ -323,9 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", action="append", metavar="METRIC=VALUE",
                      help="absolute per-input budget, e.g. energy_uj=2 or latency_us=60000 (repeatable); the report "
                           "counts the inputs over it. " + LATENCY_BUDGET)
-    run.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
-    run.add_argument("-o", "--output", help="write here instead of stdout")
+    run.add_argument("--reference", metavar="full|native|W/A", help=REFERENCE_HELP)
+    run.add_argument("--format", choices=("table", "json", "csv"),
+                     help="output format (default: table). With --per-input the default follows the -o suffix "
+                          "(.csv, .json, .parquet), else csv")
+    run.add_argument("-o", "--output", help="write here instead of stdout (--per-input: .csv, .json, or .parquet "
+                                            "with pyarrow installed)")
     run.add_argument("--per-layer", action="store_true", help="report per layer instead of the summary")
+    run.add_argument("--per-input", action="store_true",
+                     help="report one row per input instead of the summary: cost, energy as %% of the reference, "
+                          "options chosen, label, prediction")
     run.set_defaults(handler=cmd_run)
 
     frontier = sub.add_parser("frontier", help="plot accuracy (or budget) against cost for traces x accelerators",
@@ -342,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     frontier.add_argument("--absolute", action="store_true",
                           help="absolute cost (one panel per accelerator where their scales differ more than 10x), "
                                "not %% of each accelerator's own full precision")
+    frontier.add_argument("--reference", metavar="full|native|W/A", help=REFERENCE_HELP)
     frontier.add_argument("--csv", metavar="POINTS", help="also write the points as CSV")
     frontier.set_defaults(handler=cmd_frontier)
 
@@ -357,9 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--hw", nargs="+", metavar="H", default=PROXY_DEFAULT_HW, help=_hw_help("accelerators"))
     proxy.add_argument("--metric", choices=tuple(METRICS), default="energy_uj",
                        help="the real cost: " + "; ".join(f"{k}: {name}" for k, (name, _) in METRICS.items()))
-    proxy.add_argument("--reference", default="own", metavar="own|H",
-                       help="100 %%: 'own' is each accelerator's own full precision (16 bits on Stripes, 32 on Bit "
-                            "Fusion); an accelerator H puts every line against full precision on H")
+    proxy.add_argument("--reference-hw", metavar="H",
+                       help="run the reference on accelerator H for every line (default: each accelerator's own "
+                            "reference, e.g. full precision at 16 bits on Stripes, 32 on Bit Fusion)")
     proxy.add_argument("--csv", metavar="POINTS", help="also write the points as CSV")
     decisions = figures.add_parser("decisions", help="share of each option per gated block, one panel per trace")
     decisions.add_argument("--trace", nargs="+", required=True, metavar="T", help="trace files (.npz)")
@@ -386,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("--trace", required=True, nargs=1, metavar="T", help="one trace file (.npz)")
     layers.add_argument("--hw", nargs="+", metavar="H", help=_hw_help("accelerators") + f" (default: {DEFAULT_HW})")
     layers.add_argument("--csv", metavar="LAYERS", help="also write the per-layer, per-option costs as CSV")
+    for figure in (proxy, latency, energy):
+        figure.add_argument("--reference", metavar="full|native|W/A", help=REFERENCE_HELP)
     for figure in (proxy, decisions, latency, energy, layers):
         figure.add_argument("-o", "--output", required=True, help=FIGURE_HELP)
         if figure is not decisions:
