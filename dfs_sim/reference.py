@@ -99,10 +99,14 @@ def static_default(network: Network) -> Reference:
 
 def reference_network(network: Network, reference: Reference, hw) -> Network | None:
     """The network with every layer at the reference, without units; None when that is exactly the
-    cost table's full-precision case (full, and no layer at fixed bits)."""
+    cost table's full-precision case: full precision and no layer at fixed bits, or a static network
+    whose layers all run at the reference's bits already."""
+    bits = reference.bits(hw)
     if reference.is_full and all(layer.precision != "fixed" for layer in network.layers):
         return None
-    bits = reference.bits(hw)
+    if bits is not None and not network.n_units and all(
+            layer.precision == "fixed" and (layer.w_bits, layer.a_bits) == bits for layer in network.layers):
+        return None
     if bits is not None and max(bits) > hw.max_bits and hw.wider == "error":
         raise InputError("--reference", None, f"{reference.spec} needs more than the {hw.max_bits} bits {hw.name} "
                                               f"runs (precision.wider: error in {hw.path})")

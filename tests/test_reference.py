@@ -186,3 +186,16 @@ def test_dir_lists_the_lazy_api():
     names = dir(dfs_sim)
     for name in ("simulate", "load_trace", "load_hw", "SimResult", "simulate_network", "load_network"):
         assert name in names
+
+
+def test_reference_and_per_input_do_not_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from dfs_sim.cli import main; "
+            f"assert main(['run', '--trace', {str(TRACE)!r}, '--reference', '8/8', '--per-input', '-o', "
+            f"{str(tmp_path / 'inputs.csv')!r}]) == 0; "
+            f"assert main(['run', '--network', {str(ROOT / 'hw_configs' / 'networks' / 'bitfusion_lenet5.yaml')!r}, "
+            "'--hw', 'bitfusion', '--reference', 'native', '--format', 'json', '-o', " + repr(str(tmp_path / "r.json"))
+            + "]) == 0; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

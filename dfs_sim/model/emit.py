@@ -9,16 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch import nn
 
 import dfs_sim
-from dfs_sim.errors import InputError, require
+from dfs_sim.errors import require
 from dfs_sim.model.data import DATASETS, DEFAULT_ROOTS, Batches, load_split
 from dfs_sim.model.gated_resnet import FULL, GatedResNet, resolve_force
 from dfs_sim.model.recorder import Recorder
 from dfs_sim.model.train import _commands, load_checkpoint, predict, setup, summarize
-from dfs_sim.trace import write_trace
-from dfs_sim.workload.network import Layer, Network
+from dfs_sim.workload.network import Network
 
 
 def _dfs_layer_name(path: str, call: int) -> str:
@@ -165,134 +163,3 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
                           predictions=result["predictions"], gate_probs=result.get("gate_probs"), budget_pct=budget,
                           budget_metric=budget_metric, budget_cost=budget_cost, provenance=provenance)
     return path, summary
-
-
-@torch.no_grad()
-def _legacy_derive_network(model: GatedResNet) -> Network:
-    """Build the layer table by running the model on one input and recording every layer's
-    input and output shape with forward hooks. Names, order, kinds, units and precision rules
-    follow dfs_sim.workload.resnet.dfs_resnet."""
-    config = model.config
-    shapes: dict[nn.Module, list] = {}
-    reads_input: set[nn.Module] = set()
-    param = next(model.parameters())
-    x = torch.zeros(1, config.in_channels, config.input_size, config.input_size, device=param.device)
-
-    def record(module, inputs, output):
-        output = output[0] if isinstance(output, tuple) else output  # LSTMCell returns (h, c)
-        shapes.setdefault(module, []).append((tuple(inputs[0].shape[1:]), tuple(output.shape[1:])))
-        if inputs[0] is x:
-            reads_input.add(module)
-
-    watched = [model.stem, model.lstm, model.gate_fc, model.pool, model.fc]
-    for block in model.blocks:
-        watched += [block.conv1, block.conv2] + ([block.proj[0]] if block.proj is not None else [])
-    for gate in model.gates:
-        watched += [gate.pool, gate.embed]
-    handles = [m.register_forward_hook(record) for m in watched]
-    was_training = model.training
-    try:
-        model.eval()
-        model(x, force=FULL)  # full precision everywhere, gates run: every layer fires once
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    require(len(shapes[model.lstm]) == model.n_units, "model", "lstm", "the shared LSTM must step once per gate")
-
-    def conv(name, module, unit=None, precision="full"):
-        (c_in, h_in, w_in), (c_out, h_out, w_out) = shapes[module][0]
-        return Layer(name, "conv", c_in, c_out, h_in, w_in, h_out, w_out, module.kernel_size[0],
-                     module.stride[0], module.padding[0], module.groups, unit=unit, precision=precision,
-                     reads_input=module in reads_input)
-
-    def pool(name, module):
-        (channels, h, w), _ = shapes[module][0]
-        require(h == w, "model", name, "global pooling of a non-square map")
-        return Layer(name, "pool", channels, channels, h, w, 1, 1, kernel=h)
-
-    layers, units = [conv("stem", model.stem)], []
-    for index, block in enumerate(model.blocks, start=1):
-        unit = None
-        if index > 1:
-            unit, gate = len(units), model.gates[index - 2]
-            units.append(f"block{index}")
-            layers += [pool(f"gate{index}.pool", gate.pool),
-                       Layer(f"gate{index}.embed", "gate-embed", gate.embed.in_channels, gate.embed.out_channels),
-                       Layer(f"gate{index}.lstm", "lstm", model.lstm.input_size + model.lstm.hidden_size,
-                             4 * model.lstm.hidden_size),
-                       Layer(f"gate{index}.fc", "gate-fc", model.gate_fc.in_features, model.gate_fc.out_features)]
-        rule = "full" if unit is None else "unit"
-        layers += [conv(f"block{index}.conv1", block.conv1, unit, rule),
-                   conv(f"block{index}.conv2", block.conv2, unit, rule)]
-        if block.proj is not None:  # runs even when the block is skipped (then at full precision)
-            rule = "full" if unit is None or not block.quantized_projection else "shortcut"
-            layers.append(conv(f"block{index}.proj", block.proj[0], unit, rule))
-    layers += [pool("pool", model.pool), Layer("fc", "fc", model.fc.in_features, model.fc.out_features)]
-    description = (f"DFS-{config.arch} derived from the PyTorch model: stages {list(config.depths)}, widths "
-                   f"{list(config.widths)}, input {config.in_channels}x{config.input_size}x{config.input_size}, "
-                   f"{len(units)} gated blocks, {len(model.options)} options")
-    return Network(config.arch, tuple(layers), tuple(units),
-                   (config.in_channels, config.input_size, config.input_size), description)
-
-
-class _LegacyDensityProbe:
-    """Counts the non-zero share of feature maps as the model runs, to record per-layer densities.
-
-    Each stored map is measured where a layer reads it: a conv's input (over the inputs that run
-    it), and every block's output at the next gate's pooling or the final pooling, which see it for
-    every input whether or not the block ran. A layer's output density is that of the map it
-    writes: the next conv's input after the stem and a block's first conv, the block output after
-    its second conv and projection.
-    """
-
-    def __init__(self, model: GatedResNet):
-        self.model = model
-        self.counts: dict[nn.Module, list[int]] = {}
-        readers = [model.pool] + [gate.pool for gate in model.gates]
-        for block in model.blocks:
-            readers += [block.conv1, block.conv2] + ([block.proj[0]] if block.proj is not None else [])
-        self.handles = [m.register_forward_pre_hook(self._count) for m in readers]
-
-    def _count(self, module, inputs):
-        x = inputs[0]
-        tally = self.counts.setdefault(module, [0, 0])
-        tally[0] += int(torch.count_nonzero(x))
-        tally[1] += x.numel()
-
-    def close(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-
-    def density(self, module) -> float | None:
-        nonzero, total = self.counts.get(module, (0, 0))
-        return round(nonzero / total, 4) if total else None
-
-    def annotate(self, network: Network) -> Network:
-        """The network with each conv and pooling layer's measured input and output densities."""
-        model = self.model
-        block_out = []  # block i's output is read by gate i+1's pooling, the last one by the final pooling
-        for index in range(1, len(model.blocks) + 1):
-            if index == len(model.blocks):
-                block_out.append(self.density(model.pool))
-                continue
-            after = model.blocks[index]  # without gates (forced runs), the next block's readers stand in
-            readers = [model.gates[index - 1].pool] + ([after.proj[0]] if after.proj is not None else [])
-            measured = [d for d in map(self.density, readers + [after.conv1]) if d is not None]
-            block_out.append(measured[0] if measured else None)
-        densities = {"stem": (None, self.density(model.blocks[0].conv1)), "pool": (block_out[-1], None)}
-        for index, block in enumerate(model.blocks, start=1):
-            out = block_out[index - 1]
-            densities[f"block{index}.conv1"] = (self.density(block.conv1), self.density(block.conv2))
-            densities[f"block{index}.conv2"] = (self.density(block.conv2), out)
-            if block.proj is not None:
-                densities[f"block{index}.proj"] = (self.density(block.proj[0]), out)
-            if index > 1:
-                densities[f"gate{index}.pool"] = (block_out[index - 2], None)
-        def with_densities(layer):
-            density_in, density_out = densities.get(layer.name, (None, None))
-            return replace(layer, input_density=density_in, output_density=density_out)
-
-        return replace(network, layers=tuple(map(with_densities, network.layers)), meta=dict(network.meta))
-
-

@@ -25,9 +25,8 @@ checks that each layer ran for exactly the inputs the decisions say.
 """
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 

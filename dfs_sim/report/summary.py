@@ -84,7 +84,7 @@ def reference_section(result, metrics: dict) -> dict:
               "energy_uj": energy_pj * 1e-6, "dram_bytes": dram_bits / 8, "sram_bytes": sram_bits / 8}
     section = result.reference.to_dict(result.hw)
     section["metrics"] = {name: {"value": float(value),
-                                 "pct": _finite(100.0 * metrics[name]["mean"] / value) if value else None}
+                                 "pct": _finite(float(100.0 * metrics[name]["mean"] / value)) if value else None}
                           for name, value in values.items()}
     return section
 

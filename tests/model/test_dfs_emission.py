@@ -1,4 +1,8 @@
-"""The DFS GatedResNet goes through the generic recorder: its traces equal the old emission's."""
+"""The DFS GatedResNet goes through the generic recorder: its traces equal the old emission's.
+
+The old emission derived the table with hand-written hooks (held equal to dfs_resnet) and measured
+densities with OldDensityProbe below; the commit that replaced it ran these tests against the old
+code itself before deleting it."""
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,13 +51,87 @@ def batches(n=96, seed=1):
     return Batches(images, labels, SPEC, 40, train=False)  # 40 does not divide 96: a ragged last batch
 
 
+class OldDensityProbe:
+    """The old emission's density probe (dfs_sim/model/emit.py before the recorder), kept verbatim as
+    this test's oracle.
+
+    Counts the non-zero share of feature maps as the model runs, to record per-layer densities.
+
+    Each stored map is measured where a layer reads it: a conv's input (over the inputs that run
+    it), and every block's output at the next gate's pooling or the final pooling, which see it for
+    every input whether or not the block ran. A layer's output density is that of the map it
+    writes: the next conv's input after the stem and a block's first conv, the block output after
+    its second conv and projection.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.counts: dict = {}
+        readers = [model.pool] + [gate.pool for gate in model.gates]
+        for block in model.blocks:
+            readers += [block.conv1, block.conv2] + ([block.proj[0]] if block.proj is not None else [])
+        self.handles = [m.register_forward_pre_hook(self._count) for m in readers]
+
+    def _count(self, module, inputs):
+        x = inputs[0]
+        tally = self.counts.setdefault(module, [0, 0])
+        tally[0] += int(torch.count_nonzero(x))
+        tally[1] += x.numel()
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def density(self, module) -> float | None:
+        nonzero, total = self.counts.get(module, (0, 0))
+        return round(nonzero / total, 4) if total else None
+
+    def annotate(self, network):
+        """The network with each conv and pooling layer's measured input and output densities."""
+        model = self.model
+        block_out = []  # block i's output is read by gate i+1's pooling, the last one by the final pooling
+        for index in range(1, len(model.blocks) + 1):
+            if index == len(model.blocks):
+                block_out.append(self.density(model.pool))
+                continue
+            after = model.blocks[index]  # without gates (forced runs), the next block's readers stand in
+            readers = [model.gates[index - 1].pool] + ([after.proj[0]] if after.proj is not None else [])
+            measured = [d for d in map(self.density, readers + [after.conv1]) if d is not None]
+            block_out.append(measured[0] if measured else None)
+        densities = {"stem": (None, self.density(model.blocks[0].conv1)), "pool": (block_out[-1], None)}
+        for index, block in enumerate(model.blocks, start=1):
+            out = block_out[index - 1]
+            densities[f"block{index}.conv1"] = (self.density(block.conv1), self.density(block.conv2))
+            densities[f"block{index}.conv2"] = (self.density(block.conv2), out)
+            if block.proj is not None:
+                densities[f"block{index}.proj"] = (self.density(block.proj[0]), out)
+            if index > 1:
+                densities[f"gate{index}.pool"] = (block_out[index - 2], None)
+        def with_densities(layer):
+            density_in, density_out = densities.get(layer.name, (None, None))
+            return replace(layer, input_density=density_in, output_density=density_out)
+
+        return replace(network, layers=tuple(map(with_densities, network.layers)), meta=dict(network.meta))
+
+
+def old_table(model):
+    """The old derive_network's table: dfs_resnet (test_recorder_table_is_dfs_resnet and, before it,
+    test_gated_resnet held the old derivation to it) with the old description."""
+    c = model.config
+    network = dfs_resnet(c.depths, in_channels=c.in_channels, input_size=c.input_size, num_classes=c.num_classes,
+                         n_options=len(model.options), widths=c.widths, name=c.arch, projection=c.projection)
+    return replace(network, description=f"DFS-{c.arch} derived from the PyTorch model: stages {list(c.depths)}, "
+                                        f"widths {list(c.widths)}, input {c.in_channels}x{c.input_size}x"
+                                        f"{c.input_size}, {model.n_units} gated blocks, {len(model.options)} options")
+
+
 def legacy(model, data, force, gate_probs):
-    probe = emit._LegacyDensityProbe(model)
+    probe = OldDensityProbe(model)
     try:
         result = predict(model, data, force=force, gate_probs=gate_probs)
     finally:
         probe.close()
-    return probe.annotate(emit._legacy_derive_network(model)), result
+    return probe.annotate(old_table(model)), result
 
 
 def recorded(model, data, force, gate_probs):
