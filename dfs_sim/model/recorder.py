@@ -28,6 +28,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -518,9 +519,8 @@ class _Derivation(TorchFunctionMode):
         fresh = self._fresh(args)
         inputs = list(_tensors(args))
         for tensor in _tensors(output):
-            if any(tensor is t for t in inputs):  # in place: the map keeps its writers
-                fresh = fresh | (self._producers(tensor) - self.read)
-            self._tag(tensor, fresh)
+            in_place = any(tensor is t for t in inputs)  # the map keeps its writers
+            self._tag(tensor, fresh | (self._producers(tensor) - self.read) if in_place else fresh)
 
     def _module_layer(self, module, args, output) -> None:
         x = args[0]
@@ -647,9 +647,10 @@ class _Derivation(TorchFunctionMode):
             shape = self._linear_shape(args[0], weight.shape[1], weight.shape[0], where)
             self._add_layer(path, "linear", "fc", shape, args[0], result)
         elif func in (F.max_pool2d, F.avg_pool2d):
-            names = ("input", "kernel_size", "stride", "padding")
+            names = ("input", "kernel_size", "stride", "padding") + (("dilation",) if func is F.max_pool2d else ())
             call = {**dict(zip(names, args)), **kwargs}
-            pool = nn.MaxPool2d(call["kernel_size"], call.get("stride") or None, call.get("padding", 0))
+            pool = SimpleNamespace(kernel_size=call["kernel_size"], stride=call.get("stride") or None,
+                                   padding=call.get("padding", 0), dilation=call.get("dilation", 1))
             out = result[0] if isinstance(result, tuple) else result
             self._add_layer(path, op, "pool", self._pool_shape(call["input"], out, pool, where), call["input"], out)
         elif func in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d):
@@ -801,7 +802,7 @@ class _CountingMode(TorchFunctionMode):
             if is_layer:
                 owner = probe.stack[-1] if probe.stack else None
                 path = probe.paths.path(owner, probe.stack) if owner is not None else ""
-                key = (path, {"conv2d": "conv2d", "linear": "linear"}.get(op, op))
+                key = (path, op)
                 if key in probe.keys:
                     probe.count(key, args[0] if args else kwargs["input"])
         return func(*args, **kwargs)
