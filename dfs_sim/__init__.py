@@ -25,6 +25,10 @@ _API = {
 __all__ = sorted(_API)
 
 
+def __dir__():
+    return sorted(set(globals()) | set(_API))
+
+
 def __getattr__(name):
     # Imported on first use, so `dfs-sim --help` and the trace reader don't pay for numba and pandas.
     if name in _API:

@@ -141,9 +141,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dfs_sim.trace import load_trace
     from dfs_sim.workload.network import load_network
 
+    from dfs_sim.reference import parse_reference
+
     budgets = parse_budgets(args.budget)
+    reference = parse_reference(args.reference)
     if args.batch is not None:
         check_batch_size(args.batch)
+    if args.per_input and args.per_layer:
+        raise InputError("--per-input", None, "give either --per-input or --per-layer, not both")
+    if args.per_input:
+        from dfs_sim.report.inputs import per_input_format
+
+        args.format = per_input_format(args.output, args.format)
     if args.trace is not None and args.network is not None:
         raise InputError("--network", None, "give either --trace or --network, not both")
     notes = []
@@ -163,7 +172,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if "computation_pct" in budgets:
             raise InputError("--budget", "computation_pct", "a static network (--network) has no gated units, "
                                                             "so no computation percentage; budget another metric")
-        result = simulate_network(network, hw, batch=args.batch, policy=args.policy, budgets=budgets)
+        result = simulate_network(network, hw, batch=args.batch, policy=args.policy, budgets=budgets,
+                                  reference=reference)
         source = f"{args.network} on {hw.path}"
     else:
         trace_path = args.trace
@@ -175,15 +185,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         if "computation_pct" in budgets and not trace.network.n_units:
             raise InputError("--budget", "computation_pct", "this trace's network has no gated units, so no "
                                                             "computation percentage; budget another metric")
-        result = simulate(trace, hw, batch=args.batch, policy=args.policy, budgets=budgets)
+        result = simulate(trace, hw, batch=args.batch, policy=args.policy, budgets=budgets, reference=reference)
         source = f"{trace.path} on {hw.path}"
     check_report(result, args.per_layer, source)
     for note in notes:  # only once the inputs are known good, so an error stays a single line
         print(f"dfs-sim: {note}", file=sys.stderr)
-    if args.per_layer:
-        text = render_frame(result.per_layer_cases, args.format)
+    fmt = args.format or "table"
+    if args.per_input:
+        from dfs_sim.report.inputs import per_input_frame, write_parquet
+
+        frame = per_input_frame(result)
+        if fmt == "parquet":
+            write_parquet(frame, str(output))
+            return 0
+        text = render_frame(frame, fmt)
+    elif args.per_layer:
+        text = render_frame(result.per_layer_cases, fmt)
     else:
-        text = render_summary(result.summary, args.format)
+        text = render_summary(result.summary, fmt)
     write_output(text, None if output is None else str(output))
     return 0
 
@@ -209,8 +228,11 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     check_output_path(args.output, inputs=args.trace)
     check_figure_path(args.output)
     check_output_path(args.csv, inputs=args.trace, option="--csv")
+    from dfs_sim.reference import parse_reference
+
+    reference = parse_reference(args.reference)
     traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW])
-    points = frontier_points(traces, hws, x=args.x, relative=not args.absolute)
+    points = frontier_points(traces, hws, x=args.x, relative=not args.absolute, reference=reference)
     _write_csv(points.drop(columns=["x", "y"]), args.csv)
     plot_frontier(points, args.output, x=args.x, relative=not args.absolute)
     print(f"dfs-sim: wrote {args.output} ({len(points)} points)" + (f" and {args.csv}" if args.csv else ""),
@@ -227,13 +249,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
     batch = {"batch": getattr(args, "batch", None), "policy": getattr(args, "policy", None)}
     if getattr(args, "batch", None) is not None and args.batch < 1:
         raise InputError("--batch", None, f"must be >= 1, got {args.batch}")
+    if getattr(args, "reference", None) is not None:
+        from dfs_sim.reference import parse_reference
+
+        batch["reference"] = parse_reference(args.reference)
     if args.figure == "proxy":
         from dfs_sim.hardware.config import load_hw
         from dfs_sim.plot.proxy import plot_proxy
 
         traces, hws = _load_all(args.trace, args.hw)
-        reference = None if args.reference == "own" else load_hw(args.reference)
-        points = plot_proxy(traces, hws, args.output, metric=args.metric, reference=reference, **batch)
+        on = None if args.reference_hw is None else load_hw(args.reference_hw)
+        points = plot_proxy(traces, hws, args.output, metric=args.metric, reference_hw=on, **batch)
         _write_csv(points, args.csv)
     elif args.figure == "decisions":
         from dfs_sim.plot.figures import plot_decisions
@@ -393,6 +419,7 @@ def _add_batch(parser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from dfs_sim import __version__
+    from dfs_sim.reference import REFERENCE_HELP
     from dfs_sim.plot.common import PROXY_METRICS as METRICS
     from dfs_sim.regress import DEFAULT_RTOL
 
@@ -415,9 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", action="append", metavar="METRIC=VALUE",
                      help="absolute per-input budget, e.g. energy_uj=2 or latency_us=60000 (repeatable); the report "
                           "counts the inputs over it. " + LATENCY_BUDGET)
-    run.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
-    run.add_argument("-o", "--output", help="write here instead of stdout")
+    run.add_argument("--reference", metavar="full|native|W/A", help=REFERENCE_HELP)
+    run.add_argument("--format", choices=("table", "json", "csv"),
+                     help="output format (default: table). With --per-input the default follows the -o suffix "
+                          "(.csv, .json, .parquet), else csv")
+    run.add_argument("-o", "--output", help="write here instead of stdout (--per-input: .csv, .json, or .parquet "
+                                            "with pyarrow installed)")
     run.add_argument("--per-layer", action="store_true", help="report per layer instead of the summary")
+    run.add_argument("--per-input", action="store_true",
+                     help="report one row per input instead of the summary: cost, energy as %% of the reference, "
+                          "options chosen, label, prediction")
     run.set_defaults(handler=cmd_run)
 
     frontier = sub.add_parser("frontier", help="plot accuracy (or budget) against cost for traces x accelerators",
@@ -434,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     frontier.add_argument("--absolute", action="store_true",
                           help="absolute cost (one panel per accelerator where their scales differ more than 10x), "
                                "not %% of each accelerator's own full precision")
+    frontier.add_argument("--reference", metavar="full|native|W/A", help=REFERENCE_HELP)
     frontier.add_argument("--csv", metavar="POINTS", help="also write the points as CSV")
     frontier.set_defaults(handler=cmd_frontier)
 
@@ -449,9 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--hw", nargs="+", metavar="H", default=PROXY_DEFAULT_HW, help=_hw_help("accelerators"))
     proxy.add_argument("--metric", choices=tuple(METRICS), default="energy_uj",
                        help="the real cost: " + "; ".join(f"{k}: {name}" for k, (name, _) in METRICS.items()))
-    proxy.add_argument("--reference", default="own", metavar="own|H",
-                       help="100 %%: 'own' is each accelerator's own full precision (16 bits on Stripes, 32 on Bit "
-                            "Fusion); an accelerator H puts every line against full precision on H")
+    proxy.add_argument("--reference-hw", metavar="H",
+                       help="run the reference on accelerator H for every line (default: each accelerator's own "
+                            "reference, e.g. full precision at 16 bits on Stripes, 32 on Bit Fusion)")
     proxy.add_argument("--csv", metavar="POINTS", help="also write the points as CSV")
     decisions = figures.add_parser("decisions", help="share of each option per gated block, one panel per trace")
     decisions.add_argument("--trace", nargs="+", required=True, metavar="T", help="trace files (.npz)")
@@ -478,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("--trace", required=True, nargs=1, metavar="T", help="one trace file (.npz)")
     layers.add_argument("--hw", nargs="+", metavar="H", help=_hw_help("accelerators") + f" (default: {DEFAULT_HW})")
     layers.add_argument("--csv", metavar="LAYERS", help="also write the per-layer, per-option costs as CSV")
+    for figure in (proxy, latency, energy):
+        figure.add_argument("--reference", metavar="full|native|W/A", help=REFERENCE_HELP)
     for figure in (proxy, decisions, latency, energy, layers):
         figure.add_argument("-o", "--output", required=True, help=FIGURE_HELP)
         if figure is not decisions:

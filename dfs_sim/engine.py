@@ -13,6 +13,7 @@ from dfs_sim.cost import aggregate
 from dfs_sim.cost.table import CostTable, build_cost_table
 from dfs_sim.errors import InputError
 from dfs_sim.hardware.config import BATCH_POLICIES, HwConfig, load_hw
+from dfs_sim.reference import FULL, Reference, parse_reference, reference_network, static_default
 from dfs_sim.trace import Trace, load_trace
 
 CHUNK_INPUTS = 1 << 18  # inputs simulated at a time: bounds memory on memory-mapped traces
@@ -35,6 +36,9 @@ class SimResult:
     batch: int
     policy: str
     absolute_budgets: dict = field(default_factory=dict)
+    reference: Reference = FULL  # what "% of reference" compares against (dfs_sim/reference.py)
+    reference_cost: np.ndarray | None = None  # [metrics]: per-input cost of the reference run
+    reference_latency_cycles: float = 0.0
 
     @property
     def n_inputs(self) -> int:
@@ -63,6 +67,20 @@ class SimResult:
 
         return build_summary(self)
 
+    def __repr__(self) -> str:
+        s = self.summary
+        energy = s["metrics"]["energy_uj"]
+        accuracy = "" if s["accuracy"] is None else f", accuracy {s['accuracy']:.2f} %"
+        pct = s["reference"]["metrics"]["energy_uj"]["pct"]
+        return (f"<SimResult {self.trace.name} on {self.hw.name}: {self.n_inputs:,} inputs, batch {self.batch}, "
+                f"energy {energy['mean']:.4g} µJ/input = {'n/a' if pct is None else f'{pct:.1f}'} % of "
+                f"{self.reference.label(self.hw)}{accuracy}>")
+
+    def _repr_html_(self) -> str:
+        from dfs_sim.report.format import summary_html
+
+        return summary_html(self.summary)
+
     @property
     def summary_frame(self) -> pd.DataFrame:
         """The summary as (section, name, value) rows: what `dfs-sim run --format csv` prints."""
@@ -72,8 +90,10 @@ class SimResult:
 
 
 def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None, policy: str | None = None,
-             budgets: dict | None = None) -> SimResult:
-    """Simulate every input of `trace` on `hw`. `batch`/`policy` override the config's."""
+             budgets: dict | None = None, reference: Reference | str | None = None) -> SimResult:
+    """Simulate every input of `trace` on `hw`. `batch`/`policy` override the config's; `reference`
+    ('full', 'native' or 'W/A' such as '8/8', default full) is what "% of reference" compares against."""
+    reference = parse_reference(reference) or FULL
     if not isinstance(trace, Trace):
         trace = load_trace(trace)
     if not isinstance(hw, HwConfig):
@@ -112,6 +132,11 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
     layer_case_totals = np.einsum("lcr,lcrm->lcm", runs, table.layer_cost)
     layer_runs = np.einsum("lcr,r->lc", runs, np.arange(1, size + 1))
     full, full_latency = _full_precision(table, n, size)
+    reference_cost, reference_latency = full, full_latency
+    different = reference_network(trace.network, reference, hw)
+    if different is not None:
+        reference_cost, reference_latency = _full_precision(
+            build_cost_table(different, trace.options, hw, size, source=trace.path), n, size)
 
     clock_hz = hw.clock_mhz * 1e6
     per_input = pd.DataFrame({
@@ -130,12 +155,14 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
     if trace.has_accuracy:
         per_input["correct"] = per_input["label"] == per_input["prediction"]
     return SimResult(trace, hw, table, per_input, totals, layer_case_totals, layer_runs, full, full_latency, size,
-                     mode, dict(budgets or {}))
+                     mode, dict(budgets or {}), reference=reference, reference_cost=reference_cost,
+                     reference_latency_cycles=reference_latency)
 
 
 def simulate_network(network, hw: HwConfig | str, *, batch: int | None = None, policy: str | None = None,
-                     budgets: dict | None = None) -> SimResult:
-    """Run a static network (its layers' own precisions, no gated units) on `hw` for one batch."""
+                     budgets: dict | None = None, reference: Reference | str | None = None) -> SimResult:
+    """Run a static network (its layers' own precisions, no gated units) on `hw` for one batch.
+    `reference` defaults to the network's own highest declared precision (dfs_sim/reference.py)."""
     from dfs_sim.trace import default_options
 
     if not isinstance(hw, HwConfig):
@@ -143,7 +170,7 @@ def simulate_network(network, hw: HwConfig | str, *, batch: int | None = None, p
     hw = hw.with_batch(batch, policy)
     trace = Trace(path=network.name, network=network, options=default_options(),
                   decisions=np.zeros((hw.batch_size, network.n_units), dtype=np.uint8))
-    return simulate(trace, hw, budgets=budgets)
+    return simulate(trace, hw, budgets=budgets, reference=parse_reference(reference) or static_default(network))
 
 
 @contextmanager

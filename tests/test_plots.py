@@ -189,7 +189,7 @@ def test_proxy_figure(model_traces, tmp_path):
     assert any(t.get_text() == "what the proxy promises" for t in fig.axes[0].texts)
     check_figure(fig, tmp_path / "proxy.png")
     # Against one accelerator's full precision, Bit Fusion's 32-bit full precision shows what it costs.
-    against = proxy.proxy_points(traces, hws, reference=dfs_sim.load_hw("stripes"))
+    against = proxy.proxy_points(traces, hws, reference_hw=dfs_sim.load_hw("stripes"))
     bitfusion = against[(against.hw == "BitFusion") & (against.label == "all full precision")]
     assert bitfusion["pct_of_reference"].iloc[0] > 1000
     check_figure(proxy.build_proxy(against, "Stripes"), tmp_path / "proxy_stripes.png")

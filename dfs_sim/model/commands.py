@@ -1,4 +1,4 @@
-"""The `train` and `trace` subcommands. Nothing here imports torch until a handler runs."""
+"""The `train`, `trace` and `network` subcommands. Nothing here imports torch until a handler runs."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,7 @@ _DATASETS = ("fashion-mnist", "cifar10", "cifar100")
 
 
 def register(subparsers) -> None:
-    """Add `train` and `trace` to an argparse subparsers object."""
+    """Add `train`, `trace` and `network` to an argparse subparsers object."""
     train = subparsers.add_parser("train", help="train one stage of a DFS model (resumable)",
                                   description="Train one DFS stage: backbone -> gates -> dfs. Rerunning a "
                                               "command resumes from its checkpoint (-o).")
@@ -103,6 +103,21 @@ def register(subparsers) -> None:
     trace.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     trace.set_defaults(handler=run_trace, model_parser=trace)
 
+    network = subparsers.add_parser(
+        "network", help="write the layer table of a static PyTorch model as a network file (needs dfs-sim[model])",
+        description="Build a PyTorch model, derive its layer table with the recorder (docs/recorder.md) and write "
+                    "it as a network file for `dfs-sim run --network` (docs/networks.md). Layers the cost model "
+                    "cannot cost are refused, never dropped.")
+    network.add_argument("--from-torch", required=True, metavar="MODULE:FACTORY",
+                         help="a module (package.module or path/to/file.py) and a callable in it that returns the "
+                              "model (or the model object itself), e.g. torchvision.models:resnet18")
+    network.add_argument("--input-shape", required=True, metavar="C,H,W", help="one input, e.g. 3,224,224")
+    network.add_argument("--bits", metavar="W/A", help="every layer at fixed W-bit weights and A-bit activations "
+                                                       "(default: full precision)")
+    network.add_argument("--name", help="network name (default: the factory's name)")
+    network.add_argument("-o", "--output", help="network file, .yaml or .json (default: YAML on stdout)")
+    network.set_defaults(handler=run_network)
+
 
 def _require_torch() -> None:
     try:
@@ -148,4 +163,79 @@ def run_trace(args: argparse.Namespace) -> int:
                                device=args.device, progress=args.progress, command=_command(args, "trace"))
     print(f"{path}: {summary['n']} inputs, accuracy {summary['accuracy_pct']:.2f}%, "
           f"computation {summary['computation_pct']:.2f}%")
+    return 0
+
+
+def _input_shape(text: str) -> tuple[int, int, int]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise InputError("--input-shape", None, f"'{text}' is not C,H,W of positive integers, e.g. 3,32,32")
+    return tuple(int(p) for p in parts)
+
+
+def _load_factory(spec: str):
+    """The object named by 'module:attribute' or 'path/to/file.py:attribute'."""
+    import importlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    module_name, sep, attribute = spec.rpartition(":")
+    if not sep or not module_name or not attribute:
+        raise InputError("--from-torch", None, f"'{spec}' is not MODULE:FACTORY, e.g. mymodels:small_cnn")
+    try:
+        if module_name.endswith(".py") or Path(module_name).is_file():
+            path = Path(module_name)
+            if not path.is_file():
+                raise InputError(path, None, "no such file")
+            loader = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            sys.path.insert(0, str(Path.cwd()))
+            try:
+                module = importlib.import_module(module_name)
+            finally:
+                sys.path.pop(0)
+    except ImportError as err:
+        raise InputError("--from-torch", None, f"cannot import '{module_name}' ({err})") from None
+    if not hasattr(module, attribute):
+        raise InputError("--from-torch", None, f"'{module_name}' has no attribute '{attribute}'")
+    return getattr(module, attribute)
+
+
+def run_network(args: argparse.Namespace) -> int:
+    from dfs_sim.cli import write_output
+    from dfs_sim.reference import parse_reference
+    from dfs_sim.workload.files import network_text
+
+    shape = _input_shape(args.input_shape)
+    bits = parse_reference(args.bits, "--bits") if args.bits else None
+    if bits is not None and bits.weight_bits is None:
+        raise InputError("--bits", None, f"'{args.bits}' is not W/A bits, e.g. 8/8")
+    suffix = (args.output or "").rsplit(".", 1)[-1].lower() if args.output and "." in args.output else "yaml"
+    if suffix not in ("yaml", "yml", "json"):
+        raise InputError(args.output, None, "a network file is .yaml, .yml or .json")
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        raise InputError("--from-torch", None, "needs PyTorch: pip install 'dfs-sim[model]'") from None
+    from dfs_sim.model.recorder import Recorder
+
+    factory = _load_factory(args.from_torch)
+    model = factory if isinstance(factory, nn.Module) else factory() if callable(factory) else None
+    if not isinstance(model, nn.Module):
+        raise InputError("--from-torch", None, f"'{args.from_torch}' did not give a torch.nn.Module")
+    name = args.name or args.from_torch.rpartition(":")[2]
+    recorder = Recorder(model, shape, name=name, description=f"derived from {args.from_torch} with input {shape}")
+    if bits is not None:
+        recorder.fixed(model, w_bits=bits.weight_bits, a_bits=bits.act_bits)
+    with torch.no_grad():
+        network = recorder.network()
+    header = (f"dfs-sim network --from-torch {args.from_torch} --input-shape {args.input_shape}"
+              + (f" --bits {args.bits}" if args.bits else "") + "\nh_out, w_out, macs and weights follow from the "
+              "shapes (docs/networks.md). Left out by the recorder (fused into the layers before them): "
+              + (", ".join(f"{k} x{v}" for k, v in sorted(recorder.fused.items())) or "nothing"))
+    write_output(network_text(network, "json" if suffix == "json" else "yaml", header), args.output)
     return 0

@@ -3,153 +3,82 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch import nn
 
 import dfs_sim
-from dfs_sim.errors import InputError, require
+from dfs_sim.errors import require
 from dfs_sim.model.data import DATASETS, DEFAULT_ROOTS, Batches, load_split
 from dfs_sim.model.gated_resnet import FULL, GatedResNet, resolve_force
+from dfs_sim.model.recorder import Recorder
 from dfs_sim.model.train import _commands, load_checkpoint, predict, setup, summarize
-from dfs_sim.trace import write_trace
-from dfs_sim.workload.network import Layer, Network
+from dfs_sim.workload.network import Network
 
 
-@torch.no_grad()
-def derive_network(model: GatedResNet) -> Network:
-    """Build the layer table by running the model on one input and recording every layer's
-    input and output shape with forward hooks. Names, order, kinds, units and precision rules
-    follow dfs_sim.workload.resnet.dfs_resnet."""
+def _dfs_layer_name(path: str, call: int) -> str:
+    """The names of dfs_sim.workload.resnet.dfs_resnet: block3.conv1, block3.proj, gate3.embed, gate3.lstm."""
+    match = re.fullmatch(r"blocks\.(\d+)\.(conv1|conv2|proj)(?:\.0)?", path)
+    if match:
+        return f"block{int(match[1]) + 1}.{match[2]}"
+    match = re.fullmatch(r"gates\.(\d+)\.(pool|embed)", path)
+    if match:
+        return f"gate{int(match[1]) + 2}.{match[2]}"
+    if path in ("lstm", "gate_fc"):  # shared by every gate, one call per gate
+        return f"gate{call + 2}.{'lstm' if path == 'lstm' else 'fc'}"
+    return path
+
+
+def dfs_recorder(model: GatedResNet) -> Recorder:
+    """The recorder for a GatedResNet: blocks 2.. are the units, each decided by its gate; a
+    downsampling projection follows its block (full precision, or the model's fixed bits, when
+    skipped) or, with `projection="full"`, always runs at full precision; with `fixed_bits` the
+    stem, block 1 and the classifier run at those bits."""
     config = model.config
-    shapes: dict[nn.Module, list] = {}
-    reads_input: set[nn.Module] = set()
-    param = next(model.parameters())
-    x = torch.zeros(1, config.in_channels, config.input_size, config.input_size, device=param.device)
-
-    def record(module, inputs, output):
-        output = output[0] if isinstance(output, tuple) else output  # LSTMCell returns (h, c)
-        shapes.setdefault(module, []).append((tuple(inputs[0].shape[1:]), tuple(output.shape[1:])))
-        if inputs[0] is x:
-            reads_input.add(module)
-
-    watched = [model.stem, model.lstm, model.gate_fc, model.pool, model.fc]
-    for block in model.blocks:
-        watched += [block.conv1, block.conv2] + ([block.proj[0]] if block.proj is not None else [])
-    for gate in model.gates:
-        watched += [gate.pool, gate.embed]
-    handles = [m.register_forward_hook(record) for m in watched]
-    was_training = model.training
-    try:
-        model.eval()
-        model(x, force=FULL)  # full precision everywhere, gates run: every layer fires once
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    require(len(shapes[model.lstm]) == model.n_units, "model", "lstm", "the shared LSTM must step once per gate")
-
-    # What the layers no gate decides run at: full precision, or the model's fixed bits.
-    bits = {} if config.fixed_bits is None else {"w_bits": config.fixed_bits, "a_bits": config.fixed_bits}
-    fixed = {"precision": "full"} if not bits else {"precision": "fixed", **bits}
-
-    def conv(name, module, unit=None, precision="full", **rule):
-        (c_in, h_in, w_in), (c_out, h_out, w_out) = shapes[module][0]
-        return Layer(name, "conv", c_in, c_out, h_in, w_in, h_out, w_out, module.kernel_size[0],
-                     module.stride[0], module.padding[0], module.groups, unit=unit, precision=precision,
-                     reads_input=module in reads_input, **rule)
-
-    def pool(name, module):
-        (channels, h, w), _ = shapes[module][0]
-        require(h == w, "model", name, "global pooling of a non-square map")
-        return Layer(name, "pool", channels, channels, h, w, 1, 1, kernel=h)
-
-    layers, units = [conv("stem", model.stem, **fixed)], []
-    for index, block in enumerate(model.blocks, start=1):
-        unit = None
-        if index > 1:
-            unit, gate = len(units), model.gates[index - 2]
-            units.append(f"block{index}")
-            layers += [pool(f"gate{index}.pool", gate.pool),
-                       Layer(f"gate{index}.embed", "gate-embed", gate.embed.in_channels, gate.embed.out_channels),
-                       Layer(f"gate{index}.lstm", "lstm", model.lstm.input_size + model.lstm.hidden_size,
-                             4 * model.lstm.hidden_size),
-                       Layer(f"gate{index}.fc", "gate-fc", model.gate_fc.in_features, model.gate_fc.out_features)]
-        rule = fixed if unit is None else {"precision": "unit"}
-        layers += [conv(f"block{index}.conv1", block.conv1, unit, **rule),
-                   conv(f"block{index}.conv2", block.conv2, unit, **rule)]
-        if block.proj is not None:  # runs even when the block is skipped (then at full or fixed bits)
-            rule = fixed if unit is None or not block.quantized_projection else {"precision": "shortcut", **bits}
-            layers.append(conv(f"block{index}.proj", block.proj[0], unit, **rule))
-    layers += [pool("pool", model.pool), Layer("fc", "fc", model.fc.in_features, model.fc.out_features, **fixed)]
     description = (f"DFS-{config.arch} derived from the PyTorch model: stages {list(config.depths)}, widths "
                    f"{list(config.widths)}, input {config.in_channels}x{config.input_size}x{config.input_size}, "
-                   f"{len(units)} gated blocks, {len(model.options)} options")
-    return Network(config.arch, tuple(layers), tuple(units),
-                   (config.in_channels, config.input_size, config.input_size), description)
+                   f"{model.n_units} gated blocks, {len(model.options)} options")
+    recorder = Recorder(model, (config.in_channels, config.input_size, config.input_size), model.options,
+                        name=config.arch, description=description, names=_dfs_layer_name,
+                        run_all=lambda m, x: m(x, force=FULL))  # full precision, gates run: every layer fires
+    skip_bits = {} if config.fixed_bits is None else {"w_bits": config.fixed_bits, "a_bits": config.fixed_bits}
+    if skip_bits:  # the layers no gate decides run at the model's fixed bits
+        recorder.fixed(model.stem, model.blocks[0], model.fc, **skip_bits)
+    for index, block in enumerate(model.blocks[1:], start=2):
+        recorder.unit(f"block{index}", block)
+        if block.proj is not None:
+            if block.quantized_projection:
+                recorder.shortcut(block.proj, **skip_bits)
+            else:
+                recorder.full(block.proj)
+    for gate in model.gates:
+        recorder.kind(gate.embed, "gate-embed")
+    recorder.kind(model.gate_fc, "gate-fc")
+    return recorder
 
 
-class DensityProbe:
-    """Counts the non-zero share of feature maps as the model runs, to record per-layer densities.
+def dfs_order(network: Network) -> Network:
+    """DFS's table lists a block's projection after its convs (the model runs it first)."""
+    layers, held = [], {}
+    for layer in network.layers:
+        block, _, part = layer.name.rpartition(".")
+        if part == "proj":
+            held[block] = layer
+            continue
+        layers.append(layer)
+        if part == "conv2" and block in held:
+            layers.append(held.pop(block))
+    return replace(network, layers=tuple(layers), meta=dict(network.meta))
 
-    Each stored map is measured where a layer reads it: a conv's input (over the inputs that run
-    it), and every block's output at the next gate's pooling or the final pooling, which see it for
-    every input whether or not the block ran. A layer's output density is that of the map it
-    writes: the next conv's input after the stem and a block's first conv, the block output after
-    its second conv and projection.
-    """
 
-    def __init__(self, model: GatedResNet):
-        self.model = model
-        self.counts: dict[nn.Module, list[int]] = {}
-        readers = [model.pool] + [gate.pool for gate in model.gates]
-        for block in model.blocks:
-            readers += [block.conv1, block.conv2] + ([block.proj[0]] if block.proj is not None else [])
-        self.handles = [m.register_forward_pre_hook(self._count) for m in readers]
-
-    def _count(self, module, inputs):
-        x = inputs[0]
-        tally = self.counts.setdefault(module, [0, 0])
-        tally[0] += int(torch.count_nonzero(x))
-        tally[1] += x.numel()
-
-    def close(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-
-    def density(self, module) -> float | None:
-        nonzero, total = self.counts.get(module, (0, 0))
-        return round(nonzero / total, 4) if total else None
-
-    def annotate(self, network: Network) -> Network:
-        """The network with each conv and pooling layer's measured input and output densities."""
-        model = self.model
-        block_out = []  # block i's output is read by gate i+1's pooling, the last one by the final pooling
-        for index in range(1, len(model.blocks) + 1):
-            if index == len(model.blocks):
-                block_out.append(self.density(model.pool))
-                continue
-            after = model.blocks[index]  # without gates (forced runs), the next block's readers stand in
-            readers = [model.gates[index - 1].pool] + ([after.proj[0]] if after.proj is not None else [])
-            measured = [d for d in map(self.density, readers + [after.conv1]) if d is not None]
-            block_out.append(measured[0] if measured else None)
-        densities = {"stem": (None, self.density(model.blocks[0].conv1)), "pool": (block_out[-1], None)}
-        for index, block in enumerate(model.blocks, start=1):
-            out = block_out[index - 1]
-            densities[f"block{index}.conv1"] = (self.density(block.conv1), self.density(block.conv2))
-            densities[f"block{index}.conv2"] = (self.density(block.conv2), out)
-            if block.proj is not None:
-                densities[f"block{index}.proj"] = (self.density(block.proj[0]), out)
-            if index > 1:
-                densities[f"gate{index}.pool"] = (block_out[index - 2], None)
-        def with_densities(layer):
-            density_in, density_out = densities.get(layer.name, (None, None))
-            return replace(layer, input_density=density_in, output_density=density_out)
-
-        return replace(network, layers=tuple(map(with_densities, network.layers)), meta=dict(network.meta))
+def derive_network(model: GatedResNet, probe=None) -> Network:
+    """The layer table of a GatedResNet, derived by the recorder from forward hooks on one input;
+    names, order, kinds, units and precision rules follow dfs_sim.workload.resnet.dfs_resnet."""
+    recorder = probe.recorder if probe is not None else dfs_recorder(model)
+    return dfs_order(recorder.network(probe))
 
 
 def _option_names(model: GatedResNet, force) -> str:
@@ -199,13 +128,12 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
     force = force or train_args.get("static")  # a static model runs its own pinned options
     force_index = None if force is None else resolve_force(model, force)
     want_probs = gate_probs and force_index is None  # under forcing the gates' opinions are moot
-    probe = DensityProbe(model)
-    try:
+    recorder = dfs_recorder(model)
+    with recorder.measure() as probe:
         result = predict(model, batches, force=force_index, gate_probs=want_probs, progress=progress)
-    finally:
-        probe.close()
+    recorder.check_runs(probe, result["decisions"])
     summary = summarize(model, result)
-    network = probe.annotate(derive_network(model))
+    network = derive_network(model, probe)
     budget = train_args.get("budget") if ckpt["stage"] == "dfs" and force_index is None else None
     cost = train_args.get("cost", "proxy")
     budget_metric = "computation" if cost == "proxy" else cost
@@ -238,8 +166,7 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
         "tool_version": dfs_sim.__version__,
         "torch_version": torch.__version__,
     }
-    path = write_trace(out, network=network, options=model.options, decisions=result["decisions"],
-                       labels=result["labels"], predictions=result["predictions"],
-                       gate_probs=result.get("gate_probs"), budget_pct=budget, budget_metric=budget_metric,
-                       budget_cost=budget_cost, provenance=provenance)
+    path = recorder.write(out, network=network, decisions=result["decisions"], labels=result["labels"],
+                          predictions=result["predictions"], gate_probs=result.get("gate_probs"), budget_pct=budget,
+                          budget_metric=budget_metric, budget_cost=budget_cost, provenance=provenance)
     return path, summary

@@ -122,12 +122,13 @@ def latency_shares(latency: np.ndarray, budget_us: float) -> float:
     return 100.0 * float(np.count_nonzero(latency <= budget_us)) / max(len(latency), 1)
 
 
-def plot_latency(traces, hws, output, budget_us=None, batch=None, policy=None):
-    return save_figure(build_latency(traces, hws, budget_us, batch, policy), output)
+def plot_latency(traces, hws, output, budget_us=None, batch=None, policy=None, reference=None):
+    return save_figure(build_latency(traces, hws, budget_us, batch, policy, reference), output)
 
 
-def build_latency(traces, hws, budget_us=None, batch=None, policy=None):
-    """Per-input latency CDF per trace, one panel per accelerator."""
+def build_latency(traces, hws, budget_us=None, batch=None, policy=None, reference=None):
+    """Per-input latency CDF per trace, one panel per accelerator; a dotted line at the reference's
+    latency (dfs_sim/reference.py; default full precision)."""
     plt = pyplot()
     from matplotlib.lines import Line2D
 
@@ -138,15 +139,16 @@ def build_latency(traces, hws, budget_us=None, batch=None, policy=None):
     for ax, hw in zip(axes[0], hws):
         shares, full = [], {}
         for i, trace in enumerate(traces):
-            result = simulate(trace, hw, batch=batch, policy=policy)
+            result = simulate(trace, hw, batch=batch, policy=policy, reference=reference)
             latency = np.sort(result.per_input["latency_us"].to_numpy())
             ax.step(latency, np.arange(1, len(latency) + 1) / len(latency), where="post", color=palette(i), lw=1.6)
-            full.setdefault(model_name(trace), result.summary["metrics"]["latency_us"]["full_precision"])
+            full.setdefault(model_name(trace), result.summary["reference"]["metrics"]["latency_us"]["value"])
+            reference_name = "full precision" if result.reference.is_full else result.reference.label(hw)
             if budget_us is not None:
                 shares.append(latency_shares(latency, budget_us))
         for network, value in full.items():
             ax.axvline(value, color="dimgray", ls=":", lw=1.4)
-            name = "full precision" + (f", {network}" if len(full) > 1 else "")
+            name = reference_name + (f", {network}" if len(full) > 1 else "")
             references.append((ax, value, f"{name}: {format_quantity(value, 'µs')}"))
         if budget_us is not None:
             ax.axvline(budget_us, color=REFERENCE_COLOR, ls="--", lw=1.6)
@@ -167,7 +169,7 @@ def build_latency(traces, hws, budget_us=None, batch=None, policy=None):
         ax.set_title(title, fontsize=9, loc="left")
     handles = [Line2D([], [], color=palette(i), lw=1.6, label=label.long if one_series else
                       f"{label.series}: {label.long}") for i, label in enumerate(labels)]
-    handles.append(Line2D([], [], color="dimgray", ls=":", lw=1.4, label="full precision, same accelerator"))
+    handles.append(Line2D([], [], color="dimgray", ls=":", lw=1.4, label=f"{reference_name}, same accelerator"))
     if budget_us is not None:
         handles.append(Line2D([], [], color=REFERENCE_COLOR, ls="--", lw=1.6,
                               label=f"latency budget {format_quantity(budget_us, 'µs')}"))
@@ -181,24 +183,28 @@ def build_latency(traces, hws, budget_us=None, batch=None, policy=None):
     return fig
 
 
-def energy_parts(trace, hws, batch=None, policy=None) -> pd.DataFrame:
-    """One row per (accelerator, energy component): the config's name, the human one, µJ per input."""
+def energy_parts(trace, hws, batch=None, policy=None, reference=None) -> pd.DataFrame:
+    """One row per (accelerator, energy component): the config's name, the human one, µJ per input;
+    with the total, full precision's, and the reference's (dfs_sim/reference.py; default full)."""
     rows = []
     for hw in hws:
-        result = simulate(trace, hw, batch=batch, policy=policy)
+        result = simulate(trace, hw, batch=batch, policy=policy, reference=reference)
         s = result.summary
         full = s["metrics"]["energy_uj"]["full_precision"]
+        against = s["reference"]["metrics"]["energy_uj"]["value"]
+        against_name = "full precision" if result.reference.is_full else result.reference.label(hw)
         total = s["metrics"]["energy_uj"]["mean"]
         for key, value in s["energy_breakdown_uj"].items():
             rows.append({"hw": hw.name, "batch": result.batch, "policy": result.policy,
                          "weights_on_chip": s["weights_resident_on_chip"], "component": s["energy_components"][key],
                          "config_name": key, "energy_uj": value, "share_pct": 100.0 * value / total if total else 0.0,
-                         "total_uj": total, "full_precision_uj": full})
+                         "total_uj": total, "full_precision_uj": full, "reference": against_name,
+                         "reference_uj": against})
     return pd.DataFrame(rows)
 
 
-def plot_energy(trace, hws, output, scale: str = "log", batch=None, policy=None) -> pd.DataFrame:
-    parts = energy_parts(trace, hws, batch, policy)
+def plot_energy(trace, hws, output, scale: str = "log", batch=None, policy=None, reference=None) -> pd.DataFrame:
+    parts = energy_parts(trace, hws, batch, policy, reference)
     save_figure(build_energy(parts, describe(trace), scale), output)
     return parts
 
@@ -215,7 +221,8 @@ def build_energy(parts: pd.DataFrame, label, scale: str = "log"):
     components = [c for c in COMPONENT_COLORS if c in per_hw.columns and per_hw[c].any()]
     components += [c for c in per_hw.columns if c not in components and per_hw[c].any()]
     first = parts.groupby("hw", sort=False).first().reindex(hws)
-    totals, full = first["total_uj"].to_numpy(), first["full_precision_uj"].to_numpy()
+    totals, full = first["total_uj"].to_numpy(), first["reference_uj"].to_numpy()
+    against = first["reference"].iloc[0] if "reference" in first else "full precision"
     fig, (ax, share_ax) = plt.subplots(1, 2, figsize=(max(10, 1.3 * len(hws) + 5.5), 5.6), layout="constrained",
                                        gridspec_kw={"width_ratios": [3, 2]})
     positions = np.arange(len(hws))
@@ -246,7 +253,7 @@ def build_energy(parts: pd.DataFrame, label, scale: str = "log"):
         ax.yaxis.set_minor_formatter(NullFormatter())
     elif relative:
         ax.set_ylim(0, tops.max() * 1.25)
-        ax.set_ylabel("energy per inference, % of full precision on the same accelerator")
+        ax.set_ylabel(f"energy per inference, % of {against} on the same accelerator")
     else:
         ax.set_ylim(0, tops.max() * 1.25)
         ax.set_ylabel("energy per inference (µJ)")
@@ -260,7 +267,7 @@ def build_energy(parts: pd.DataFrame, label, scale: str = "log"):
     share_ax.set_ylabel("share of the accelerator's energy (%)")
     share_ax.set_ylim(0, 100)
     ax.set_title("per inference" + (" (bars: total)" if scale == "log" else "") + "\nlabels: "
-                 + ("" if relative else "energy and ") + "% of full precision, same accelerator",
+                 + ("" if relative else "energy and ") + f"% of {against}, same accelerator",
                  fontsize=9, loc="left")
     share_ax.set_title("where the energy goes", fontsize=9, loc="left")
     batches = dict.fromkeys(f"batch {b} ({p})" for b, p in zip(first["batch"], first["policy"]))
@@ -271,7 +278,7 @@ def build_energy(parts: pd.DataFrame, label, scale: str = "log"):
     if scale == "log":
         handles.insert(0, Patch(color="#8da0cb", label="total (left)"))
     handles.append(Line2D([], [], ls="", marker="_", ms=16, mew=2.2, color=REFERENCE_COLOR,
-                          label="full precision, same accelerator"))
+                          label=f"{against}, same accelerator"))
     side_legend(share_ax, handles)
     finish_layout(fig)
     return fig

@@ -19,12 +19,13 @@ OFF_AXIS_POINTS = 10.0
 PANEL_SCALE_RATIO = 10.0  # absolute costs that differ more than this across accelerators get a panel each
 
 
-def frontier_points(traces, hws, x: str = "energy_uj", relative: bool = True) -> pd.DataFrame:
-    """Simulate every (trace, accelerator) pair; one row per point, with its Pareto flag."""
+def frontier_points(traces, hws, x: str = "energy_uj", relative: bool = True, reference=None) -> pd.DataFrame:
+    """Simulate every (trace, accelerator) pair; one row per point, with its Pareto flag. A relative x
+    is a share of `reference` (dfs_sim/reference.py; default full precision) on the same accelerator."""
     rows = []
     for hw in hws:
         for trace in traces:
-            result = simulate(trace, hw)
+            result = simulate(trace, hw, reference=reference)
             s = result.summary
             label = describe(trace)
             if x == "computation_pct":
@@ -35,13 +36,16 @@ def frontier_points(traces, hws, x: str = "energy_uj", relative: bool = True) ->
                 value = stats["p99" if x == "latency_p99_us" else "mean"]
                 full = stats["full_precision"]
                 unit = FRONTIER_AXES[x][1]
-            relative_value = 100.0 * value / full if full else np.nan
+                against = s["reference"]["metrics"][metric]["value"]
+            relative_value = 100.0 * value / against if x != "computation_pct" and against else np.nan
             rows.append({
                 "trace": trace.path, "series": label.series, "nested": label.nested, "kind": label.kind,
                 "label": label.label, "budget_pct": trace.budget_pct, "computation_pct": s["computation_pct"],
                 "hw": hw.name, "batch": result.batch, "full_precision_bits": full_precision_bits(result),
                 "accuracy_pct": s["accuracy"], "x_metric": x, "x_value": value, "x_unit": unit,
-                "x_full_precision": full, "x_pct_of_full_precision": relative_value,
+                "x_full_precision": full, "x_pct_of_full_precision": 100.0 * value / full if full else np.nan,
+                "reference": result.reference.spec, "reference_label": result.reference.label(hw),
+                "x_reference": against if x != "computation_pct" else np.nan, "x_pct_of_reference": relative_value,
                 "x": relative_value if relative and x != "computation_pct" else value,
             })
     frame = pd.DataFrame(rows)
@@ -128,13 +132,16 @@ def _off_axis(panel: pd.DataFrame, accuracy: bool) -> pd.Series:
     return panel["y"] < panel["y"].max() - OFF_AXIS_POINTS
 
 
-def x_label(x: str, relative: bool) -> str:
+def x_label(x: str, relative: bool, reference: str = "full") -> str:
     name, unit = FRONTIER_AXES[x]
     if x == "computation_pct":
         return f"{name}, % of every gated block at full precision (32 bits)"
-    if relative:
+    if relative and reference == "full":
         return f"{name}, % of full precision on the same accelerator\n(100 % is that accelerator's own full " \
                f"precision: see the legend)"
+    if relative:
+        what = "the accelerator's native width" if reference == "native" else f"{reference} bits"
+        return f"{name}, % of the same network at {what}\n(every layer, on the same accelerator: see the legend)"
     return f"{name} ({unit})"
 
 
@@ -190,7 +197,8 @@ def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = 
             for name, group in below.groupby("label", sort=False):
                 span = ", ".join(dict.fromkeys(f"{v:.1f} %" for v in group["y"]))
                 off_axis[name] = f"{name}: {span} accuracy, off the axis (on its lower edge)"
-        ax.set_xlabel(x_label(x, relative), fontsize=9)
+        ax.set_xlabel(x_label(x, relative, points["reference"].iloc[0] if "reference" in points else "full"),
+                      fontsize=9)
         ax.set_ylabel("test accuracy (%)" if accuracy else "trained budget (% computation)")
         what = "accuracy" if accuracy else "budget (traces without labels)"
         ax.set_title(f"{what} against cost" + (f" on {only_hw}" if only_hw else ""), fontsize=10, loc="left")
@@ -205,8 +213,10 @@ def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = 
         rows = points[points["hw"] == hw]
         note = f"batch {rows['batch'].iloc[0]}"
         if relative:
-            note = f"100 % = {rows['full_precision_bits'].iloc[0]}-bit" + (
-                f", {format_quantity(rows['x_full_precision'].iloc[0], FRONTIER_AXES[x][1])}"
+            against = f"{rows['full_precision_bits'].iloc[0]}-bit" if rows["reference"].iloc[0] == "full" else \
+                rows["reference_label"].iloc[0]
+            note = f"100 % = {against}" + (
+                f", {format_quantity(rows['x_reference'].iloc[0], FRONTIER_AXES[x][1])}"
                 if rows["series"].nunique() == 1 else "") + f"; {note}"
         handles.append(Line2D([], [], color=colors[hw], marker="o", label=f"{hw} ({note})"))
     if len(series_names) > 1:
@@ -226,13 +236,13 @@ def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = 
     title = " and ".join(series_names) if len(series_names) <= 2 else f"{len(series_names)} models"
     fig.suptitle(f"{title}: accuracy against {FRONTIER_AXES[x][0]}", fontsize=11, x=0.01, ha="left")
     if relative:
-        full = points.groupby(["series", "hw"])["x_full_precision"].first()
+        full = points.groupby(["series", "hw"])["x_reference"].first()
         ratios = full.groupby("series").agg(lambda v: v.max() / v.min() if v.min() > 0 else np.nan)
         if (ratios > 2).any():
             series = ratios.idxmax()
             cheap, dear = full[series].idxmin(), full[series].idxmax()
             fig.supxlabel(textwrap.fill(
-                f"Each accelerator is scaled to its own full precision. On {series}, full precision costs "
+                f"Each accelerator is scaled to its own reference. On {series}, the reference costs "
                 f"{ratios[series]:.0f}× as much on {dear} as on {cheap} ({FRONTIER_AXES[x][0]}): use --absolute "
                 f"to compare accelerators.", 100), fontsize=8, x=0.01, ha="left")
     finish_layout(fig)

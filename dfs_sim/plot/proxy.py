@@ -12,26 +12,31 @@ from dfs_sim.plot.layout import finish_layout
 PROXY_AXIS = "computation % (the paper's proxy: skip 0, b bits (b/32)², full precision 1)"
 
 
-def proxy_points(traces, hws, metric: str = "energy_uj", reference=None, batch=None, policy=None) -> pd.DataFrame:
+def proxy_points(traces, hws, metric: str = "energy_uj", reference_hw=None, batch=None, policy=None,
+                 reference=None) -> pd.DataFrame:
     """One row per (trace, accelerator): the proxy and the real cost as a share of the reference.
 
-    `reference` None: each accelerator's own full precision (what it means there: 16 bits on
-    Stripes, 32 on Bit Fusion); an HwConfig: the same trace at full precision on that accelerator.
+    `reference` (dfs_sim/reference.py): what 100 % is, default full precision (what it means on each
+    accelerator: 16 bits on Stripes, 32 on Bit Fusion). `reference_hw` None: the reference on each
+    accelerator itself; an HwConfig: the same trace at the reference on that accelerator.
     """
     rows = []
     for trace in traces:
         label = describe(trace)
         base = None
-        if reference is not None:
-            base = simulate(trace, reference, batch=batch, policy=policy).summary["metrics"][metric]["full_precision"]
+        if reference_hw is not None:
+            base = simulate(trace, reference_hw, batch=batch, policy=policy,
+                            reference=reference).summary["reference"]["metrics"][metric]["value"]
         for hw in hws:
-            result = simulate(trace, hw, batch=batch, policy=policy)
+            result = simulate(trace, hw, batch=batch, policy=policy, reference=reference)
             stats = result.summary["metrics"][metric]
-            denominator = stats["full_precision"] if base is None else base
+            own = result.summary["reference"]["metrics"][metric]["value"]
+            denominator = own if base is None else base
             rows.append({
                 "trace": trace.path, "series": label.series, "nested": label.nested, "kind": label.kind,
                 "label": label.label, "hw": hw.name, "batch": result.batch, "policy": result.policy,
-                "full_precision_bits": full_precision_bits(result),
+                "full_precision_bits": full_precision_bits(result), "reference_spec": result.reference.spec,
+                "reference_label": result.reference.label(hw),
                 "computation_pct": result.summary["computation_pct"], "metric": metric, "value": stats["mean"],
                 "full_precision": stats["full_precision"], "reference": denominator,
                 "pct_of_reference": 100.0 * stats["mean"] / denominator if denominator else np.nan,
@@ -40,11 +45,13 @@ def proxy_points(traces, hws, metric: str = "energy_uj", reference=None, batch=N
 
 
 def reference_text(points: pd.DataFrame, reference_name: str | None) -> str:
+    full = points["reference_spec"].iloc[0] == "full"
+    what = "full precision" if full else f"the network at {points['reference_label'].iloc[0]}"
     if reference_name is None:
-        return "% of full precision on the same accelerator"
+        return f"% of {what} on the same accelerator"
     bits = points.loc[points["hw"] == reference_name, "full_precision_bits"]
-    return f"% of full precision ({bits.iloc[0]}-bit) on {reference_name}" if len(bits) else \
-        f"% of full precision on {reference_name}"
+    return f"% of full precision ({bits.iloc[0]}-bit) on {reference_name}" if full and len(bits) else \
+        f"% of {what} on {reference_name}"
 
 
 def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
@@ -94,8 +101,8 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
     handles = []
     for hw in hws:
         row = points[points["hw"] == hw].iloc[0]
-        note = f"100 % = {row['full_precision_bits']}-bit, batch {row['batch']}" if reference_name is None \
-            else f"batch {row['batch']}"
+        against = f"{row['full_precision_bits']}-bit" if row["reference_spec"] == "full" else row["reference_label"]
+        note = f"100 % = {against}, batch {row['batch']}" if reference_name is None else f"batch {row['batch']}"
         handles.append(Line2D([], [], color=colors[hw], marker="o", label=f"{hw} ({note})"))
     handles.append(Line2D([], [], color=REFERENCE_COLOR, ls="--", label="y = x: what the proxy promises"))
     if points["nested"].any():
@@ -121,7 +128,7 @@ def label_diagonal(ax) -> None:
                 ha="center", va="center", fontsize=9, color=REFERENCE_COLOR)
 
 
-def plot_proxy(traces, hws, output, metric="energy_uj", reference=None, batch=None, policy=None):
-    points = proxy_points(traces, hws, metric, reference, batch, policy)
-    save_figure(build_proxy(points, None if reference is None else reference.name), output)
+def plot_proxy(traces, hws, output, metric="energy_uj", reference_hw=None, batch=None, policy=None, reference=None):
+    points = proxy_points(traces, hws, metric, reference_hw, batch, policy, reference)
+    save_figure(build_proxy(points, None if reference_hw is None else reference_hw.name), output)
     return points

@@ -114,6 +114,11 @@ def summary_rows(summary: dict) -> list[tuple[str, str, object]]:
     for metric, stats in summary["metrics"].items():
         for stat, value in stats.items():
             rows.append((metric, stat, value))
+    if "reference" in summary:
+        rows.append(("reference", "spec", summary["reference"]["spec"]))
+        for metric, entry in summary["reference"]["metrics"].items():
+            rows.append(("reference", metric, entry["value"]))
+            rows.append(("reference", f"{metric}_pct", entry["pct"]))
     for part, value in summary["energy_breakdown_uj"].items():
         rows.append(("energy_breakdown_uj", part, value))
     budget = summary["budget"]
@@ -154,15 +159,24 @@ def summary_table(s: dict) -> str:
     w(f"{'accuracy':<38}{acc}\n")
     w(f"{'computation % (paper proxy)':<38}{format_number(s['computation_pct'])}\n")
     w(f"{'bit-op % (MAC-weighted, all layers)':<38}{format_number(s['bitops_pct'])}\n\n")
+    reference = s.get("reference")
+    against_full = reference is None or all(
+        reference["metrics"][m]["value"] == stats["full_precision"] for m, stats in s["metrics"].items())
+    ref_head, pct_head = ("full prec.", "% of FP") if against_full else ("reference", "% of ref")
     header = f"{'per input':<12}{'unit':>7}{'mean':>15}{'p50':>15}{'p95':>15}{'p99':>15}{'max':>15}" \
-             f"{'full prec.':>15}{'% of FP':>9}\n"
+             f"{ref_head:>15}{pct_head:>9}\n"
     w(header)
     w("-" * (len(header) - 1) + "\n")
     for metric, stats in s["metrics"].items():
-        pct = stats["pct_of_full_precision"]
-        cells = format_row([stats[k] for k in ("mean", "p50", "p95", "p99", "max", "full_precision")])
+        if against_full:
+            ref, pct = stats["full_precision"], stats["pct_of_full_precision"]
+        else:
+            ref, pct = reference["metrics"][metric]["value"], reference["metrics"][metric]["pct"]
+        cells = format_row([stats[k] for k in ("mean", "p50", "p95", "p99", "max")] + [ref])
         w(f"{metric:<12}{_UNITS[metric]:>7}" + "".join(f"{cell:>15}" for cell in cells)
           + f"{'n/a' if pct is None else f'{pct:.1f}':>9}\n")
+    if reference is not None:
+        w(f"reference: {reference['description']} ({reference['origin']})\n")
     w(latency_note(s["batch"]))
     w("\nenergy per input: " + energy_breakdown_line(s) + "\n")
     budget = s["budget"]
@@ -180,6 +194,27 @@ def summary_table(s: dict) -> str:
         w(f"  {name}{what} <= {format_number(entry['budget'])}: {entry['n_over']:,} inputs over "
           f"({entry['share_over_pct']:.2f} %)\n")
     return out.getvalue()
+
+
+def summary_html(s: dict) -> str:
+    """The summary as a small HTML table (a notebook's view of a SimResult)."""
+    from html import escape
+
+    reference = s["reference"]
+    accuracy = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.2f} %"
+    rows = "".join(
+        f"<tr><td>{escape(metric)}</td><td>{escape(_UNITS[metric])}</td>"
+        + "".join(f"<td>{escape(cell)}</td>" for cell in format_row(
+            [stats[k] for k in ("mean", "p50", "p95", "p99", "max")] + [reference["metrics"][metric]["value"]]))
+        + f"<td>{format_number(reference['metrics'][metric]['pct'])}</td></tr>"
+        for metric, stats in s["metrics"].items())
+    head = "".join(f"<th>{h}</th>" for h in ("per input", "unit", "mean", "p50", "p95", "p99", "max", "reference",
+                                             "% of reference"))
+    return (f"<div><p><b>{escape(str(s['trace']))}</b> ({escape(s['network'])}, {s['n_inputs']:,} inputs) on "
+            f"<b>{escape(s['hw'])}</b>, batch {s['batch']['size']} ({s['batch']['policy']}); accuracy {accuracy}; "
+            f"computation (paper proxy) {format_number(s['computation_pct'])} %</p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+            f"<p>reference: {escape(reference['description'])} ({escape(reference['origin'])})</p></div>")
 
 
 def latency_note(batch: dict) -> str:

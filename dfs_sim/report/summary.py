@@ -42,6 +42,7 @@ def build_summary(result) -> dict:
         "sram_bytes": sram_bits / 8,
     }
     metrics = {name: metric_stats(frame[name].to_numpy(), fp_values[name]) for name in fp_values}
+    reference = reference_section(result, metrics)
     breakdown = {name.removeprefix("energy_").removesuffix("_pj"): result.mean(name) * 1e-6 for name in energy_names}
     # From the count, not the mean: 9398 of 10,000 is 93.98, not 93.97999999999999.
     accuracy = 100.0 * int(frame["correct"].sum()) / len(frame) if "correct" in frame and len(frame) else None
@@ -64,12 +65,28 @@ def build_summary(result) -> dict:
         "computation_pct": _finite(comp),
         "bitops_pct": _finite(bitops),
         "accuracy": accuracy,
+        "reference": reference,
         "metrics": metrics,
         "energy_breakdown_uj": breakdown,
         "energy_components": energy_components(hw),
         "budget": budget_section(result, metrics, comp, bitops),
     }
     return summary
+
+
+def reference_section(result, metrics: dict) -> dict:
+    """What "% of reference" compares against (dfs_sim/reference.py), and each metric's mean as a
+    share of the same network run at it on the same accelerator and batch."""
+    from dfs_sim.engine import per_input_columns
+
+    cycles, energy_pj, dram_bits, sram_bits = per_input_columns(result.table, result.reference_cost)
+    values = {"cycles": cycles, "latency_us": result.reference_latency_cycles / (result.hw.clock_mhz * 1e6) * 1e6,
+              "energy_uj": energy_pj * 1e-6, "dram_bytes": dram_bits / 8, "sram_bytes": sram_bits / 8}
+    section = result.reference.to_dict(result.hw)
+    section["metrics"] = {name: {"value": float(value),
+                                 "pct": _finite(float(100.0 * metrics[name]["mean"] / value)) if value else None}
+                          for name, value in values.items()}
+    return section
 
 
 def energy_components(hw) -> dict:

@@ -75,6 +75,9 @@ class Coverage:
 COVERAGE = (
     Coverage("bitfusion", "cycles, memory-wait cycles and DRAM bits of 61 layers (Bit Fusion's simulator); speedup and "
                           "energy over Eyeriss (Bit Fusion paper)", "nothing measured on silicon"),
+    Coverage("bitfusion_physical", "the same array and arithmetic as bitfusion (its targets); how far the physical "
+                                   "rules move its networks is printed beside them", "its physical data movement "
+                                   "has no published per-layer reference"),
     Coverage("stripes", "speedup and energy efficiency over DaDianNao (Stripes paper); p/16 scaling, window grouping "
                         "and FC rate (BitSim, DNNsim, in tests)", "the per-layer precision profiles are recalled, not "
                         "read from the paper"),

@@ -226,7 +226,7 @@ def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> L
     unknown = set(raw) - set(_LAYER_FIELDS)
     if unknown:
         raise InputError(source, f"{where}.{sorted(map(str, unknown))[0]}", "unknown key")
-    for key in ("name", "kind", "c_in", "c_out"):
+    for key in ("name", "kind", "c_in") + (() if raw.get("kind") == "pool" else ("c_out",)):
         require(key in raw, source, f"{where}.{key}", "is required")
     require(_name(raw["name"]), source, f"{where}.name", f"must be a string of 1 to {MAX_NAME_CHARS} characters")
     where = f"network.layers[{index}] ({raw['name']})"
@@ -268,9 +268,27 @@ def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> L
                                                             "neither (full precision when its unit skips)")
     elif "w_bits" in values or "a_bits" in values:
         raise InputError(source, f"{where}.w_bits", "only layers with precision 'fixed' or 'shortcut' carry bits")
+    _derive_fields(values)
     layer = Layer(**values)
     check_layer(layer, source, where)
     return layer
+
+
+def _derive_fields(values: dict) -> None:
+    """Fill in what the shape determines and the file left out: a pool's c_out (= c_in), h_out and
+    w_out of conv and pool layers; macs and weights are derived by Layer itself. Given fields are
+    kept, and check_layer holds them to the shape."""
+    if values["kind"] == "pool":
+        values.setdefault("c_out", values["c_in"])
+    if values["kind"] in _VECTOR_KINDS:
+        return
+    for axis in ("h", "w"):
+        size_in = values.get(f"{axis}_in", 1)
+        if f"{axis}_out" not in values and _is_int(size_in):
+            span = size_in + 2 * values.get("padding", 0) - values.get("kernel", 1)
+            stride = values.get("stride", 1)
+            if span >= 0 and _is_int(stride) and stride >= 1:
+                values[f"{axis}_out"] = span // stride + 1
 
 
 def check_layer(layer: Layer, source: object, where: str) -> None:
