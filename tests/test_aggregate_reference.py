@@ -13,7 +13,7 @@ import pytest
 import dfs_sim
 from dfs_sim.cost import aggregate
 from dfs_sim.engine import _width_rank
-from dfs_sim.trace import Option, default_options
+from dfs_sim.trace import Option
 from dfs_sim.workload.resnet import dfs_resnet
 
 POLICIES = {"lockstep": aggregate.LOCKSTEP, "bucketed": aggregate.BUCKETED}
