@@ -205,11 +205,12 @@ def stage_costs(model: GatedResNet, cost: str, device) -> tuple[torch.Tensor, di
 
 @torch.no_grad()
 def calibrate_ranges(model: GatedResNet, batches: Batches, n_batches: int) -> int:
-    """Set every never-set activation range from full-precision runs over `n_batches` training
-    batches (the reference statistic, averaged); returns how many convs were calibrated."""
-    from dfs_sim.model.quant import QConv2d
+    """Set every never-set activation range (convs and the classifier) from full-precision runs over
+    `n_batches` training batches (the reference statistic, averaged); returns how many layers were
+    calibrated."""
+    from dfs_sim.model.quant import QConv2d, QLinear
 
-    convs = [m for m in model.modules() if isinstance(m, QConv2d) and not bool(m.act_seen)]
+    convs = [m for m in model.modules() if isinstance(m, (QConv2d, QLinear)) and not bool(m.act_seen)]
     if not convs:
         return 0
     was_training = model.training
@@ -359,7 +360,7 @@ def run_stage(args: StageArgs) -> dict:
     if args.stage == "gates" and start_epoch == 0:
         n = calibrate_ranges(model, train_batches, args.calibration_batches)
         if n:
-            print(f"calibrated the activation ranges of {n} convs on {args.calibration_batches} training batches")
+            print(f"calibrated the activation ranges of {n} layers on {args.calibration_batches} training batches")
 
     if args.stage == "gates":
         for p in model.backbone_parameters():

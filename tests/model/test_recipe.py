@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from dfs_sim.model import train  # noqa: E402
 from dfs_sim.model.gated_resnet import FULL, GatedResNet, ModelConfig, parse_options, resolve_force  # noqa: E402
-from dfs_sim.model.quant import QConv2d, fake_quantize  # noqa: E402
+from dfs_sim.model.quant import QConv2d, QLinear, fake_quantize  # noqa: E402
 from dfs_sim.errors import InputError  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def test_calibration_sets_never_set_ranges_from_full_precision_runs():
     net = model()
     images = (torch.rand(64, 1, 12, 12) * 255).to(torch.uint8)
     batches = Batches(images, torch.zeros(64, dtype=torch.long), DATASETS["fashion-mnist"], 16, train=False)
-    convs = [m for m in net.modules() if isinstance(m, QConv2d)]
+    convs = [m for m in net.modules() if isinstance(m, (QConv2d, QLinear))]  # the classifier too
     assert not any(bool(c.act_seen) for c in convs)
     assert train.calibrate_ranges(net, batches, 3) == len(convs)
     assert all(bool(c.act_seen) and float(c.act_max) > float(c.act_min) for c in convs)
