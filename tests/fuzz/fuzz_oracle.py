@@ -184,6 +184,14 @@ def network_ok(net) -> None:
         f = {k: layer.get(k, d) for k, d in (("h_in", 1), ("w_in", 1), ("h_out", 1), ("w_out", 1), ("kernel", 1),
                                              ("stride", 1), ("padding", 0), ("groups", 1))}
         f["c_in"], f["c_out"] = layer.get("c_in"), layer.get("c_out")
+        if layer.get("kind") == "pool" and "c_out" not in layer:
+            f["c_out"] = f["c_in"]
+        if layer.get("kind") not in VECTOR_KINDS:  # a missing output size is derived from the shape
+            for axis in "hw":
+                span = f[f"{axis}_in"] + 2 * f["padding"] - f["kernel"] if all(
+                    is_int(f[k]) for k in (f"{axis}_in", "padding", "kernel")) else -1
+                if f"{axis}_out" not in layer and span >= 0 and is_int(f["stride"]) and f["stride"] >= 1:
+                    f[f"{axis}_out"] = span // f["stride"] + 1
         for key, value in f.items():
             check(is_int(value), f"layer {key} not an integer")
         bounds = {"c_in": limits.MAX_CHANNELS, "c_out": limits.MAX_CHANNELS, "groups": limits.MAX_CHANNELS}

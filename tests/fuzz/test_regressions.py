@@ -91,7 +91,7 @@ def test_cost_arithmetic_at_the_bounds_is_exact_and_finite(model):
     hw = load_hw(model)
     bits = np.full(2, limits.MAX_BITS)
     batch = np.full(2, limits.MAX_BATCH)
-    values = cost_entries(network, hw, np.arange(2), bits, bits, batch, weights_resident=False)
+    values, _ = cost_entries(network, hw, np.arange(2), bits, bits, bits, batch, weights_resident=False)
     names = metric_names(hw)
     assert np.all(np.isfinite(values)) and np.all(values >= 0)
     macs = [conv.macs * limits.MAX_BATCH, fc.macs * limits.MAX_BATCH]  # exact Python integers

@@ -1,0 +1,70 @@
+"""The static per-block precision a designer would choose, for the frontier against DFS.
+
+Loads a trained DFS checkpoint (whose weights run every option), walks the greedy path of
+dfs_sim.model.static_search on the checkpoint's validation split (all of it, or --val-limit
+images) under a cost (the proxy or METRIC@HW, as `dfs-sim train --cost`), and writes the path as
+JSON: per step the option of every gated block, its validation accuracy and cost %. `--pick`
+names cost targets; for each, the most accurate point at or below it is listed under "picks",
+with the `--force` string that emits its trace:
+
+    python scripts/static_search.py --checkpoint runs/v2/dfs_lowbit_b14.pt --cost energy@bitfusion_physical \\
+        --pick 14 12 10 8 -o runs/v2/mixed_lowbit.json
+    dfs-sim trace --checkpoint runs/v2/dfs_lowbit_b14.pt --force 8bit,4bit,... -o traces/...npz
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+from dfs_sim.errors import InputError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--cost", default="proxy", help="proxy or METRIC@HW (e.g. energy@bitfusion_physical)")
+    parser.add_argument("--pick", type=float, nargs="*", default=[], help="cost targets (%%) to pick points for")
+    parser.add_argument("--val-limit", type=int, help="search on the first N validation images")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("-o", "--out", required=True)
+    args = parser.parse_args(argv)
+    try:
+        from dfs_sim.model.data import DATASETS
+        from dfs_sim.model.static_search import accuracy, greedy_path, pick
+        from dfs_sim.model.train import (StageArgs, _eval_batches, _load, load_checkpoint, setup, split_train_val,
+                                         stage_costs)
+
+        device = setup(0, args.threads, "cpu")
+        model, ckpt = load_checkpoint(args.checkpoint, device)
+        model.eval()
+        train_args = json.loads(ckpt["train"])
+        stage = StageArgs(stage="dfs", out="", dataset=train_args["dataset"], data=train_args["data"])
+        _, (val_x, val_y) = split_train_val(*_load(stage, "train"), train_args["val_size"])
+        batches = _eval_batches(val_x, val_y, DATASETS[stage.dataset], device, args.val_limit)
+        costs, info = stage_costs(model, args.cost, device)
+        started = time.perf_counter()
+        path = greedy_path(partial(accuracy, model, batches), costs.cpu().numpy(), log=print)
+        names = [o.name for o in model.options]
+        for point in path:
+            point["force"] = ",".join(names[k] for k in point["options"])
+        result = {
+            "checkpoint": Path(args.checkpoint).name, "cost": args.cost, "cost_table": info,
+            "validation_images": len(batches.labels), "search_time_s": round(time.perf_counter() - started, 1),
+            "command": " ".join(["python", "scripts/static_search.py", *sys.argv[1:]] if argv is None else argv),
+            "path": path, "picks": {f"{target:g}": pick(path, target) for target in args.pick},
+        }
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: {len(path)} points; picks " + ", ".join(
+        f"{t}: {p['cost_pct']:.2f} % cost, {p['accuracy_pct']:.2f} %" for t, p in result["picks"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
