@@ -230,9 +230,19 @@ def calibrate_ranges(model: GatedResNet, batches: Batches, n_batches: int) -> in
 
 
 @torch.no_grad()
+def option_cost_scale(costs: torch.Tensor) -> torch.Tensor:
+    """Each option's mean cost over blocks, divided by the spread between the dearest and the cheapest
+    option. lam then reads in logits whatever the metric: the proxy's spread is 1 (skip 0, full 1),
+    but Bit Fusion's energy spreads only 0.011-0.158 of full precision, where an unscaled lam would
+    need to reach ~20 before it moved a decision."""
+    mean = costs.mean(0)
+    spread = float(mean.max() - mean.min())
+    return mean / spread if spread > 0 else mean
+
+
 def set_decision_bias(model: GatedResNet, costs: torch.Tensor, lam: float) -> None:
-    """decision bias = -lam * (each option's mean cost over blocks): lam > 0 favours cheaper options."""
-    model.decision_bias.copy_(-lam * costs.mean(0).to(model.decision_bias.device))
+    """decision bias = -lam * option_cost_scale: lam > 0 favours cheaper options."""
+    model.decision_bias.copy_(-lam * option_cost_scale(costs).to(model.decision_bias.device))
 
 
 def calibrate_budget(model: GatedResNet, batches: Batches, costs: torch.Tensor, budget_pct: float,
@@ -356,6 +366,9 @@ def run_stage(args: StageArgs) -> dict:
     # integrates each batch's cost error, so training runs at the budget from the first steps and the
     # quantized paths that the budget needs get trained; the sign rule then shapes the gates.
     controlled = args.stage == "dfs" and pinned is None and args.controller_gain > 0
+    if controlled:  # the cost error in units of the options' spread, as lam is (option_cost_scale)
+        option_mean = costs.mean(0)
+        cost_spread = float(option_mean.max() - option_mean.min()) or 1.0
 
     if args.stage == "gates" and start_epoch == 0:
         n = calibrate_ranges(model, train_batches, args.calibration_batches)
@@ -404,7 +417,7 @@ def run_stage(args: StageArgs) -> dict:
                 set_decision_bias(model, costs, lam)
             loss, correct, cost = _step(model, args, x, y, costs, pinned)
             if controlled:
-                lam += args.controller_gain * (cost - args.budget / 100)
+                lam += args.controller_gain * (cost - args.budget / 100) / cost_spread
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -481,7 +494,7 @@ def _better(candidate: dict, best: dict | None, budget: float | None, tolerance:
 
 def _lambda_of(model: GatedResNet, costs: torch.Tensor) -> float:
     """The lam that model.decision_bias was set with (0 when the bias is zero)."""
-    option_cost = costs.mean(0).to(model.decision_bias.device)
+    option_cost = option_cost_scale(costs).to(model.decision_bias.device)
     k = int(torch.argmax(option_cost))
     return float(-model.decision_bias[k] / option_cost[k]) if float(option_cost[k]) > 0 else 0.0
 
