@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dfs_sim.cost.compression import COMPRESSIONS
 from dfs_sim.errors import InputError, existing_file, input_boundary, require, shown
+from dfs_sim.hardware.area import AREA_KEYS, AreaSpec, area_from_dict
 from dfs_sim.limits import MAX_BATCH, MAX_BITS, MAX_CHANNELS, MAX_NAME_CHARS, MAX_OUTPUT_BITS
 
 OPERANDS = ("weights", "inputs", "outputs")
@@ -28,7 +29,7 @@ CONVENTIONS = ("physical", "bitfusion-sim")
 
 _SCHEMA_KEYS = {
     "top": {"name", "model", "description", "technology_nm", "clock_mhz", "array", "precision", "compute",
-            "buffers", "dram", "static", "storage", "batch", "mapping", "sources", "source"},
+            "buffers", "dram", "static", "storage", "batch", "mapping", "area", "sources", "source"},
     "array": {"unroll", "vector_lanes", "output_bits", "params", "source"},
     "precision": {"native_bits", "min_bits", "max_bits", "wider", "full_precision", "source"},
     "compute": {"energy_pj_per_op", "op", "energy_pj_per_cycle", "source"},
@@ -39,6 +40,7 @@ _SCHEMA_KEYS = {
     "storage": {"weights", "activations", "fixed_bits", "source"},
     "batch": {"size", "policy", "source"},
     "mapping": {"objective", "dataflow", "weights_on_chip", "activations_on_chip", "im2col", "conventions", "source"},
+    "area": AREA_KEYS,
 }
 
 
@@ -92,6 +94,7 @@ class HwConfig:
     rlc_word_bits: int = 64
     sources: dict = field(default_factory=dict)
     digest: str = ""
+    area: AreaSpec | None = None  # dfs_sim/hardware/area.py computes the area from it and the fields above
 
     @property
     def lanes(self) -> int:
@@ -313,7 +316,7 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
         dataflow=dataflow, weights_on_chip=residency["weights_on_chip"],
         activations_on_chip=residency["activations_on_chip"], im2col=im2col, conventions=conventions,
         fmap_compression=compression, rlc_run_bits=int(run_bits), rlc_word_bits=int(word_bits),
-        sources=dict(sources),
+        sources=dict(sources), area=area_from_dict(section("area", required=False), [b.name for b in buffers], source),
         digest=hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16],
     )
     MODELS[model].validate(config)
