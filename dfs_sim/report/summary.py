@@ -53,7 +53,7 @@ def build_summary(result) -> dict:
         "tool_version": __version__,
         "trace": trace.path,
         "network": trace.network.name,
-        "hw": hw.name,
+        "hw": hw.label,
         "hw_config": hw.path,
         "hw_model": hw.model,
         "n_inputs": trace.n_inputs,
