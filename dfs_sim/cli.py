@@ -356,6 +356,27 @@ def cmd_regress(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from dfs_sim.sweep import best_points, load_spec, progress_printer, run_sweep
+
+    spec = load_spec(args.spec)
+    output = args.output or spec.output
+    if output is None:
+        raise InputError("-o", None, f"give an output CSV (-o) or an output: key in {args.spec}")
+    if args.workers is not None and not 1 <= args.workers <= 1024:
+        raise InputError("--workers", None, f"must be in [1, 1024], got {args.workers}")
+    path = check_output_path(output, inputs=[args.spec, *spec.traces])
+    done = run_sweep(spec, path, workers=args.workers, scheduler=args.scheduler, backend=args.backend,
+                     progress=progress_printer())
+    resumed = f", {done['chunks_resumed']} chunk(s) resumed" if done["chunks_resumed"] else ""
+    print(f"dfs-sim: wrote {path}: {done['points']} points x {len(spec.traces)} trace(s) = {done['rows']} rows, "
+          f"{int(done['table']['feasible'].astype(bool).sum())} feasible, {done['seconds']:.1f} s on "
+          f"{done['executor'] or 'nothing (all resumed)'}{resumed}", file=sys.stderr)
+    for line in best_points(done["table"], spec.axes):
+        print(line)
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from dfs_sim.report.format import render_validation
     from dfs_sim.validation import COVERAGE, all_targets, conventions_effect, unvalidated
@@ -579,6 +600,22 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add_argument("--trace", nargs="+", metavar="T", help="with --update and --hw: add these cases")
     regress.add_argument("--hw", nargs="+", metavar="H", help="with --update and --trace: add these cases")
     regress.set_defaults(handler=cmd_regress)
+
+    sweep = sub.add_parser("sweep", help="sweep derived configs over traces, batches and policies (docs/sweep.md)",
+                           description="Run every point of a sweep spec (a base config, grid and random axes of "
+                                       "dotted config keys, batch sizes, policies, constraints such as area_mm2 <= 10) "
+                                       "on every trace; write one CSV row per (point, trace) and print the best "
+                                       "feasible point per objective. Chunks run on Dask (a local cluster, or "
+                                       "--scheduler) and are kept as they finish: rerunning an interrupted sweep "
+                                       "resumes it.")
+    sweep.add_argument("spec", help="sweep spec (YAML)")
+    sweep.add_argument("-o", "--output", help="result CSV (default: the spec's output:)")
+    sweep.add_argument("--workers", type=int, help="local worker processes (default: the machine's cores)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786 "
+                                                              "(its workers must see the traces' paths)")
+    sweep.add_argument("--backend", choices=("auto", "dask", "processes"), default="auto",
+                       help="auto: Dask when installed, else a local process pool")
+    sweep.set_defaults(handler=cmd_sweep)
 
     validate = sub.add_parser("validate", help="check the cost models against published results",
                               description="Run every validation target (Bit Fusion's simulator per layer, Bit Fusion "
