@@ -366,6 +366,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.workers is not None and not 1 <= args.workers <= 1024:
         raise InputError("--workers", None, f"must be in [1, 1024], got {args.workers}")
     path = check_output_path(output, inputs=[args.spec, *spec.traces])
+    if args.plot is not None:
+        from dfs_sim.plot.common import check_figure_path
+
+        check_output_path(args.plot, inputs=[args.spec, *spec.traces], option="--plot")
+        check_figure_path(args.plot)
     done = run_sweep(spec, path, workers=args.workers, scheduler=args.scheduler, backend=args.backend,
                      progress=progress_printer())
     resumed = f", {done['chunks_resumed']} chunk(s) resumed" if done["chunks_resumed"] else ""
@@ -374,6 +379,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"{done['executor'] or 'nothing (all resumed)'}{resumed}", file=sys.stderr)
     for line in best_points(done["table"], spec.axes):
         print(line)
+    if args.plot is not None:
+        from dfs_sim.sweep_plot import pareto_rows, plot_pareto
+
+        plot_pareto(done["table"], args.plot)
+        print(f"dfs-sim: wrote {args.plot} ({len(pareto_rows(done['table']))} rows on the energy-latency-area front)",
+              file=sys.stderr)
     return 0
 
 
@@ -610,6 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "resumes it.")
     sweep.add_argument("spec", help="sweep spec (YAML)")
     sweep.add_argument("-o", "--output", help="result CSV (default: the spec's output:)")
+    sweep.add_argument("--plot", metavar="FIG", help="also draw energy against latency per trace, coloured by area, "
+                                                     "with the Pareto front: " + FIGURE_HELP)
     sweep.add_argument("--workers", type=int, help="local worker processes (default: the machine's cores)")
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786 "
                                                               "(its workers must see the traces' paths)")

@@ -124,3 +124,26 @@ def test_unreachable_scheduler_names_the_flag(tmp_path, make_trace, capsys):
     assert main(["sweep", str(spec), "-o", str(tmp_path / "x.csv"), "--scheduler", "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--scheduler" in err
+
+
+def test_pareto_front_and_figure(tmp_path, make_trace):
+    from dfs_sim.sweep_plot import pareto_mask, pareto_rows
+
+    import numpy as np
+
+    x, y = np.array([1.0, 2.0, 3.0, 2.0, 1.0]), np.array([3.0, 2.0, 1.0, 3.0, 3.0])
+    assert pareto_mask(x, y).tolist() == [True, True, True, False, True]  # ties stay; (2, 3) is dominated
+    assert pareto_mask(x, y, np.array([1.0, 1.0, 1.0, 0.5, 2.0])).tolist() == [True, True, True, True, False]
+    spec = _spec(tmp_path, make_trace, random={}, batch=1, chunk=3)
+    out, fig = tmp_path / "p.csv", tmp_path / "p.png"
+    assert main(["sweep", str(spec), "-o", str(out), "--workers", "1", "--backend", "processes",
+                 "--plot", str(fig)]) == 0
+    assert fig.stat().st_size > 1000
+    table = pd.read_csv(out)
+    front = pareto_rows(table)
+    assert len(front) and front["feasible"].all()
+    for _, row in front.iterrows():  # nothing feasible on its trace beats a front point on all three
+        same = table[(table["trace"] == row["trace"]) & table["feasible"]]
+        assert not ((same["latency_us_mean"] < row["latency_us_mean"]) & (same["energy_uj_mean"] < row["energy_uj_mean"])
+                    & (same["area_mm2"] < row["area_mm2"])).any()
+    assert main(["sweep", str(spec), "-o", str(tmp_path / "q.csv"), "--plot", str(tmp_path / "p.txt")]) == 2
