@@ -389,7 +389,7 @@ class ProcessPoolExecutor:
         import multiprocessing
 
         require(scheduler is None, "--scheduler", None, "needs Dask: pip install 'dfs-sim[sweep]'")
-        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers,
+        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_one_thread,
                                                            mp_context=multiprocessing.get_context("spawn"))
 
     def run(self, tasks: list[dict]):
@@ -401,6 +401,12 @@ class ProcessPoolExecutor:
 
     def close(self):
         self.pool.shutdown(cancel_futures=True)
+
+
+def _one_thread() -> None:
+    """A worker process is one core: numba, imported after this, starts one thread."""
+    os.environ["NUMBA_NUM_THREADS"] = "1"
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def make_executor(workers: int, scheduler: str | None, backend: str = "auto"):
@@ -435,7 +441,8 @@ def run_sweep(spec: SweepSpec, output: Path, *, workers: int | None = None, sche
     if parts.is_dir():
         previous = _read_stamp(stamp)
         require(previous == spec.digest, parts, None,
-                "holds a partial result of a different sweep (spec or code changed); delete it to start over")
+                "holds a partial result of a different sweep (its spec or base config changed); delete it to "
+                "start over")
     else:
         parts.mkdir()
         with atomic_file(stamp, "w") as handle:

@@ -103,6 +103,7 @@ def test_extends_inherits_sources_and_new_numbers_cite_theirs(tmp_path):
     ({"extends": "no_such_config"}, "extends", "no such hardware config"),
     ({"extends": 3}, "extends", "must be the name"),
     ({"extends": "loop.yaml"}, "extends", "cycle"),
+    ({"extends": "missing.yaml"}, "extends", "no such hardware config"),
     ({"extends": "bitfusion_physical", "array": {"unroll": {"Q": 4}, "source": "bitfusion-paper"}},
      "array.unroll.Q", "unknown dimension"),
 ])
@@ -122,6 +123,7 @@ def test_bad_extends_names_the_file_and_field(tmp_path, child, field, words):
     ("buffers.sram.size_kb=3", "buffers.sram.size_kb", "no buffer named"),
     ("clock_mhz.x=3", "clock_mhz.x", "is a value"),
     ("nosuch.x=3", "nosuch.x", "unknown section"),
+    ("extends=bitfusion", "extends", "is resolved when"),
     ("array.unroll.K", "'array.unroll.K'", "SECTION.KEY=VALUE"),
 ])
 def test_bad_set_is_one_line_naming_the_flag_and_key(capsys, item, field, words):

@@ -225,9 +225,13 @@ def resolve_extends(data: object, source: object, base_dir: Path, chain: tuple) 
     require(isinstance(parent_ref, str) and parent_ref.strip(), source, "extends",
             "must be the name of a shipped config or a path to a YAML")
     require(len(chain) < MAX_EXTENDS_DEPTH, source, "extends", f"more than {MAX_EXTENDS_DEPTH} levels deep")
-    candidate = base_dir / parent_ref
-    parent_path = candidate if candidate.suffix and candidate.is_file() else None
-    if parent_path is None:
+    if Path(parent_ref).suffix.lower() in (".yaml", ".yml") or "/" in parent_ref:  # a path, relative to the child
+        parent_path = base_dir / parent_ref
+        try:
+            existing_file(parent_path, "hardware config")
+        except InputError as err:
+            raise InputError(source, "extends", f"{shown(parent_ref)}: {err.message}") from None
+    else:
         try:
             parent_path = resolve_hw_path(parent_ref)
         except InputError as err:
@@ -380,6 +384,8 @@ def _lexists(path: Path) -> bool:
 
 def hw_from_dict(data: object, source: object) -> HwConfig:
     require(isinstance(data, dict), source, None, "a hardware config must be a YAML mapping")
+    require("extends" not in data, source, "extends", "is resolved when a file or dict is loaded (load_hw), "
+                                                      "not afterwards: --set and replace() cannot change it")
     _no_unknown(data, "top", source, "")
     sources = data.get("sources")
     require(isinstance(sources, dict) and sources, source, "sources",

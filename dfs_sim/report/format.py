@@ -155,7 +155,7 @@ def summary_table(s: dict) -> str:
     cases = ", ".join(f"{c['option']}->{'skip' if c['runs_at_bits'] is None else '%d/%d' % tuple(c['runs_at_bits'])}"
                       for c in mapping["cases"])
     w(f"precision bit-serial: {mapping['bit_serial']}; {mapping['rule']}; options run at (w/a bits): {cases}\n")
-    w(f"area      {area_line(s.get('area'))}\n")
+    w(f"area      {area_line(s.get('area'), s.get('energy_components', {}))}\n")
     w(f"weights   {'resident on chip' if s['weights_resident_on_chip'] else 'fetched from DRAM every batch'}\n")
     coding = s["fmap_compression"]
     if coding["scheme"] != "none":
@@ -203,11 +203,13 @@ def summary_table(s: dict) -> str:
     return out.getvalue()
 
 
-def area_line(area: dict | None) -> str:
-    """'2.14 mm² at 45 nm (array 0.888, wbuf 0.767, ...)', what is left out, or why there is none."""
+def area_line(area: dict | None, names: dict) -> str:
+    """'2.14 mm² at 45 nm (array 0.888, weight buffer 0.767, ...)', what is left out, or why there is none.
+    `names`: the report's human names of the buffers (summary's energy_components)."""
     if area is None:
         return "not modelled (the config has no area: section; docs/hardware.md, Area)"
-    parts = ", ".join(f"{name} {format_number(value, 3)}" for name, value in area["components_mm2"].items())
+    parts = ", ".join(f"{names.get(name, name)} {format_number(value, 3)}"
+                      for name, value in area["components_mm2"].items())
     scaled = f", scaled from {area['scaled_from_nm']:g} nm" if area["scaled_from_nm"] else ""
     missing = f"; not included: {area['not_included']}" if area["not_included"] else ""
     return f"{format_number(area['total_mm2'], 3)} mm² at {area['technology_nm']:g} nm ({parts}{scaled}){missing}"
