@@ -371,9 +371,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         check_output_path(args.plot, inputs=[args.spec, *spec.traces], option="--plot")
         check_figure_path(args.plot)
+    cache = None
+    if args.cache is not None:
+        cache = Path(args.cache)
+        if cache.exists() and not cache.is_dir():
+            raise InputError(cache, None, "is not a directory (--cache)")
     done = run_sweep(spec, path, workers=args.workers, scheduler=args.scheduler, backend=args.backend,
-                     progress=progress_printer())
+                     progress=progress_printer(), cache=cache)
     resumed = f", {done['chunks_resumed']} chunk(s) resumed" if done["chunks_resumed"] else ""
+    if cache is not None:
+        resumed += f", {done['cache_hits']} result(s) from the cache"
     print(f"dfs-sim: wrote {path}: {done['points']} points x {len(spec.traces)} trace(s) = {done['rows']} rows, "
           f"{int(done['table']['feasible'].astype(bool).sum())} feasible, {done['seconds']:.1f} s on "
           f"{done['executor'] or 'nothing (all resumed)'}{resumed}", file=sys.stderr)
@@ -623,6 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("-o", "--output", help="result CSV (default: the spec's output:)")
     sweep.add_argument("--plot", metavar="FIG", help="also draw energy against latency per trace, coloured by area, "
                                                      "with the Pareto front: " + FIGURE_HELP)
+    sweep.add_argument("--cache", metavar="DIR", help="keep each (config, trace, batch, policy) result here and "
+                                                     "reuse it in later sweeps (keyed by config digest, trace "
+                                                     "contents and the code; default: no cache)")
     sweep.add_argument("--workers", type=int, help="local worker processes (default: the machine's cores)")
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786 "
                                                               "(its workers must see the traces' paths)")

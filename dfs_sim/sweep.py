@@ -306,13 +306,15 @@ def _describe(point: Point) -> str:
 _TRACES: dict = {}  # per worker process: a trace is read once, not once per point
 
 
-def run_chunk(task: dict) -> list[dict]:
-    """One chunk of points on every trace: the rows, in (point, trace) order. Runs in a worker."""
+def run_chunk(task: dict) -> dict:
+    """One chunk of points on every trace: {"rows": in (point, trace) order, "cache_hits": n}. Runs in a
+    worker. With a cache directory, a (config, trace, batch, policy) costed before, by this code, is read
+    back instead of simulated."""
     from dfs_sim.engine import simulate
     from dfs_sim.hardware.config import load_hw
     from dfs_sim.trace import load_trace
 
-    rows = []
+    rows, hits = [], 0
     for index, overrides, batch, policy, area, complete, feasible in task["points"]:
         hw = load_hw(task["base_data"], overrides) if overrides else load_hw(task["base_data"])
         for trace_path in task["traces"]:
@@ -320,13 +322,65 @@ def run_chunk(task: dict) -> list[dict]:
                    "batch": batch, "policy": policy, "hw": hw.label, "hw_digest": hw.digest, "area_mm2": area,
                    "area_complete": complete, "feasible": feasible}
             if feasible:
-                if trace_path not in _TRACES:
-                    _TRACES[trace_path] = load_trace(trace_path)
-                summary = simulate(_TRACES[trace_path], hw, batch=batch, policy=policy).summary
-                row.update(summary_values(summary))
-                row["batch"], row["policy"] = summary["batch"]["size"], summary["batch"]["policy"]
+                cache = None
+                if task.get("cache"):
+                    key = json.dumps([hw.digest, task["trace_digests"][trace_path], batch, policy, task["code"]])
+                    cache = Path(task["cache"]) / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+                values = _cached(cache)
+                if values is None:
+                    if trace_path not in _TRACES:
+                        _TRACES[trace_path] = load_trace(trace_path)
+                    summary = simulate(_TRACES[trace_path], hw, batch=batch, policy=policy).summary
+                    values = summary_values(summary) | {"batch": summary["batch"]["size"],
+                                                        "policy": summary["batch"]["policy"]}
+                    if cache is not None:
+                        _store(cache, values)
+                else:
+                    hits += 1
+                row.update(values)
             rows.append(row)
-    return rows
+    return {"rows": rows, "cache_hits": hits}
+
+
+CACHED_KEYS = set(result_columns()) | {"batch", "policy"}
+
+
+def _cached(path: Path | None) -> dict | None:
+    """A cached result, or None (absent, unreadable, or not a complete result: then it is recomputed)."""
+    if path is None:
+        return None
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return values if isinstance(values, dict) and set(values) == CACHED_KEYS else None
+
+
+def _store(path: Path, values: dict) -> None:
+    from dfs_sim.atomic import atomic_file
+
+    try:
+        with atomic_file(path, "w") as handle:
+            json.dump(values, handle)  # floats round-trip exactly: a cached row equals a computed one
+    except OSError:
+        pass  # a full or read-only cache costs speed, not results
+
+
+def code_digest() -> str:
+    """Of every source file of dfs_sim: a cached result is reused only by the code that computed it."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def summary_values(summary: dict) -> dict:
@@ -370,8 +424,8 @@ class DaskExecutor:
         from distributed import as_completed
 
         futures = {self.client.submit(run_chunk, task, pure=False): task["chunk"] for task in tasks}
-        for future, rows in as_completed(futures, with_results=True):
-            yield futures[future], rows
+        for future, result in as_completed(futures, with_results=True):
+            yield futures[future], result
 
     def close(self):
         self.client.close()
@@ -428,8 +482,9 @@ def parts_dir(output: Path) -> Path:
 
 
 def run_sweep(spec: SweepSpec, output: Path, *, workers: int | None = None, scheduler: str | None = None,
-              backend: str = "auto", progress=None) -> dict:
-    """Run every point not already in OUTPUT.parts/, then write OUTPUT (CSV, point order). Returns counts."""
+              backend: str = "auto", progress=None, cache: Path | None = None) -> dict:
+    """Run every point not already in OUTPUT.parts/, then write OUTPUT (CSV, point order). Returns counts.
+    `cache`: a directory of results keyed by config digest, trace contents, batch, policy and code."""
     import pandas as pd
 
     from dfs_sim.atomic import atomic_file
@@ -455,19 +510,26 @@ def run_sweep(spec: SweepSpec, output: Path, *, workers: int | None = None, sche
         points = [(p.index, p.overrides, p.batch, p.policy) + checked[p.index]
                   for p in spec.points[start:start + spec.chunk]]
         tasks.append({"chunk": chunk, "base_data": spec.base_data, "traces": list(spec.traces),
-                      "axes": list(spec.axes), "points": points})
+                      "axes": list(spec.axes), "points": points, "cache": None if cache is None else str(cache)})
+    if cache is not None and tasks:
+        cache.mkdir(parents=True, exist_ok=True)
+        shared = {"trace_digests": {t: file_digest(t) for t in spec.traces}, "code": code_digest()}
+        for task in tasks:
+            task.update(shared)
     columns = columns_for(spec)
     n_chunks = math.ceil(len(spec.points) / spec.chunk)
     done_before = n_chunks - len(tasks)
     began = time.monotonic()
     executor_name = None
+    cache_hits = 0
     if tasks:
         executor = make_executor(workers or os.cpu_count() or 1, scheduler, backend)
         executor_name = executor.name
         try:
             points_done = 0
-            for finished, (chunk, rows) in enumerate(executor.run(tasks), start=1):
-                frame = pd.DataFrame(rows, columns=columns)
+            for finished, (chunk, result) in enumerate(executor.run(tasks), start=1):
+                frame = pd.DataFrame(result["rows"], columns=columns)
+                cache_hits += result["cache_hits"]
                 with atomic_file(parts / f"chunk-{chunk:06d}.csv", "w") as handle:
                     frame.to_csv(handle, index=False, float_format=CSV_FLOAT)
                 points_done += len(frame) // len(spec.traces)
@@ -483,7 +545,7 @@ def run_sweep(spec: SweepSpec, output: Path, *, workers: int | None = None, sche
         table.to_csv(handle, index=False, float_format=CSV_FLOAT)
     shutil.rmtree(parts)
     return {"points": len(spec.points), "rows": len(table), "chunks_run": len(tasks), "chunks_resumed": done_before,
-            "seconds": time.monotonic() - began, "executor": executor_name, "table": table}
+            "cache_hits": cache_hits, "seconds": time.monotonic() - began, "executor": executor_name, "table": table}
 
 
 def _read_stamp(stamp: Path) -> str | None:

@@ -147,3 +147,18 @@ def test_pareto_front_and_figure(tmp_path, make_trace):
         assert not ((same["latency_us_mean"] < row["latency_us_mean"]) & (same["energy_uj_mean"] < row["energy_uj_mean"])
                     & (same["area_mm2"] < row["area_mm2"])).any()
     assert main(["sweep", str(spec), "-o", str(tmp_path / "q.csv"), "--plot", str(tmp_path / "p.txt")]) == 2
+
+
+def test_cache_gives_the_same_rows_and_skips_the_work(tmp_path, make_trace):
+    spec = load_spec(_spec(tmp_path, make_trace, random={}, batch=[1, 4], chunk=4))
+    cache = tmp_path / "cache"
+    cold, warm, fresh = tmp_path / "cold.csv", tmp_path / "warm.csv", tmp_path / "fresh.csv"
+    first = run_sweep(spec, cold, workers=1, backend="processes", cache=cache)
+    feasible_rows = int(first["table"]["feasible"].sum())
+    assert first["cache_hits"] == 0 and len(list(cache.glob("*.json"))) == feasible_rows
+    damaged = sorted(cache.glob("*.json"))[0]
+    damaged.write_text('{"accuracy": 1')  # unreadable: recomputed, not trusted
+    second = run_sweep(spec, warm, workers=1, backend="processes", cache=cache)
+    assert second["cache_hits"] == feasible_rows - 1
+    run_sweep(spec, fresh, workers=1, backend="processes")
+    assert cold.read_bytes() == warm.read_bytes() == fresh.read_bytes()
