@@ -156,17 +156,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.trace is not None and args.network is not None:
         raise InputError("--network", None, "give either --trace or --network, not both")
     notes = []
-    hw_name = args.hw
-    if hw_name is None:
-        hw_name = DEFAULT_HW
+    hw_names = args.hw
+    if hw_names is None:
+        hw_names = [DEFAULT_HW]
         notes.append(f"no --hw given; using hw_configs/{DEFAULT_HW}.yaml")
+    if len(hw_names) > 1:
+        return _run_side_by_side(args, hw_names, budgets, reference, notes)
+    hw_name = hw_names[0]
     output = check_output_path(args.output, inputs=(args.trace, args.network, resolve_hw_path(hw_name)))
     if args.network is not None:
         # A static network runs like a trace whose inputs all take the same path: --batch and
         # --policy apply (the policy cannot change its cost), and so do absolute budgets on the
         # hardware metrics; computation_pct counts gated units, which a static network has none of.
         network = load_network(args.network)
-        hw = load_hw(hw_name)
+        hw = load_hw(hw_name, args.overrides)
         if network.n_units:
             raise InputError(args.network, "units", "a network with gated units needs a trace (--trace)")
         if "computation_pct" in budgets:
@@ -180,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if trace_path is None:
             trace_path = default_trace()
             notes.insert(0, f"no --trace given; using the shipped trace {display_path(trace_path)}")
-        hw = load_hw(hw_name)
+        hw = load_hw(hw_name, args.overrides)
         trace = load_trace(display_path(trace_path))
         if "computation_pct" in budgets and not trace.network.n_units:
             raise InputError("--budget", "computation_pct", "this trace's network has no gated units, so no "
@@ -207,11 +210,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_all(traces, hws):
+def _load_all(traces, hws, overrides=None):
     from dfs_sim.hardware.config import load_hw
     from dfs_sim.trace import load_trace
 
-    return [load_trace(t) for t in traces or []], [load_hw(h) for h in hws or []]
+    return [load_trace(t) for t in traces or []], [load_hw(h, overrides) for h in hws or []]
+
+
+def _run_side_by_side(args, hw_names, budgets, reference, notes) -> int:
+    """`run --hw a b c`: one table, a column per config (cost, % of full precision, area, energy x delay)."""
+    from dfs_sim.engine import simulate
+    from dfs_sim.report.format import render_side_by_side
+    from dfs_sim.trace import load_trace
+
+    for flag, given in (("--network", args.network), ("--per-layer", args.per_layer),
+                        ("--per-input", args.per_input)):
+        if given:
+            raise InputError(flag, None, "compares one config at a time; give a single --hw")
+    trace_path = args.trace
+    if trace_path is None:
+        trace_path = default_trace()
+        notes.insert(0, f"no --trace given; using the shipped trace {display_path(trace_path)}")
+    _, hws = _load_all([], hw_names, args.overrides)
+    output = check_output_path(args.output, inputs=[args.trace] + [hw.path for hw in hws])
+    trace = load_trace(display_path(trace_path))
+    if "computation_pct" in budgets and not trace.network.n_units:
+        raise InputError("--budget", "computation_pct", "this trace's network has no gated units, so no "
+                                                        "computation percentage; budget another metric")
+    summaries = []
+    for hw in hws:
+        result = simulate(trace, hw, batch=args.batch, policy=args.policy, budgets=budgets, reference=reference)
+        check_report(result, False, f"{trace.path} on {hw.path}")
+        summaries.append(result.summary)
+    for note in notes:
+        print(f"dfs-sim: {note}", file=sys.stderr)
+    write_output(render_side_by_side(summaries, args.format or "table"), None if output is None else str(output))
+    return 0
 
 
 def _write_csv(frame, path: str | None) -> None:
@@ -231,7 +265,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     from dfs_sim.reference import parse_reference
 
     reference = parse_reference(args.reference)
-    traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW])
+    traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW], args.overrides)
     points = frontier_points(traces, hws, x=args.x, relative=not args.absolute, reference=reference)
     _write_csv(points.drop(columns=["x", "y"]), args.csv)
     plot_frontier(points, args.output, x=args.x, relative=not args.absolute)
@@ -257,7 +291,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         from dfs_sim.hardware.config import load_hw
         from dfs_sim.plot.proxy import plot_proxy
 
-        traces, hws = _load_all(args.trace, args.hw)
+        traces, hws = _load_all(args.trace, args.hw, args.overrides)
         on = None if args.reference_hw is None else load_hw(args.reference_hw)
         points = plot_proxy(traces, hws, args.output, metric=args.metric, reference_hw=on, **batch)
         _write_csv(points, args.csv)
@@ -273,18 +307,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
         unknown = set(budgets) - {"latency_us"}
         if unknown:
             raise InputError("--budget", sorted(unknown)[0], "the latency figure draws latency_us budgets only")
-        traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW])
+        traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW], args.overrides)
         plot_latency(traces, hws, args.output, budget_us=budgets.get("latency_us"), **batch)
     elif args.figure == "energy":
         from dfs_sim.plot.figures import plot_energy
 
-        traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW])
+        traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW], args.overrides)
         frame = plot_energy(traces[0], hws, args.output, scale=args.scale, **batch)
         _write_csv(frame, args.csv)
     else:
         from dfs_sim.plot.layers import plot_layers
 
-        traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW])
+        traces, hws = _load_all(args.trace, args.hw or [DEFAULT_HW], args.overrides)
         frame = plot_layers(traces[0], hws, args.output, **batch)
         _write_csv(frame, args.csv)
     print(f"dfs-sim: wrote {args.output}" + (f" and {args.csv}" if getattr(args, "csv", None) else ""),
@@ -319,6 +353,45 @@ def cmd_regress(args: argparse.Namespace) -> int:
               f"if intended, rerun with --update and commit the baseline", file=sys.stderr)
         return 1
     print(f"dfs-sim: {n_cases} cases match {path} (rtol {rtol:g})", file=sys.stderr)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from dfs_sim.sweep import best_points, load_spec, progress_printer, run_sweep
+
+    spec = load_spec(args.spec)
+    output = args.output or spec.output
+    if output is None:
+        raise InputError("-o", None, f"give an output CSV (-o) or an output: key in {args.spec}")
+    if args.workers is not None and not 1 <= args.workers <= 1024:
+        raise InputError("--workers", None, f"must be in [1, 1024], got {args.workers}")
+    path = check_output_path(output, inputs=[args.spec, *spec.traces])
+    if args.plot is not None:
+        from dfs_sim.plot.common import check_figure_path
+
+        check_output_path(args.plot, inputs=[args.spec, *spec.traces], option="--plot")
+        check_figure_path(args.plot)
+    cache = None
+    if args.cache is not None:
+        cache = Path(args.cache)
+        if cache.exists() and not cache.is_dir():
+            raise InputError(cache, None, "is not a directory (--cache)")
+    done = run_sweep(spec, path, workers=args.workers, scheduler=args.scheduler, backend=args.backend,
+                     progress=progress_printer(), cache=cache)
+    resumed = f", {done['chunks_resumed']} chunk(s) resumed" if done["chunks_resumed"] else ""
+    if cache is not None:
+        resumed += f", {done['cache_hits']} result(s) from the cache"
+    print(f"dfs-sim: wrote {path}: {done['points']} points x {len(spec.traces)} trace(s) = {done['rows']} rows, "
+          f"{int(done['table']['feasible'].astype(bool).sum())} feasible, {done['seconds']:.1f} s on "
+          f"{done['executor'] or 'nothing (all resumed)'}{resumed}", file=sys.stderr)
+    for line in best_points(done["table"], spec.axes):
+        print(line)
+    if args.plot is not None:
+        from dfs_sim.sweep_plot import pareto_rows, plot_pareto
+
+        plot_pareto(done["table"], args.plot)
+        print(f"dfs-sim: wrote {args.plot} ({len(pareto_rows(done['table']))} rows on the energy-latency-area front)",
+              file=sys.stderr)
     return 0
 
 
@@ -412,6 +485,15 @@ def _x_help() -> str:
     return text.replace("%", "%%")  # argparse formats help with %
 
 
+SET_HELP = ("override a key of every --hw config, e.g. array.unroll.K=64, dram.bandwidth_bits_per_cycle=384, "
+            "buffers.wbuf.size_kb=128 (repeatable; derived numbers such as per-array energy and area follow; "
+            "docs/hardware.md, Derived configs)")
+
+
+def _add_set(parser) -> None:
+    parser.add_argument("--set", action="append", dest="overrides", metavar="SECTION.KEY=VALUE", help=SET_HELP)
+
+
 def _add_batch(parser) -> None:
     parser.add_argument("--batch", type=int, help=BATCH_HELP)
     parser.add_argument("--policy", choices=("lockstep", "bucketed"), help=POLICY_HELP)
@@ -437,7 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", help="trace file (.npz) (default: a shipped trace, named on stderr)")
     run.add_argument("--network", help="a static network file (YAML/JSON, per-layer precisions) instead of a trace; "
                                        "--batch, --policy and --budget apply (not --budget computation_pct)")
-    run.add_argument("--hw", help=_hw_help("accelerator") + f" (default: {DEFAULT_HW})")
+    run.add_argument("--hw", nargs="+", metavar="H",
+                     help=_hw_help("accelerator") + f"; several print one table with a column per config "
+                                                    f"(default: {DEFAULT_HW})")
+    _add_set(run)
     _add_batch(run)
     run.add_argument("--budget", action="append", metavar="METRIC=VALUE",
                      help="absolute per-input budget, e.g. energy_uj=2 or latency_us=60000 (repeatable); the report "
@@ -462,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "accuracy axis stays on the models that matter.")
     frontier.add_argument("--trace", nargs="+", required=True, metavar="T", help="trace files (.npz)")
     frontier.add_argument("--hw", nargs="+", metavar="H", help=_hw_help("accelerators") + f" (default: {DEFAULT_HW})")
+    _add_set(frontier)
     frontier.add_argument("-o", "--output", required=True, help=FIGURE_HELP)
     frontier.add_argument("--x", default="energy_uj", choices=("energy_uj", "latency_us", "latency_p99_us",
                                                                 "dram_bytes", "computation_pct"), help=_x_help())
@@ -515,6 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("--csv", metavar="LAYERS", help="also write the per-layer, per-option costs as CSV")
     for figure in (proxy, latency, energy):
         figure.add_argument("--reference", metavar="full|native|W/A", help=REFERENCE_HELP)
+    for figure in (proxy, latency, energy, layers):
+        _add_set(figure)
     for figure in (proxy, decisions, latency, energy, layers):
         figure.add_argument("-o", "--output", required=True, help=FIGURE_HELP)
         if figure is not decisions:
@@ -530,6 +618,27 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add_argument("--trace", nargs="+", metavar="T", help="with --update and --hw: add these cases")
     regress.add_argument("--hw", nargs="+", metavar="H", help="with --update and --trace: add these cases")
     regress.set_defaults(handler=cmd_regress)
+
+    sweep = sub.add_parser("sweep", help="sweep derived configs over traces, batches and policies (docs/sweep.md)",
+                           description="Run every point of a sweep spec (a base config, grid and random axes of "
+                                       "dotted config keys, batch sizes, policies, constraints such as area_mm2 <= 10) "
+                                       "on every trace; write one CSV row per (point, trace) and print the best "
+                                       "feasible point per objective. Chunks run on Dask (a local cluster, or "
+                                       "--scheduler) and are kept as they finish: rerunning an interrupted sweep "
+                                       "resumes it.")
+    sweep.add_argument("spec", help="sweep spec (YAML)")
+    sweep.add_argument("-o", "--output", help="result CSV (default: the spec's output:)")
+    sweep.add_argument("--plot", metavar="FIG", help="also draw energy against latency per trace, coloured by area, "
+                                                     "with the Pareto front: " + FIGURE_HELP)
+    sweep.add_argument("--cache", metavar="DIR", help="keep each (config, trace, batch, policy) result here and "
+                                                     "reuse it in later sweeps (keyed by config digest, trace "
+                                                     "contents and the code; default: no cache)")
+    sweep.add_argument("--workers", type=int, help="local worker processes (default: the machine's cores)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786 "
+                                                              "(its workers must see the traces' paths)")
+    sweep.add_argument("--backend", choices=("auto", "dask", "processes"), default="auto",
+                       help="auto: Dask when installed, else a local process pool")
+    sweep.set_defaults(handler=cmd_sweep)
 
     validate = sub.add_parser("validate", help="check the cost models against published results",
                               description="Run every validation target (Bit Fusion's simulator per layer, Bit Fusion "

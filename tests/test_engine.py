@@ -54,7 +54,7 @@ def test_dadiannao_gains_nothing_below_16_bits():
 
 def test_declared_full_precision_takes_multiple_passes():
     hw = load_hw("dadiannao")
-    declared = hw.__class__(**{**hw.__dict__, "full_precision": "declared"})
+    declared = dataclasses.replace(hw, full_precision="declared")
     native = build_cost_table(NET, default_options(), hw, 1)
     wide = build_cost_table(NET, default_options(), declared, 1)
     m = native.metric("compute_cycles")
@@ -215,7 +215,7 @@ def test_wider_than_supported_is_an_error_when_the_config_says_so(make_trace):
     from dfs_sim.errors import InputError
 
     hw = load_hw("dadiannao")
-    strict = hw.__class__(**{**hw.__dict__, "wider": "error", "full_precision": "declared"})
+    strict = dataclasses.replace(hw, wider="error", full_precision="declared")
     with pytest.raises(InputError, match="precision.max_bits"):
         simulate(make_trace(n=4), strict)
 

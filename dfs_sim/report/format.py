@@ -121,6 +121,12 @@ def summary_rows(summary: dict) -> list[tuple[str, str, object]]:
             rows.append(("reference", f"{metric}_pct", entry["pct"]))
     for part, value in summary["energy_breakdown_uj"].items():
         rows.append(("energy_breakdown_uj", part, value))
+    area = summary.get("area")
+    if area is not None:
+        rows.append(("area", "total_mm2", area["total_mm2"]))
+        rows.append(("area", "complete", area["complete"]))
+        for part, value in area["components_mm2"].items():
+            rows.append(("area", f"{part}_mm2", value))
     budget = summary["budget"]
     for name, entry in (budget["against_target"] or {}).items():
         rows.append(("budget_target", name, entry["pct"]))
@@ -149,6 +155,7 @@ def summary_table(s: dict) -> str:
     cases = ", ".join(f"{c['option']}->{'skip' if c['runs_at_bits'] is None else '%d/%d' % tuple(c['runs_at_bits'])}"
                       for c in mapping["cases"])
     w(f"precision bit-serial: {mapping['bit_serial']}; {mapping['rule']}; options run at (w/a bits): {cases}\n")
+    w(f"area      {area_line(s.get('area'), s.get('energy_components', {}))}\n")
     w(f"weights   {'resident on chip' if s['weights_resident_on_chip'] else 'fetched from DRAM every batch'}\n")
     coding = s["fmap_compression"]
     if coding["scheme"] != "none":
@@ -194,6 +201,64 @@ def summary_table(s: dict) -> str:
         w(f"  {name}{what} <= {format_number(entry['budget'])}: {entry['n_over']:,} inputs over "
           f"({entry['share_over_pct']:.2f} %)\n")
     return out.getvalue()
+
+
+def area_line(area: dict | None, names: dict) -> str:
+    """'2.14 mm² at 45 nm (array 0.888, weight buffer 0.767, ...)', what is left out, or why there is none.
+    `names`: the report's human names of the buffers (summary's energy_components)."""
+    if area is None:
+        return "not modelled (the config has no area: section; docs/hardware.md, Area)"
+    parts = ", ".join(f"{names.get(name, name)} {format_number(value, 3)}"
+                      for name, value in area["components_mm2"].items())
+    scaled = f", scaled from {area['scaled_from_nm']:g} nm" if area["scaled_from_nm"] else ""
+    missing = f"; not included: {area['not_included']}" if area["not_included"] else ""
+    return f"{format_number(area['total_mm2'], 3)} mm² at {area['technology_nm']:g} nm ({parts}{scaled}){missing}"
+
+
+SIDE_BY_SIDE_METRICS = ("cycles", "latency_us", "energy_uj", "dram_bytes")
+
+
+def side_by_side_rows(summaries: list[dict]) -> list[tuple[str, str, list]]:
+    """(quantity, unit, one value per config) for `dfs-sim run --hw a b c`: each cost's mean per input and
+    its % of the config's own full precision, the area, and energy x delay (mean energy x mean latency)."""
+    rows = [("model", "", [s["hw_model"] for s in summaries]),
+            ("batch", "", [f"{s['batch']['size']} ({s['batch']['policy']})" for s in summaries])]
+    for metric in SIDE_BY_SIDE_METRICS:
+        rows.append((metric, _UNITS[metric], [s["metrics"][metric]["mean"] for s in summaries]))
+        rows.append((f"{metric} % of FP", "%", [s["metrics"][metric]["pct_of_full_precision"] for s in summaries]))
+    rows.append(("area", "mm²", [None if s.get("area") is None else s["area"]["total_mm2"] for s in summaries]))
+    rows.append(("area complete", "", [None if s.get("area") is None else s["area"]["complete"] for s in summaries]))
+    edp = [s["metrics"]["energy_uj"]["mean"] * s["metrics"]["latency_us"]["mean"] for s in summaries]
+    rows.append(("energy x delay", "µJ·µs", edp))
+    rows.append(("energy x delay % of FP", "%", [s["metrics"]["energy_uj"]["pct_of_full_precision"]
+                                                 * s["metrics"]["latency_us"]["pct_of_full_precision"] / 100
+                                                 for s in summaries]))
+    return rows
+
+
+def render_side_by_side(summaries: list[dict], fmt: str) -> str:
+    """One table, a column per config (the summaries of one trace on several configs)."""
+    names = [s["hw"] for s in summaries]
+    rows = side_by_side_rows(summaries)
+    if fmt == "json":
+        return dumps({"trace": summaries[0]["trace"], "configs": names,
+                      "rows": [{"quantity": q, "unit": u, "values": v} for q, u, v in rows]}, indent=2) + "\n"
+    if fmt == "csv":
+        frame = pd.DataFrame([[q, u] + v for q, u, v in rows], columns=["quantity", "unit"] + names)
+        return frame.to_csv(index=False, float_format=CSV_FLOAT)
+    cells = [[q, u] + (format_row(v) if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                       else [format_number(x) for x in v]) for q, u, v in rows]
+    header = ["per input", "unit"] + names
+    widths = [max(len(str(r[i])) for r in cells + [header]) for i in range(len(header))]
+    lines = [f"trace {summaries[0]['trace']}  ({summaries[0]['network']}, {summaries[0]['n_inputs']:,} inputs, "
+             f"accuracy {format_number(summaries[0]['accuracy'])} %)"]
+    for i, r in enumerate([header] + cells):
+        lines.append("  ".join(str(c).ljust(widths[j]) if j < 2 else str(c).rjust(widths[j]) for j, c in enumerate(r)))
+        if i == 0:
+            lines.append("-" * len(lines[-1]))
+    lines.append("% of FP: of each config's own full precision; area: at each config's node (n/a: no area: "
+                 "section); energy x delay: mean energy x mean latency per input.")
+    return "\n".join(lines) + "\n"
 
 
 def summary_html(s: dict) -> str:

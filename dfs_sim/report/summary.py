@@ -53,7 +53,7 @@ def build_summary(result) -> dict:
         "tool_version": __version__,
         "trace": trace.path,
         "network": trace.network.name,
-        "hw": hw.name,
+        "hw": hw.label,
         "hw_config": hw.path,
         "hw_model": hw.model,
         "n_inputs": trace.n_inputs,
@@ -69,6 +69,7 @@ def build_summary(result) -> dict:
         "metrics": metrics,
         "energy_breakdown_uj": breakdown,
         "energy_components": energy_components(hw),
+        "area": area_section(hw),
         "budget": budget_section(result, metrics, comp, bitops),
     }
     return summary
@@ -87,6 +88,14 @@ def reference_section(result, metrics: dict) -> dict:
                                  "pct": _finite(float(100.0 * metrics[name]["mean"] / value)) if value else None}
                           for name, value in values.items()}
     return section
+
+
+def area_section(hw) -> dict | None:
+    """The config's area (dfs_sim/hardware/area.py), or None where its YAML has no `area:` section."""
+    from dfs_sim.hardware.area import area_of
+
+    area = area_of(hw)
+    return None if area is None else area.to_dict()
 
 
 def energy_components(hw) -> dict:

@@ -1,0 +1,164 @@
+"""dfs-sim sweep: the points a spec describes, identical results whatever the workers (a real Dask
+LocalCluster, and the process-pool fallback), resuming an interrupted sweep, constraints, bad input."""
+import pandas as pd
+import pytest
+import yaml
+
+from dfs_sim.cli import main
+from dfs_sim.engine import simulate
+from dfs_sim.errors import InputError
+from dfs_sim.hardware.config import load_hw
+from dfs_sim.sweep import load_spec, parts_dir, run_sweep
+from dfs_sim.trace import load_trace
+
+
+def _spec(tmp_path, make_trace, **changes):
+    make_trace(n=24, name="a.npz")
+    make_trace(n=16, seed=1, name="b.npz")
+    spec = {"traces": ["a.npz", "b.npz"], "base": "bitfusion_physical",
+            "grid": {"array.unroll.K": [16, 32], "dram.bandwidth_bits_per_cycle": {"range": [96, 288, 96]}},
+            "random": {"n": 2, "seed": 7, "axes": {"buffers.wbuf.size_kb": {"integers": [32, 128]}}},
+            "batch": [1, 4], "constraints": ["area_mm2 <= 2.2", "energy_uj_mean <= 1e9"], "chunk": 5}
+    spec.update(changes)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_spec_expands_grid_ranges_and_seeded_samples(tmp_path, make_trace):
+    spec = load_spec(_spec(tmp_path, make_trace))
+    assert len(spec.points) == 2 * 3 * 2 * 2
+    assert sorted({p.overrides["dram.bandwidth_bits_per_cycle"] for p in spec.points}) == [96, 192, 288]
+    sizes = [p.overrides["buffers.wbuf.size_kb"] for p in spec.points]
+    assert all(32 <= s <= 128 for s in sizes)
+    assert sizes == [p.overrides["buffers.wbuf.size_kb"] for p in load_spec(tmp_path / "spec.yaml").points]
+    assert spec.axes == ("array.unroll.K", "dram.bandwidth_bits_per_cycle", "buffers.wbuf.size_kb")
+
+
+def test_results_are_identical_on_one_and_two_dask_workers_and_on_a_process_pool(tmp_path, make_trace):
+    pytest.importorskip("distributed")  # in the test extra; the process pool below needs nothing
+    spec = load_spec(_spec(tmp_path, make_trace))
+    outputs = []
+    for workers, backend in ((1, "dask"), (2, "dask"), (2, "processes")):
+        out = tmp_path / f"r{workers}{backend}.csv"
+        done = run_sweep(spec, out, workers=workers, backend=backend)
+        assert done["executor"] == ("dask" if backend == "dask" else "process pool")
+        assert not parts_dir(out).exists()
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]
+    table = pd.read_csv(tmp_path / "r1dask.csv")
+    assert len(table) == len(spec.points) * 2 and list(table["point"]) == sorted(table["point"])
+    # area-infeasible points (K=32 with a bigger WBUF) are recorded, not run
+    infeasible = table[~table["feasible"]]
+    assert len(infeasible) and (infeasible["area_mm2"] > 2.2).all() and infeasible["energy_uj_mean"].isna().all()
+    assert (table[table["feasible"]]["area_mm2"] <= 2.2).all()
+    # a row is what `simulate` says for that derived config
+    row = table[table["feasible"]].iloc[-1]
+    overrides = {k: row[k].item() for k in spec.axes}
+    hw = load_hw("bitfusion_physical", None).replace(overrides)
+    summary = simulate(load_trace(row["trace"]), hw, batch=int(row["batch"])).summary
+    assert row["energy_uj_mean"] == pytest.approx(summary["metrics"]["energy_uj"]["mean"], rel=1e-10)
+    assert row["area_mm2"] == pytest.approx(summary["area"]["total_mm2"], rel=1e-10)
+    assert row["hw_digest"] == hw.digest
+
+
+def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path, make_trace):
+    spec = load_spec(_spec(tmp_path, make_trace))
+    whole = tmp_path / "whole.csv"
+    run_sweep(spec, whole, workers=1, backend="processes")
+    out = tmp_path / "r.csv"
+
+    def interrupt(done, total, points, began):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, out, workers=1, backend="processes", progress=interrupt)
+    assert not out.exists() and len(list(parts_dir(out).glob("chunk-*.csv"))) >= 2
+    done = run_sweep(spec, out, workers=1, backend="processes")
+    assert done["chunks_resumed"] >= 2 and done["chunks_run"] < 5
+    assert out.read_bytes() == whole.read_bytes()
+
+
+def test_cli_sweep_writes_the_csv_and_best_points(tmp_path, make_trace, capsys):
+    spec = _spec(tmp_path, make_trace, random={}, batch=1, chunk=3)
+    out = tmp_path / "cli.csv"
+    assert main(["sweep", str(spec), "-o", str(out), "--workers", "1", "--backend", "processes"]) == 0
+    captured = capsys.readouterr()
+    assert "best energy_uj_mean on a.npz" in captured.out and "rows" in captured.err
+    assert len(pd.read_csv(out)) == 6 * 2
+
+
+@pytest.mark.parametrize("changes, field, words", [
+    ({"colour": 1}, "colour", "unknown key"),
+    ({"grid": {"array.unroll.K": [0]}}, "grid.array.unroll.K", "must be an integer"),
+    ({"grid": {"array.unroll.Q": [4]}}, "grid.array.unroll.Q", "unknown dimension"),
+    ({"grid": {"dram.bandwidth_bits_per_cycle": {"range": [96, 10, 1]}}}, "grid.dram.bandwidth_bits_per_cycle.range",
+     "stop >= start"),
+    ({"random": {"n": 2, "axes": {"clock_mhz": {"uniform": [100, 200]}}}}, "random.seed", "is required"),
+    ({"random": {"n": 2, "seed": 1, "axes": {"clock_mhz": {"normal": [1, 2]}}}}, "random.axes.clock_mhz", "one of"),
+    ({"constraints": ["area < lots"]}, "constraints[0]", "NAME OP NUMBER"),
+    ({"constraints": ["speed <= 3"]}, "constraints[0]", "unknown quantity"),
+    ({"base": "stripes", "random": {}, "grid": {"dram.bandwidth_bits_per_cycle": [64]}}, "constraints",
+     "no complete area"),
+    ({"traces": ["missing.npz"]}, "traces[0]", "no such trace"),
+    ({"base": "no_such_config"}, "base", "no such hardware config"),
+    ({"batch": [0]}, "batch[0]", "must be an integer"),
+])
+def test_bad_specs_are_one_line_naming_the_spec_and_field(tmp_path, make_trace, capsys, changes, field, words):
+    spec = _spec(tmp_path, make_trace, **changes)
+    with pytest.raises(InputError) as err:
+        from dfs_sim.sweep import check_points
+
+        check_points(load_spec(spec))
+    assert err.value.source == str(spec) and err.value.field == field and words in err.value.message
+    out = tmp_path / "never.csv"
+    assert main(["sweep", str(spec), "-o", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and not out.exists() and not parts_dir(out).exists()
+
+
+def test_unreachable_scheduler_names_the_flag(tmp_path, make_trace, capsys):
+    pytest.importorskip("distributed")
+    spec = _spec(tmp_path, make_trace, random={}, batch=1)
+    assert main(["sweep", str(spec), "-o", str(tmp_path / "x.csv"), "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--scheduler" in err
+
+
+def test_pareto_front_and_figure(tmp_path, make_trace):
+    from dfs_sim.sweep_plot import pareto_mask, pareto_rows
+
+    import numpy as np
+
+    x, y = np.array([1.0, 2.0, 3.0, 2.0, 1.0]), np.array([3.0, 2.0, 1.0, 3.0, 3.0])
+    assert pareto_mask(x, y).tolist() == [True, True, True, False, True]  # ties stay; (2, 3) is dominated
+    assert pareto_mask(x, y, np.array([1.0, 1.0, 1.0, 0.5, 2.0])).tolist() == [True, True, True, True, False]
+    spec = _spec(tmp_path, make_trace, random={}, batch=1, chunk=3)
+    out, fig = tmp_path / "p.csv", tmp_path / "p.png"
+    assert main(["sweep", str(spec), "-o", str(out), "--workers", "1", "--backend", "processes",
+                 "--plot", str(fig)]) == 0
+    assert fig.stat().st_size > 1000
+    table = pd.read_csv(out)
+    front = pareto_rows(table)
+    assert len(front) and front["feasible"].all()
+    for _, row in front.iterrows():  # nothing feasible on its trace beats a front point on all three
+        same = table[(table["trace"] == row["trace"]) & table["feasible"]]
+        assert not ((same["latency_us_mean"] < row["latency_us_mean"]) & (same["energy_uj_mean"] < row["energy_uj_mean"])
+                    & (same["area_mm2"] < row["area_mm2"])).any()
+    assert main(["sweep", str(spec), "-o", str(tmp_path / "q.csv"), "--plot", str(tmp_path / "p.txt")]) == 2
+
+
+def test_cache_gives_the_same_rows_and_skips_the_work(tmp_path, make_trace):
+    spec = load_spec(_spec(tmp_path, make_trace, random={}, batch=[1, 4], chunk=4))
+    cache = tmp_path / "cache"
+    cold, warm, fresh = tmp_path / "cold.csv", tmp_path / "warm.csv", tmp_path / "fresh.csv"
+    first = run_sweep(spec, cold, workers=1, backend="processes", cache=cache)
+    feasible_rows = int(first["table"]["feasible"].sum())
+    assert first["cache_hits"] == 0 and len(list(cache.glob("*.json"))) == feasible_rows
+    damaged = sorted(cache.glob("*.json"))[0]
+    damaged.write_text('{"accuracy": 1')  # unreadable: recomputed, not trusted
+    second = run_sweep(spec, warm, workers=1, backend="processes", cache=cache)
+    assert second["cache_hits"] == feasible_rows - 1
+    run_sweep(spec, fresh, workers=1, backend="processes")
+    assert cold.read_bytes() == warm.read_bytes() == fresh.read_bytes()
