@@ -173,7 +173,7 @@ def test_recorded_table_and_densities_equal_the_old_emission(overrides, force, g
         assert len(np.unique(new["decisions"], axis=0)) > 1  # the case exercises mixed decisions
 
 
-@pytest.mark.parametrize("checkpoint,force", [("dfs_b20.pt", None), ("gates.pt", "8bit")])
+@pytest.mark.parametrize("checkpoint,force", [("dfs7_b50.pt", None), ("gates7.pt", "8bit")])
 def test_emitted_trace_equals_the_old_emission(tmp_path, checkpoint, force):
     """A shipped checkpoint on real images through emit_trace: every member of the written trace equals
     what the old emission writes."""
