@@ -29,6 +29,7 @@ from dfs_sim.atomic import atomic_file
 from dfs_sim.errors import READ_ERRORS, InputError, existing_file, input_boundary, require, shown
 from dfs_sim.limits import (MAX_BITS, MAX_COMPRESSED_MEMBER_BYTES, MAX_HEADER_BYTES, MAX_INPUTS, MAX_LABEL,
                             MAX_NAME_CHARS, MAX_NPY_HEADER_BYTES, MAX_OPTIONS)
+from dfs_sim.resources import local_or_shipped
 from dfs_sim.workload.network import Network, network_from_dict
 
 FORMAT_NAME = "dfs-sim-trace"
@@ -193,7 +194,7 @@ def _integral(values: np.ndarray) -> bool:
 
 def load_trace(path: str | Path, *, mmap: bool = True) -> Trace:
     """Read and fully validate a trace. Large stored members are memory-mapped when `mmap` is true."""
-    path = existing_file(path, "trace file")
+    path = existing_file(local_or_shipped(path), "trace file")
     with input_boundary(path, "a dfs-sim trace"):
         return _load(path, mmap)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from dfs_sim.cost.compression import COMPRESSIONS
 from dfs_sim.errors import InputError, existing_file, input_boundary, require, shown
 from dfs_sim.limits import MAX_BATCH, MAX_BITS, MAX_CHANNELS, MAX_NAME_CHARS, MAX_OUTPUT_BITS
+from dfs_sim.resources import shipped
 
 OPERANDS = ("weights", "inputs", "outputs")
 MAX_VALUE_BITS = 32  # widest stored operand a feature-map code must hold
@@ -137,7 +138,7 @@ def load_hw(path_or_name: str | Path) -> HwConfig:
 
 
 def shipped_configs_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "hw_configs"
+    return shipped("hw_configs")
 
 
 def shipped_configs() -> list[Path]:

@@ -17,6 +17,7 @@ import numpy as np
 from dfs_sim.errors import InputError, input_boundary, require, shown
 from dfs_sim.limits import (MAX_BITS, MAX_CHANNELS, MAX_FMAP_ELEMENTS, MAX_LAYER_MACS, MAX_LAYERS, MAX_NAME_CHARS,
                             MAX_SPATIAL, MAX_UNITS)
+from dfs_sim.resources import local_or_shipped
 
 LAYER_KINDS = ("conv", "fc", "gate-embed", "lstm", "gate-fc", "pool")
 PRECISION_RULES = ("unit", "shortcut", "full", "fixed")
@@ -326,7 +327,7 @@ def load_network(path: str | Path) -> Network:
     """Read a network file: strict JSON (`.json`) or strict YAML (anything else)."""
     from dfs_sim import jsonio, yamlio
 
-    path = Path(path)
+    path = Path(local_or_shipped(path))
     with input_boundary(path, "a network file"):
         data = jsonio.load(path, "network file") if path.suffix == ".json" else yamlio.load(path, "network file")
         return network_from_dict(data, path)
