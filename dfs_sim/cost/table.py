@@ -33,9 +33,21 @@ class CostTable:
     buffer_names: tuple[str, ...]
     stored_bits: np.ndarray  # [layers, cases, 3] stored weight, activation and output bits (0: does not run)
     mapping: np.ndarray  # [layers, cases] RESULT records: the mapping of one batch of the largest size
+    runs_at_bits: np.ndarray  # [cases, 2] the (weight, activation) widths the datapath really runs mapped_bits at
+    bit_serial: str  # which operands the datapath streams bit by bit ("none", "activations", ...)
 
     def metric(self, name: str) -> int:
         return self.metric_names.index(name)
+
+    def per_input_columns(self, cost: np.ndarray) -> np.ndarray:
+        """Collapse a cost array's metric axis to what the kernels track per input: cycles, energy, DRAM and
+        SRAM bits (the order of dfs_sim.cost.aggregate's OUT_* columns)."""
+        names = self.metric_names
+        energy = [i for i, name in enumerate(names) if name.startswith("energy_")]
+        dram = [self.metric("dram_read_bits"), self.metric("dram_write_bits")]
+        sram = [self.metric(f"{buffer}_{way}_bits") for buffer in self.buffer_names for way in ("read", "write")]
+        return np.ascontiguousarray(np.stack([cost[..., self.metric("cycles")], cost[..., energy].sum(-1),
+                                              cost[..., dram].sum(-1), cost[..., sram].sum(-1)], axis=-1))
 
 
 # DRAM traffic per operand (metric dram_<name>_bits), from the RESULT field of the same meaning.
@@ -104,8 +116,10 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
     for u in range(network.n_units):
         unit_cost[u] = layer_cost[(unit_of == u) & follows].sum(axis=0)
     base_cost = layer_cost[~follows][:, 0].sum(axis=0)  # fixed-rule layers cost the same in every case
+    model = MODELS[hw.model]
+    runs_at = np.stack(model.effective_bits(hw, mapped[:, 0], mapped[:, 1]), axis=-1).astype(np.int64)
     return CostTable(names, layer_cost, unit_cost, base_cost, declared, mapped, full_case, bool(weights_resident),
-                     tuple(b.name for b in hw.buffers), stored_bits, mapping)
+                     tuple(b.name for b in hw.buffers), stored_bits, mapping, runs_at, model.serial)
 
 
 def output_storage_bits(network: Network, run_bits: np.ndarray, hw: HwConfig) -> np.ndarray:

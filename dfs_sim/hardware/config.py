@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dfs_sim.cost.compression import COMPRESSIONS
 from dfs_sim.errors import InputError, existing_file, input_boundary, require, shown
+from dfs_sim.hardware.link_coding import COMPRESSIONS
 from dfs_sim.limits import MAX_BATCH, MAX_BITS, MAX_CHANNELS, MAX_NAME_CHARS, MAX_OUTPUT_BITS
 from dfs_sim.resources import shipped
 
