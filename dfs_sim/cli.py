@@ -358,7 +358,9 @@ def _x_help() -> str:
 
 def _add_batch(parser) -> None:
     parser.add_argument("--batch", type=int, help=BATCH_HELP)
-    parser.add_argument("--policy", choices=("lockstep", "bucketed"), help=POLICY_HELP)
+    from dfs_sim.hardware.config import BATCH_POLICIES
+
+    parser.add_argument("--policy", choices=BATCH_POLICIES, help=POLICY_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,8 @@ import pandas as pd
 from dfs_sim.cost import aggregate
 from dfs_sim.cost.table import CostTable, build_cost_table
 from dfs_sim.errors import InputError
-from dfs_sim.hardware.config import BATCH_POLICIES, HwConfig, load_hw
+from dfs_sim.hardware.config import HwConfig, load_hw
+from dfs_sim.limits import FULL_PRECISION_BITS
 from dfs_sim.reference import FULL, Reference, parse_reference, reference_network, static_default
 from dfs_sim.report.format import summary_html, summary_rows
 from dfs_sim.report.layers import per_layer_case_frame, per_layer_frame
@@ -95,9 +96,7 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
         trace = load_trace(trace)
     if not isinstance(hw, HwConfig):
         hw = load_hw(hw)
-    if policy is not None and policy not in BATCH_POLICIES:
-        raise InputError("--policy", None, f"must be one of {', '.join(BATCH_POLICIES)}, got {policy!r}")
-    hw = hw.with_batch(batch, policy)
+    hw = hw.with_batch(batch, policy)  # checks the overrides
     size, mode = hw.batch_size, hw.batch_policy
     table = build_cost_table(trace.network, trace.options, hw, size, source=trace.path)
     unit_small = table.per_input_columns(table.unit_cost)
@@ -235,7 +234,7 @@ def _proxy_tables(trace: Trace, table: CostTable):
     base = 0.0
     full = 0.0
     for layer in network.layers:
-        full += layer.macs * 32 * 32
+        full += layer.macs * FULL_PRECISION_BITS * FULL_PRECISION_BITS
         bits = layer.case_bits(table.case_bits)
         if layer.follows_unit:
             bitops[layer.unit] += layer.macs * bits[:, 0] * bits[:, 1]

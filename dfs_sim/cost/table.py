@@ -17,6 +17,7 @@ from dfs_sim.errors import InputError
 from dfs_sim.hardware.accelerators import MODELS
 from dfs_sim.hardware.accelerators.base import KIND_CODES, Work
 from dfs_sim.hardware.config import CONVENTIONS, DATAFLOWS, OBJECTIVES, HwConfig
+from dfs_sim.limits import FULL_PRECISION_BITS
 from dfs_sim.workload.network import Network
 
 
@@ -68,7 +69,7 @@ def metric_names(hw: HwConfig) -> tuple[str, ...]:
 
 def precision_cases(options, hw: HwConfig) -> tuple[np.ndarray, np.ndarray]:
     """Declared and hardware-mapped (weight, activation) bits for each option and the full reference."""
-    declared = [(o.weight_bits, o.act_bits) for o in options] + [(32, 32)]
+    declared = [(o.weight_bits, o.act_bits) for o in options] + [(FULL_PRECISION_BITS, FULL_PRECISION_BITS)]
     full = [o.full_precision for o in options] + [True]
     mapped = []
     for (w, a), is_full in zip(declared, full):
@@ -301,7 +302,7 @@ def _check_widths(run_bits, hw: HwConfig, declared, options, source: str) -> Non
         if case < len(options):
             what = f"option '{options[case].name}' ({declared[case][0]}/{declared[case][1]} bits)"
         else:
-            what = "the full-precision reference (32/32 bits)"
+            what = f"the full-precision reference ({FULL_PRECISION_BITS}/{FULL_PRECISION_BITS} bits)"
         raise InputError(hw.path, "precision.max_bits",
                          f"runs at most {hw.max_bits} bits (precision.wider: error) but {what} needs more"
                          f"{' in ' + source if source else ''}; set precision.full_precision: native or "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfs_sim.errors import InputError, input_boundary, require, shown
+from dfs_sim.errors import InputError, input_boundary, is_int, require, shown
 from dfs_sim.limits import (MAX_BITS, MAX_CHANNELS, MAX_FMAP_ELEMENTS, MAX_LAYER_MACS, MAX_LAYERS, MAX_NAME_CHARS,
                             MAX_SPATIAL, MAX_UNITS)
 from dfs_sim.resources import local_or_shipped
@@ -197,7 +197,7 @@ def network_from_dict(data: object, source: object = "<network>") -> Network:
             "network.units", f"must be a list of at most {MAX_UNITS} names of 1 to {MAX_NAME_CHARS} characters")
     require(len(set(units)) == len(units), source, "network.units", "names must be unique")
     shape = data.get("input_shape", [3, 32, 32])
-    require(isinstance(shape, list) and len(shape) == 3 and all(_is_int(v) and v > 0 for v in shape)
+    require(isinstance(shape, list) and len(shape) == 3 and all(is_int(v) and v > 0 for v in shape)
             and shape[0] <= MAX_CHANNELS and max(shape[1:]) <= MAX_SPATIAL, source, "network.input_shape",
             f"must be [channels, height, width] of positive integers (at most {MAX_CHANNELS} channels and "
             f"{MAX_SPATIAL} pixels)")
@@ -217,10 +217,6 @@ def network_from_dict(data: object, source: object = "<network>") -> Network:
     return Network(name, tuple(layers), tuple(units), tuple(int(v) for v in shape), description, meta)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> Layer:
     where = f"network.layers[{index}]"
     require(isinstance(raw, dict), source, where, "must be a mapping")
@@ -238,7 +234,7 @@ def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> L
         if key in raw:
             low, high = _FIELD_RANGES[key]
             value = raw[key]
-            require(_is_int(value), source, f"{where}.{key}", f"must be an integer, got {shown(value)}")
+            require(is_int(value), source, f"{where}.{key}", f"must be an integer, got {shown(value)}")
             hint = " (omit it to derive it from the shape)" if key in ("macs", "weights") else ""
             require(low <= value <= high, source, f"{where}.{key}", f"{value} is out of range [{low}, {high}]{hint}")
             values[key] = int(value)
@@ -255,7 +251,7 @@ def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> L
             f"must be one of {', '.join(PRECISION_RULES)}")
     unit = values.get("unit")
     if unit is not None:
-        require(_is_int(unit) and 0 <= unit < n_units, source, f"{where}.unit",
+        require(is_int(unit) and 0 <= unit < n_units, source, f"{where}.unit",
                 f"must be a gated-unit index in [0, {n_units}) or null")
         values["unit"] = int(unit)
     if precision in UNIT_RULES:
@@ -285,10 +281,10 @@ def _derive_fields(values: dict) -> None:
         return
     for axis in ("h", "w"):
         size_in = values.get(f"{axis}_in", 1)
-        if f"{axis}_out" not in values and _is_int(size_in):
+        if f"{axis}_out" not in values and is_int(size_in):
             span = size_in + 2 * values.get("padding", 0) - values.get("kernel", 1)
             stride = values.get("stride", 1)
-            if span >= 0 and _is_int(stride) and stride >= 1:
+            if span >= 0 and is_int(stride) and stride >= 1:
                 values[f"{axis}_out"] = span // stride + 1
 
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dfs_sim.errors import InputError
-from dfs_sim.workload.network import Layer, Network
+from dfs_sim.workload.network import LAYER_KINDS, Layer, Network
 
-KIND_CODES = {"conv": 0, "fc": 1, "gate-embed": 2, "lstm": 3, "gate-fc": 4, "pool": 5}
+KIND_CODES = {kind: code for code, kind in enumerate(LAYER_KINDS)}  # the kernels see kinds as these codes
 POOL = KIND_CODES["pool"]
 VECTOR_KINDS = np.array([KIND_CODES[k] for k in ("fc", "gate-embed", "lstm", "gate-fc")])
 
