@@ -9,7 +9,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from dfs_sim.cost import aggregate
+from dfs_sim.cost import aggregate, kernels
 from dfs_sim.cost.table import CostTable, build_cost_table
 from dfs_sim.errors import InputError
 from dfs_sim.hardware.config import HwConfig, load_hw
@@ -115,13 +115,13 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
     chunk = max(size, CHUNK_INPUTS // size * size)
     with kernel_threads(n):
         for start in range(0, n, chunk):
-            decisions = np.ascontiguousarray(trace.decisions[start:start + chunk], dtype=np.uint8)
+            decisions = kernels.read_only(np.ascontiguousarray(trace.decisions[start:start + chunk], dtype=np.uint8))
             rows = slice(start, start + chunk)
-            aggregate.per_input_costs(decisions, size, policy_code, rank, unit_small, base_small, out[rows])
-            aggregate.execution_counts(decisions, size, policy_code, rank, n_cases, hist, batch_sizes)
+            kernels.per_input_costs(decisions, size, policy_code, rank, unit_small, base_small, out[rows])
+            kernels.execution_counts(decisions, size, policy_code, rank, n_cases, hist, batch_sizes)
             if n_units:
-                aggregate.gather_sum(decisions, comp_table, 0.0, comp[rows])
-            aggregate.gather_sum(decisions, bitops_table, bitops_base, bitops[rows])
+                kernels.gather_sum(decisions, comp_table, 0.0, comp[rows])
+            kernels.gather_sum(decisions, bitops_table, bitops_base, bitops[rows])
 
     totals = np.einsum("ucr,ucrm->m", hist, table.unit_cost) + np.einsum("r,rm->m", batch_sizes, table.base_cost)
     runs = _layer_runs(trace, table, hist, batch_sizes)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfs_sim.cost.compression import dram_ratio
-from dfs_sim.cost.mapping import search_entries
+from dfs_sim.cost.kernels import search_entries
 from dfs_sim.cost.records import ADDITIVE, DATAFLOW_AUTO, ENTRY, HARDWARE, RESULT
 from dfs_sim.errors import InputError
 from dfs_sim.hardware.accelerators import MODELS
