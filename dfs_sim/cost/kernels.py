@@ -4,9 +4,9 @@ numba compiles a kernel on its first call and caches the machine code on disk. O
 compilation dwarfs a small job: the tiling search takes about 12 s of CPU to compile and the aggregation
 kernels about 4 s, while the default `dfs-sim run` does 25 searches (about 0.25 s as Python) and aggregates
 10,000 inputs (about 0.2 s). So a kernel with no compiled code ready (in this process or in numba's cache)
-runs as Python, the very functions numba would compile, each calling the others' Python source, until it
-has spent INTERPRET_BUDGET_S of CPU in this process; then it compiles, and runs compiled from then on (and
-loads from the cache in later processes). The numbers are the same either way (tests/test_kernels.py).
+runs as Python, the very functions numba would compile, each calling the others' Python source, as long as
+the work predicted fits in what is left of INTERPRET_BUDGET_S of CPU for that kernel in this process; otherwise
+it compiles, and runs compiled from then on (and loads from the cache in later processes). The numbers are the same either way (tests/test_kernels.py).
 
 DFS_SIM_KERNELS=compiled compiles on first use, as plain numba does; =python always interprets (slow: for
 tests and benchmarks); =auto (the default) is the rule above.
@@ -32,6 +32,7 @@ INTERPRET_BUDGET_S = 1.5  # CPU seconds of Python per kernel and process before 
 PYTHON_S_PER_DECISION = 1e-6
 
 _spent: dict[str, float] = {}  # Python CPU seconds each kernel has run for in this process
+_interpreted: dict[str, int] = {}  # entries the search has run as Python in this process
 _twins: dict[str, dict] = {}
 
 
@@ -61,8 +62,9 @@ def _twin(module: types.ModuleType, name: str):
 
 
 def compiled_ready(kernel) -> bool:
-    """Whether calling `kernel` costs no compilation: compiled in this process, or found in numba's disk cache."""
-    if kernel.signatures:
+    """Whether calling `kernel` costs no compilation: compiled in this process, or found in numba's disk cache
+    (or numba is off, NUMBA_DISABLE_JIT=1, and there is nothing to compile)."""
+    if not isinstance(kernel, CPUDispatcher) or kernel.signatures:
         return True
     index = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None), "_index_path", None)
     return index is not None and Path(index).is_file()
@@ -85,12 +87,17 @@ def search_entries(entries: np.ndarray, hw: np.ndarray, out: np.ndarray) -> None
     python = _twin(mapping, "search_entries")
     records, hw_record, results = (array.view(np.recarray) for array in (entries, hw, out))  # Python reads e.oc
     for i in range(len(entries)):
-        if not _interpret("search_entries", kernel):
+        # Predict the rest from the Python time per entry so far: a job that cannot finish within the budget
+        # compiles at once instead of spending the budget first.
+        done = _interpreted.get("search_entries", 0)
+        per_entry = _spent.get("search_entries", 0.0) / done if done else 0.0
+        if not _interpret("search_entries", kernel, per_entry * (len(entries) - i)):
             kernel(entries[i:], hw, out[i:])
             return
         start = time.process_time()
         python(records[i:i + 1], hw_record, results[i:i + 1])
         _charge("search_entries", start)
+        _interpreted["search_entries"] = done + 1
 
 
 def _aggregate(name: str, decisions: np.ndarray, *args) -> None:
