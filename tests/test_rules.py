@@ -82,3 +82,29 @@ def test_full_precision_is_one_width():
     assert full.computation_cost == 1.0 and default_options()[2].computation_cost == (16 / FULL_PRECISION_BITS) ** 2
     declared, _ = precision_cases(default_options(), load_hw("bitfusion"))
     assert tuple(declared[-1]) == (FULL_PRECISION_BITS, FULL_PRECISION_BITS)
+
+
+def test_the_first_layer_reads_the_input_marked_or_not():
+    """The cost table (DRAM input, im2col) and the stride-fold of the first layer both follow
+    Network.reads_network_input: marking the first layer changes nothing, marking another layer does."""
+    from dataclasses import replace
+
+    from dfs_sim.cost.table import build_cost_table
+    from dfs_sim.hardware.accelerators import MODELS
+    from dfs_sim.workload.network import Layer, Network
+
+    def network(marked_first: bool, marked_second: bool) -> Network:
+        return Network("two", (Layer("stem", "conv", 3, 16, 32, 32, 16, 16, 3, 2, 1, precision="fixed", w_bits=8,
+                                     a_bits=8, reads_input=marked_first),
+                               Layer("conv", "conv", 16, 16, 16, 16, 16, 16, 3, 1, 1, precision="fixed", w_bits=8,
+                                     a_bits=8, reads_input=marked_second)), ())
+
+    stripes = load_hw("stripes")
+    options = default_options()
+    tables = {marks: build_cost_table(network(*marks), options, stripes, 1) for marks in
+              ((False, False), (True, False), (True, True))}
+    np.testing.assert_array_equal(tables[False, False].layer_cost, tables[True, False].layer_cost)
+    assert not np.array_equal(tables[True, False].layer_cost[1], tables[True, True].layer_cost[1])
+    folded = MODELS["stripes"].array_network(stripes, network(False, False)).layers[0]
+    assert replace(folded, reads_input=True) == MODELS["stripes"].array_network(stripes, network(True, False)).layers[0]
+    assert folded.stride == 1 and folded.c_in == 3 * 2 * 2  # stride 2 folded into 4x the channels

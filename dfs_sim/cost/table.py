@@ -193,7 +193,7 @@ def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a,
            ("c_in", "c_out", "groups", "h_in", "w_in", "h_out", "w_out", "kernel", "stride", "padding", "macs",
             "weights")}
     kind = np.array([KIND_CODES[layers[i].kind] for i in layer_index], dtype=np.int64)
-    reads_input = np.array([layers[i].reads_input or i == 0 for i in layer_index])
+    reads_input = np.array([network.reads_network_input(i) for i in layer_index])
     last = np.asarray(layer_index) == len(layers) - 1
     eff_w, eff_a = model.effective_bits(hw, store_w, store_a)
     work = Work(kind=kind, macs=col["macs"] * batch, n=batch, w_bits=eff_w, a_bits=eff_a)

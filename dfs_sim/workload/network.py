@@ -104,6 +104,11 @@ class Network:
     description: str = ""
     meta: dict = field(default_factory=dict, compare=False)
 
+    def reads_network_input(self, index: int) -> bool:
+        """Whether layer `index` reads the network's input (from DRAM; a mapper may unfold it): a layer marked
+        reads_input, and the first layer whether or not it is marked."""
+        return self.layers[index].reads_input or index == 0
+
     @property
     def n_units(self) -> int:
         return len(self.units)

@@ -125,14 +125,9 @@ def first_layer_network(config, network: Network) -> Network:
     """The network with its input-reading convolutions stride-folded, when the config asks for it."""
     if config.model_params.get("first_layer", FIRST_LAYER_MAPPINGS[0]) != "stride-fold":
         return network
-    layers = tuple(fold_stride_into_channels(layer) if _reads_input(layer, i) else layer
-                   for i, layer in enumerate(network.layers))
+    layers = tuple(fold_stride_into_channels(layer) if network.reads_network_input(i) and layer.kind == "conv"
+                   and layer.stride > 1 and layer.groups == 1 else layer for i, layer in enumerate(network.layers))
     return replace(network, layers=layers)
-
-
-def _reads_input(layer: Layer, index: int) -> bool:
-    # The cost table treats the first layer as reading the input whether or not it is marked.
-    return (layer.reads_input or index == 0) and layer.kind == "conv" and layer.stride > 1 and layer.groups == 1
 
 
 def fold_stride_into_channels(layer: Layer) -> Layer:
