@@ -365,6 +365,7 @@ def _add_batch(parser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from dfs_sim import __version__
+    from dfs_sim.report.format import FORMATS
     from dfs_sim.reference import REFERENCE_HELP
     from dfs_sim.plot.common import PROXY_METRICS as METRICS
     from dfs_sim.regress import DEFAULT_RTOL
@@ -389,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="absolute per-input budget, e.g. energy_uj=2 or latency_us=60000 (repeatable); the report "
                           "counts the inputs over it. " + LATENCY_BUDGET)
     run.add_argument("--reference", metavar="full|native|W/A", help=REFERENCE_HELP)
-    run.add_argument("--format", choices=("table", "json", "csv"),
+    run.add_argument("--format", choices=FORMATS,
                      help="output format (default: table). With --per-input the default follows the -o suffix "
                           "(.csv, .json, .parquet), else csv")
     run.add_argument("-o", "--output", help="write here instead of stdout (--per-input: .csv, .json, or .parquet "

@@ -135,16 +135,6 @@ class Network:
             return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         return np.array(values, dtype=np.int64)
 
-    def unit_layers(self, unit: int) -> list[int]:
-        return [i for i, layer in enumerate(self.layers) if layer.unit == unit and layer.follows_unit]
-
-    def to_frame(self):
-        import pandas as pd
-
-        frame = pd.DataFrame([asdict(layer) for layer in self.layers])
-        frame["unit_name"] = [self.units[u] if u is not None else "" for u in frame["unit"]]
-        return frame
-
     def to_dict(self) -> dict:
         return {
             "name": self.name,
@@ -154,9 +144,6 @@ class Network:
             "layers": [_layer_to_dict(layer) for layer in self.layers],
             "meta": self.meta,
         }
-
-    def with_name(self, name: str) -> "Network":
-        return Network(name, self.layers, self.units, self.input_shape, self.description, dict(self.meta))
 
 
 def _layer_to_dict(layer: Layer) -> dict:
