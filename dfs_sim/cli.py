@@ -15,7 +15,7 @@ DEFAULT_HW = "stripes"
 
 def default_trace() -> Path:
     """The shipped trace `dfs-sim run` uses when none is given (first in the manifest)."""
-    from dfs_sim.traces import shipped_default
+    from dfs_sim.shipped_traces import shipped_default
 
     return shipped_default()
 

@@ -95,7 +95,7 @@ def allowed_roots(baseline: Path) -> list[Path]:
     """Where a baseline's cases may point: the repository holding the baseline (its nearest
     ancestor with a .git entry, else the baseline's own directory) and dfs-sim's shipped data."""
     from dfs_sim.hardware.config import shipped_configs_dir
-    from dfs_sim.traces import TRACES_DIR
+    from dfs_sim.shipped_traces import TRACES_DIR
 
     home = baseline.resolve().parent
     repo = next((d for d in (home, *home.parents) if (d / ".git").exists()), home)

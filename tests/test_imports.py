@@ -13,7 +13,7 @@ LAYERS = (
               "dfs_sim.resources", "dfs_sim.output")),
     ("workload", ("dfs_sim.workload",)),
     ("hardware", ("dfs_sim.hardware",)),
-    ("trace", ("dfs_sim.trace", "dfs_sim.traces", "dfs_sim.reference")),
+    ("trace", ("dfs_sim.trace", "dfs_sim.shipped_traces", "dfs_sim.reference")),
     ("cost", ("dfs_sim.cost",)),
     ("report", ("dfs_sim.report",)),  # renders a result; the engine attaches its summary and frames
     ("engine", ("dfs_sim.engine",)),

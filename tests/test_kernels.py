@@ -12,7 +12,7 @@ from dfs_sim.cost.table import build_cost_table
 from dfs_sim.engine import simulate
 from dfs_sim.hardware.config import load_hw, shipped_configs_dir
 from dfs_sim.trace import default_options, load_trace
-from dfs_sim.traces import shipped_default
+from dfs_sim.shipped_traces import shipped_default
 from dfs_sim.workload.network import load_network
 from dfs_sim.workload.resnet import dfs_resnet
 

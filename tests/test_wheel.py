@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -16,6 +17,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _files(*which: str) -> list[str]:
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", *which], capture_output=True, text=True)
+    if listed.returncode != 0 or not listed.stdout:
+        pytest.skip("not a git checkout")
+    return listed.stdout.split("\n")[:-1]
+
+
 def _run(argv, cwd, env=None):
     done = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{argv} exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
@@ -26,6 +34,13 @@ def _run(argv, cwd, env=None):
 def installed(tmp_path_factory):
     """(wheel, python, dfs-sim script, a working directory outside the checkout, env)."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # Build from a copy of what git would commit (tracked files and new ones not ignored), so that a stale
+    # build/ directory in the checkout cannot slip old modules into the wheel.
+    source = tmp / "source"
+    for name in _files("--cached", "--others", "--exclude-standard"):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     # The running environment's setuptools builds it when it is new enough (fast, offline); else pip's
     # isolated build fetches one, as a user's `pip wheel .` does.
     try:
@@ -34,7 +49,7 @@ def installed(tmp_path_factory):
     except ImportError:
         isolation = None
     flags = ["--no-build-isolation"] if isolation is not None else []
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *flags, "-w", tmp / "dist", REPO], cwd=tmp)
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *flags, "-w", tmp / "dist", source], cwd=tmp)
     (wheel,) = (tmp / "dist").glob("dfs_sim-*.whl")
 
     env_dir = tmp / "venv"
@@ -57,16 +72,12 @@ def installed(tmp_path_factory):
 
 def test_wheel_holds_the_package_and_its_data(installed):
     wheel = installed[0]
-    names = set(zipfile.ZipFile(wheel).namelist())
-    tracked = subprocess.run(["git", "-C", REPO, "ls-files", "dfs_sim", "hw_configs", "traces"], capture_output=True,
-                             text=True, check=True).stdout.split()
-    if not tracked:
-        pytest.skip("not a git checkout")
-    expected = {name if name.startswith("dfs_sim/") else f"dfs_sim/_data/{name}" for name in tracked
+    names = {name for name in zipfile.ZipFile(wheel).namelist() if ".dist-info/" not in name}
+    shipped = _files("--cached", "--others", "--exclude-standard", "dfs_sim", "hw_configs", "traces")
+    expected = {name if name.startswith("dfs_sim/") else f"dfs_sim/_data/{name}" for name in shipped
                 if not name.startswith("traces/checkpoints/")}  # checkpoints stay out: the wheel needs no torch
-    assert expected - names == set()
+    assert names == expected
     assert "dfs_sim/py.typed" in names
-    assert not any("checkpoints" in name for name in names)
 
 
 def test_installed_wheel_runs_outside_the_checkout(installed):
