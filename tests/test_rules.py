@@ -3,6 +3,7 @@ an integer, the batch policies, the full-precision width."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,7 +73,7 @@ def test_batch_policies_are_one_list():
     assert tuple(run.choices) == BATCH_POLICIES
     case = {"trace": "t.npz", "hw": "h.yaml", "batch": 4, "policy": BATCH_POLICIES[-1], "metrics": {}}
     with pytest.raises(InputError) as refused:
-        _check_baseline({"schema": SCHEMA, "cases": [dict(case, policy="greedy")]}, __import__("pathlib").Path("b.json"))
+        _check_baseline({"schema": SCHEMA, "cases": [dict(case, policy="greedy")]}, Path("b.json"))
     assert all(policy in str(refused.value) for policy in BATCH_POLICIES)
 
 

@@ -1,12 +1,13 @@
 """The numba kernels, run compiled, or as their own Python source while compiling would cost more than the work.
 
 numba compiles a kernel on its first call and caches the machine code on disk. On a fresh install that first
-compilation dwarfs a small job: the tiling search takes about 12 s of CPU to compile and the aggregation
-kernels about 4 s, while the default `dfs-sim run` does 25 searches (about 0.25 s as Python) and aggregates
-10,000 inputs (about 0.2 s). So a kernel with no compiled code ready (in this process or in numba's cache)
-runs as Python, the very functions numba would compile, each calling the others' Python source, as long as
-the work predicted fits in what is left of INTERPRET_BUDGET_S of CPU for that kernel in this process; otherwise
-it compiles, and runs compiled from then on (and loads from the cache in later processes). The numbers are the same either way (tests/test_kernels.py).
+compilation dwarfs a small job: the tiling search takes about 10 s of CPU to compile and the aggregation
+kernels about 4 s (benchmarks/README.md, "First run"), while the default `dfs-sim run` does 25 searches
+(about 0.25 s as Python) and aggregates 10,000 inputs (about 0.2 s). So a kernel with no compiled code ready
+(in this process or in numba's cache) runs as Python, the very functions numba would compile, each calling
+the others' Python source, as long as the work predicted fits in what is left of INTERPRET_BUDGET_S of CPU
+for that kernel in this process; otherwise it compiles, and runs compiled from then on (and loads from the
+cache in later processes). The numbers are the same either way (tests/test_kernels.py).
 
 DFS_SIM_KERNELS=compiled compiles on first use, as plain numba does; =python always interprets (slow: for
 tests and benchmarks); =auto (the default) is the rule above.
