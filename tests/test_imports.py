@@ -17,7 +17,7 @@ LAYERS = (
     ("cost", ("dfs_sim.cost",)),
     ("report", ("dfs_sim.report",)),  # renders a result; the engine attaches its summary and frames
     ("engine", ("dfs_sim.engine",)),
-    ("analyses", ("dfs_sim.plot", "dfs_sim.regress", "dfs_sim.validation")),
+    ("analyses", ("dfs_sim.plot", "dfs_sim.regress", "dfs_sim.validation", "dfs_sim.sweep", "dfs_sim.sweep_plot")),
     ("model", ("dfs_sim.model",)),  # trains, records and emits traces; the only place torch is imported
     ("cli", ("dfs_sim.cli",)),
 )
