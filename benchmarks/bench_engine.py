@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dfs_sim.cost import aggregate
-from dfs_sim.engine import kernel_threads, per_input_columns, simulate
+from dfs_sim.engine import kernel_threads, simulate
 from dfs_sim.hardware.config import load_hw
 from dfs_sim.trace import default_options, load_trace, write_trace
 from dfs_sim.workload.resnet import dfs_resnet
@@ -58,7 +58,7 @@ def bench_size(path: Path, hw, repeat: int) -> dict:
     layers = len(trace.network.layers)
     result = simulate(trace, hw)  # warm the JIT and build the table once
     table = result.table
-    unit_small = np.ascontiguousarray(per_input_columns(table, table.unit_cost)[:, :, 0])
+    unit_small = np.ascontiguousarray(table.per_input_columns(table.unit_cost)[:, :, 0])
     base = np.zeros(4)
     rank = np.arange(table.case_bits.shape[0])
     decisions = np.ascontiguousarray(trace.decisions)
@@ -80,7 +80,7 @@ def bench_size(path: Path, hw, repeat: int) -> dict:
 
 
 def peak_memory_mb(path: Path) -> float:
-    code = ("import resource; from dfs_sim.engine import kernel_threads, per_input_columns, simulate; "
+    code = ("import resource; from dfs_sim.engine import kernel_threads, simulate; "
             f"r = simulate({str(path)!r}, 'stripes', batch=16, policy='bucketed'); r.summary; "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -21,6 +21,7 @@ import numba
 import numpy as np
 
 from dfs_sim.cost import mapping
+from dfs_sim.cost.kernels import python_twin
 from dfs_sim.cost.records import RESULT
 from dfs_sim.cost.table import _distinct_rows, build_entries, hardware_record, output_storage_bits
 from dfs_sim.hardware.config import load_hw
@@ -52,18 +53,10 @@ def run(rows, hw):
 
 
 def run_python(rows, hw):
-    """The same search with every compiled piece swapped for its Python source."""
-    compiled = {name: value for name, value in vars(mapping).items() if hasattr(value, "py_func")}
-    record = hardware_record(hw).view(np.recarray)[0]
-    out = np.zeros(len(rows), dtype=RESULT).view(np.recarray)
-    try:
-        for name, value in compiled.items():
-            setattr(mapping, name, value.py_func)
-        for i, row in enumerate(rows.view(np.recarray)):
-            mapping.search_layer(row, record, mapping.PERMS, mapping.PERM_COUNTS, out[i], *mapping.scratch())
-    finally:
-        for name, value in compiled.items():
-            setattr(mapping, name, value)
+    """The same search as its Python source (dfs_sim/cost/kernels.py: every compiled piece's source)."""
+    search = python_twin(mapping)["search_entries"]
+    out = np.zeros(len(rows), dtype=RESULT)
+    search(rows.view(np.recarray), hardware_record(hw).view(np.recarray), out.view(np.recarray))
 
 
 def timed(fn, repeat=5):

@@ -4,20 +4,18 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-from dfs_sim.atomic import atomic_file, temp_prefix
 from dfs_sim.errors import InputError, shown
+from dfs_sim.output import check_output_path, write_output
 
 DEFAULT_HW = "stripes"
 
 
 def default_trace() -> Path:
     """The shipped trace `dfs-sim run` uses when none is given (first in the manifest)."""
-    from dfs_sim.traces import shipped_default
+    from dfs_sim.shipped_traces import shipped_default
 
     return shipped_default()
 
@@ -29,60 +27,6 @@ def display_path(path: Path | str) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-def check_output_path(output: str | None, inputs=(), option: str = "-o") -> Path | None:
-    """Refuse an output path that cannot take the file, before any work is done: empty, a
-    directory, a device or other non-regular file, a missing or unwritable directory, a name the
-    file system cannot hold, or one of the run's own inputs."""
-    if output is None:
-        return None
-    if not str(output):
-        raise InputError(option, None, "the output path is empty")
-    path = Path(output)
-    try:
-        return _check_output_path(path, str(output), inputs)
-    except InputError:
-        raise
-    except (OSError, ValueError) as err:  # a name the system cannot look up: too long, a NUL byte, a loop
-        reason = getattr(err, "strerror", None) or type(err).__name__
-        raise InputError(path, None, f"cannot be used as an output ({reason})") from None
-
-
-def _check_output_path(path: Path, output: str, inputs) -> Path:
-    try:
-        name_max = os.pathconf(path.parent, "PC_NAME_MAX")
-    except (OSError, ValueError):
-        name_max = 255
-    if len(os.fsencode(path.name)) > name_max:
-        raise InputError(path.parent / (path.name[:40] + "..."), None,
-                         f"the file name is {len(os.fsencode(path.name))} bytes; the file system allows {name_max}")
-    if output.endswith(os.sep) or path.is_dir():
-        raise InputError(path, None, "is a directory; give a file name to write")
-    if path.exists() and not path.is_file():
-        raise InputError(path, None, "is not a regular file; dfs-sim writes files (omit -o to print)")
-    if not path.parent.is_dir():
-        raise InputError(path, None, "the output directory does not exist")
-    for source in inputs:
-        if source is not None and Path(source).exists() and path.resolve() == Path(source).resolve():
-            raise InputError(path, None, "is also an input of this run; write the output elsewhere")
-    try:  # the only sure test of writability (read-only mounts, permissions, quotas)
-        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as err:
-        raise InputError(path, None, f"cannot be written ({err.strerror or type(err).__name__})") from None
-    return path
-
-
-def write_output(text: str, output: str | None) -> None:
-    """Print, or write atomically: an error midway never leaves a partial file."""
-    if output is None:
-        sys.stdout.write(text)
-        return
-    path = check_output_path(output)
-    with atomic_file(path, "w") as handle:
-        handle.write(text)
 
 
 def parse_number(text: str, option: str, field: str | None = None) -> float:
@@ -496,11 +440,14 @@ def _add_set(parser) -> None:
 
 def _add_batch(parser) -> None:
     parser.add_argument("--batch", type=int, help=BATCH_HELP)
-    parser.add_argument("--policy", choices=("lockstep", "bucketed"), help=POLICY_HELP)
+    from dfs_sim.hardware.config import BATCH_POLICIES
+
+    parser.add_argument("--policy", choices=BATCH_POLICIES, help=POLICY_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from dfs_sim import __version__
+    from dfs_sim.report.format import FORMATS
     from dfs_sim.reference import REFERENCE_HELP
     from dfs_sim.plot.common import PROXY_METRICS as METRICS
     from dfs_sim.regress import DEFAULT_RTOL
@@ -528,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="absolute per-input budget, e.g. energy_uj=2 or latency_us=60000 (repeatable); the report "
                           "counts the inputs over it. " + LATENCY_BUDGET)
     run.add_argument("--reference", metavar="full|native|W/A", help=REFERENCE_HELP)
-    run.add_argument("--format", choices=("table", "json", "csv"),
+    run.add_argument("--format", choices=FORMATS,
                      help="output format (default: table). With --per-input the default follows the -o suffix "
                           "(.csv, .json, .parquet), else csv")
     run.add_argument("-o", "--output", help="write here instead of stdout (--per-input: .csv, .json, or .parquet "

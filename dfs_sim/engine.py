@@ -9,11 +9,15 @@ import numba
 import numpy as np
 import pandas as pd
 
-from dfs_sim.cost import aggregate
+from dfs_sim.cost import aggregate, kernels
 from dfs_sim.cost.table import CostTable, build_cost_table
 from dfs_sim.errors import InputError
-from dfs_sim.hardware.config import BATCH_POLICIES, HwConfig, load_hw
+from dfs_sim.hardware.config import HwConfig, load_hw
+from dfs_sim.limits import FULL_PRECISION_BITS
 from dfs_sim.reference import FULL, Reference, parse_reference, reference_network, static_default
+from dfs_sim.report.format import summary_html, summary_rows
+from dfs_sim.report.layers import per_layer_case_frame, per_layer_frame
+from dfs_sim.report.summary import build_summary
 from dfs_sim.trace import Trace, load_trace
 
 CHUNK_INPUTS = 1 << 18  # inputs simulated at a time: bounds memory on memory-mapped traces
@@ -63,8 +67,6 @@ class SimResult:
 
     @cached_property
     def summary(self) -> dict:
-        from dfs_sim.report.summary import build_summary
-
         return build_summary(self)
 
     def __repr__(self) -> str:
@@ -77,15 +79,11 @@ class SimResult:
                 f"{self.reference.label(self.hw)}{accuracy}>")
 
     def _repr_html_(self) -> str:
-        from dfs_sim.report.format import summary_html
-
         return summary_html(self.summary)
 
     @property
     def summary_frame(self) -> pd.DataFrame:
         """The summary as (section, name, value) rows: what `dfs-sim run --format csv` prints."""
-        from dfs_sim.report.format import summary_rows
-
         return pd.DataFrame(summary_rows(self.summary), columns=["section", "name", "value"])
 
 
@@ -98,13 +96,11 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
         trace = load_trace(trace)
     if not isinstance(hw, HwConfig):
         hw = load_hw(hw)
-    if policy is not None and policy not in BATCH_POLICIES:
-        raise InputError("--policy", None, f"must be one of {', '.join(BATCH_POLICIES)}, got {policy!r}")
-    hw = hw.with_batch(batch, policy)
+    hw = hw.with_batch(batch, policy)  # checks the overrides
     size, mode = hw.batch_size, hw.batch_policy
     table = build_cost_table(trace.network, trace.options, hw, size, source=trace.path)
-    unit_small = per_input_columns(table, table.unit_cost)
-    base_small = per_input_columns(table, table.base_cost)
+    unit_small = table.per_input_columns(table.unit_cost)
+    base_small = table.per_input_columns(table.base_cost)
     rank = _width_rank(table.case_bits)
     policy_code = aggregate.LOCKSTEP if mode == "lockstep" else aggregate.BUCKETED
     n = trace.n_inputs
@@ -119,13 +115,13 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
     chunk = max(size, CHUNK_INPUTS // size * size)
     with kernel_threads(n):
         for start in range(0, n, chunk):
-            decisions = np.ascontiguousarray(trace.decisions[start:start + chunk], dtype=np.uint8)
+            decisions = kernels.read_only(np.ascontiguousarray(trace.decisions[start:start + chunk], dtype=np.uint8))
             rows = slice(start, start + chunk)
-            aggregate.per_input_costs(decisions, size, policy_code, rank, unit_small, base_small, out[rows])
-            aggregate.execution_counts(decisions, size, policy_code, rank, n_cases, hist, batch_sizes)
+            kernels.per_input_costs(decisions, size, policy_code, rank, unit_small, base_small, out[rows])
+            kernels.execution_counts(decisions, size, policy_code, rank, n_cases, hist, batch_sizes)
             if n_units:
-                aggregate.gather_sum(decisions, comp_table, 0.0, comp[rows])
-            aggregate.gather_sum(decisions, bitops_table, bitops_base, bitops[rows])
+                kernels.gather_sum(decisions, comp_table, 0.0, comp[rows])
+            kernels.gather_sum(decisions, bitops_table, bitops_base, bitops[rows])
 
     totals = np.einsum("ucr,ucrm->m", hist, table.unit_cost) + np.einsum("r,rm->m", batch_sizes, table.base_cost)
     runs = _layer_runs(trace, table, hist, batch_sizes)
@@ -184,16 +180,6 @@ def kernel_threads(n_inputs: int):
         numba.set_num_threads(threads)
 
 
-def per_input_columns(table: CostTable, cost: np.ndarray) -> np.ndarray:
-    """Collapse a cost array's metric axis to what the kernel tracks per input: cycles, energy, DRAM, SRAM bits."""
-    names = table.metric_names
-    energy = [i for i, name in enumerate(names) if name.startswith("energy_")]
-    dram = [table.metric("dram_read_bits"), table.metric("dram_write_bits")]
-    sram = [table.metric(f"{buffer}_{way}_bits") for buffer in table.buffer_names for way in ("read", "write")]
-    return np.ascontiguousarray(np.stack([cost[..., table.metric("cycles")], cost[..., energy].sum(-1),
-                                          cost[..., dram].sum(-1), cost[..., sram].sum(-1)], axis=-1))
-
-
 def _width_rank(case_bits: np.ndarray) -> np.ndarray:
     """Order cases from narrowest to widest by (w*a, w, a): lockstep runs a batch at the widest."""
     keys = [(int(w) * int(a), int(w), int(a), i) for i, (w, a) in enumerate(case_bits)]
@@ -248,7 +234,7 @@ def _proxy_tables(trace: Trace, table: CostTable):
     base = 0.0
     full = 0.0
     for layer in network.layers:
-        full += layer.macs * 32 * 32
+        full += layer.macs * FULL_PRECISION_BITS * FULL_PRECISION_BITS
         bits = layer.case_bits(table.case_bits)
         if layer.follows_unit:
             bitops[layer.unit] += layer.macs * bits[:, 0] * bits[:, 1]
@@ -279,71 +265,3 @@ def _full_precision(table: CostTable, n: int, size: int):
         total = total + full_batch[rest - 1]
     latency = full_batch[min(size, n) - 1, table.metric("cycles")]
     return total / n, float(latency)
-
-
-def per_layer_frame(result: SimResult) -> pd.DataFrame:
-    """One row per layer: per-input means of every metric (docs/report-format.md)."""
-    network = result.trace.network
-    frame = pd.DataFrame({
-        "layer": [layer.name for layer in network.layers],
-        "kind": [layer.kind for layer in network.layers],
-        "unit": [network.units[layer.unit] if layer.unit is not None else "" for layer in network.layers],
-        "precision": [layer.precision for layer in network.layers],
-        "macs": [layer.macs for layer in network.layers],
-    })
-    _add_metrics(frame, result.table.metric_names, result.layer_totals / max(result.n_inputs, 1))
-    frame["full_precision_cycles"] = _full_precision_cycles(result)
-    return frame
-
-
-def per_layer_case_frame(result: SimResult) -> pd.DataFrame:
-    """One row per layer and precision case: a gated layer gets a row per option it can run at, any other
-    layer one row (case '-'). Metrics are per-input means of what the layer spent at that case (summed over
-    a layer's rows they give its per_layer row); the mapping columns describe one run of a batch of the
-    configured size at that case (docs/report-format.md)."""
-    from dfs_sim.cost.records import DATAFLOW_NAMES, loop_order_names, resident_names
-
-    network, table = result.trace.network, result.table
-    n_options = len(result.trace.options)
-    rows, cells = [], []
-    for i, layer in enumerate(network.layers):
-        cases = [c for c in range(n_options) if table.stored_bits[i, c, 1] > 0] if layer.follows_unit else [0]
-        for c in cases:
-            rows.append((i, c))
-            cells.append({
-                "layer": layer.name, "kind": layer.kind,
-                "unit": network.units[layer.unit] if layer.unit is not None else "", "precision": layer.precision,
-                "case": result.trace.options[c].name if layer.follows_unit else "-",
-                "macs": layer.macs,
-                "w_bits": int(table.stored_bits[i, c, 0]), "a_bits": int(table.stored_bits[i, c, 1]),
-                "output_stored_bits": int(table.stored_bits[i, c, 2]),
-                "share_of_inputs": result.layer_runs[i, c] / max(result.n_inputs, 1) if layer.follows_unit else 1.0,
-            })
-    frame = pd.DataFrame(cells)
-    index = tuple(np.array(rows, dtype=np.int64).reshape(-1, 2).T)
-    _add_metrics(frame, table.metric_names, result.layer_case_totals[index] / max(result.n_inputs, 1))
-    frame["full_precision_cycles"] = _full_precision_cycles(result)[index[0]]
-    found = table.mapping[index]
-    frame["mapped_batch"] = result.batch
-    for tile in ("tile_b", "tile_oh", "tile_ow", "tile_ic", "tile_kernel_rows", "tile_oc"):
-        frame[tile] = found[tile]
-    frame["loop_order"] = [loop_order_names(code) for code in found["loop_order"]]
-    frame["utilization"] = found["utilization"]
-    frame["resident"] = [resident_names(bits) for bits in found["resident"]]
-    frame["dataflow"] = [DATAFLOW_NAMES[flow] for flow in found["dataflow"]]
-    return frame
-
-
-def _add_metrics(frame: pd.DataFrame, names, values: np.ndarray) -> None:
-    for i, name in enumerate(names):
-        if name.endswith("_pj"):
-            frame[name.removesuffix("_pj") + "_uj"] = values[:, i] * 1e-6
-        else:
-            frame[name] = values[:, i]
-    energy = [c for c in frame.columns if c.startswith("energy_")]
-    frame["energy_uj"] = frame[energy].sum(axis=1)
-
-
-def _full_precision_cycles(result: SimResult) -> np.ndarray:
-    table = result.table
-    return table.layer_cost[:, table.full_case, result.batch - 1, table.metric("cycles")] / result.batch

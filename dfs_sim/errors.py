@@ -12,8 +12,14 @@ import tokenize
 import zipfile
 import zlib
 from contextlib import contextmanager
+from numbers import Integral
 
 _MAX_MESSAGE_CHARS = 400
+
+
+def is_int(value: object) -> bool:
+    """An integer as every loader accepts one: Python's or numpy's, never a bool (true is not a count)."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def one_line(text: object, limit: int = _MAX_MESSAGE_CHARS) -> str:

@@ -9,8 +9,10 @@ finite or the run is refused.
 """
 from __future__ import annotations
 
-# Operand widths: weights and activations (DFS full precision is 32-bit), and the widest partial sum.
+# Operand widths: weights and activations, and the widest partial sum. DFS's full precision is the widest
+# operand: its declared width, and the denominator of the paper's (b/32)^2 computation cost.
 MAX_BITS = 32
+FULL_PRECISION_BITS = MAX_BITS
 MAX_OUTPUT_BITS = 64
 # Batch size: the cost table holds every group size 1..B (layers x cases x B x metrics float64;
 # DFS-ResNet74 at 4096 takes about 4 GB and a minute).

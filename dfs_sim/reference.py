@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, replace
 
 from dfs_sim.errors import InputError
+from dfs_sim.limits import FULL_PRECISION_BITS
 from dfs_sim.workload.network import MAX_BITS, Network
 
 REFERENCE_HELP = ("what 100 %% means: full (every layer at full precision, as the accelerator runs it), native (every "
@@ -47,7 +48,8 @@ class Reference:
     def describe(self, hw) -> str:
         """'8/8 bits (every layer)', 'full precision (every layer; runs at 16/16 bits on Stripes)'."""
         if self.spec == "full":
-            runs = f"{hw.max_bits}/{hw.max_bits}" if hw.full_precision == "native" else "32/32"
+            bits = hw.max_bits if hw.full_precision == "native" else FULL_PRECISION_BITS
+            runs = f"{bits}/{bits}"
             return f"full precision (every layer; runs at {runs} bits on {hw.name})"
         w, a = self.bits(hw)
         what = f"native width of {hw.name}, {w}/{a} bits" if self.spec == "native" else f"{w}/{a} bits"
@@ -56,7 +58,7 @@ class Reference:
     def label(self, hw) -> str:
         """Short, for a figure's legend: 'full precision (16-bit)', '8/8 bits', 'native 8/8 bits'."""
         if self.spec == "full":
-            return f"full precision ({hw.max_bits if hw.full_precision == 'native' else 32}-bit)"
+            return f"full precision ({hw.max_bits if hw.full_precision == 'native' else FULL_PRECISION_BITS}-bit)"
         w, a = self.bits(hw)
         return f"{'native ' if self.spec == 'native' else ''}{w}/{a} bits"
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dfs_sim import jsonio
-from dfs_sim.errors import InputError, input_boundary, require, shown
+from dfs_sim.errors import InputError, input_boundary, is_int, require, shown
+from dfs_sim.hardware.config import BATCH_POLICIES
 from dfs_sim.limits import MAX_BATCH
 
 SCHEMA = "dfs-sim-regress/1"
@@ -77,10 +78,10 @@ def _check_baseline(data: object, path: Path) -> dict:
                     "must be a path relative to the baseline")
             confined(path.parent / case[key], roots, path, f"{where}.{key}")
         batch = case.get("batch")
-        require(batch is None or (type(batch) is int and 1 <= batch <= MAX_BATCH), path,  # noqa: E721 - not bool
+        require(batch is None or (is_int(batch) and 1 <= batch <= MAX_BATCH), path,
                 f"{where}.batch", f"must be null or an integer in [1, {MAX_BATCH}], got {shown(batch)}")
-        require(case.get("policy") in (None, "lockstep", "bucketed"), path, f"{where}.policy",
-                "must be null, 'lockstep' or 'bucketed'")
+        require(case.get("policy") is None or case["policy"] in BATCH_POLICIES, path, f"{where}.policy",
+                f"must be null or one of {', '.join(BATCH_POLICIES)}")
         metrics = case.get("metrics")
         require(isinstance(metrics, dict), path, f"{where}.metrics", "must be an object")
         for name, value in metrics.items():
@@ -94,7 +95,7 @@ def allowed_roots(baseline: Path) -> list[Path]:
     """Where a baseline's cases may point: the repository holding the baseline (its nearest
     ancestor with a .git entry, else the baseline's own directory) and dfs-sim's shipped data."""
     from dfs_sim.hardware.config import shipped_configs_dir
-    from dfs_sim.traces import TRACES_DIR
+    from dfs_sim.shipped_traces import TRACES_DIR
 
     home = baseline.resolve().parent
     repo = next((d for d in (home, *home.parents) if (d / ".git").exists()), home)

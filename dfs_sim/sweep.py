@@ -125,8 +125,10 @@ def spec_from_dict(data: object, path: Path) -> SweepSpec:
     require(not overlap, path, f"random.axes.{overlap[0]}" if overlap else None, "is also a grid axis")
     batches = _list_of(data.get("batch"), path, "batch", lambda b: isinstance(b, int) and not isinstance(b, bool),
                        "an integer batch size")
-    policies = _list_of(data.get("policy"), path, "policy", lambda p: p in ("lockstep", "bucketed"),
-                        "'lockstep' or 'bucketed'")
+    from dfs_sim.hardware.config import BATCH_POLICIES
+
+    policies = _list_of(data.get("policy"), path, "policy", lambda p: p in BATCH_POLICIES,
+                        " or ".join(f"'{p}'" for p in BATCH_POLICIES))
     for i, b in enumerate(batches):
         if b is not None:
             from dfs_sim.hardware.config import check_batch_size

@@ -26,9 +26,10 @@ import numpy as np
 
 from dfs_sim import jsonio
 from dfs_sim.atomic import atomic_file
-from dfs_sim.errors import READ_ERRORS, InputError, existing_file, input_boundary, require, shown
-from dfs_sim.limits import (MAX_BITS, MAX_COMPRESSED_MEMBER_BYTES, MAX_HEADER_BYTES, MAX_INPUTS, MAX_LABEL,
-                            MAX_NAME_CHARS, MAX_NPY_HEADER_BYTES, MAX_OPTIONS)
+from dfs_sim.errors import READ_ERRORS, InputError, existing_file, input_boundary, is_int, require, shown
+from dfs_sim.limits import (FULL_PRECISION_BITS, MAX_BITS, MAX_COMPRESSED_MEMBER_BYTES, MAX_HEADER_BYTES, MAX_INPUTS,
+                            MAX_LABEL, MAX_NAME_CHARS, MAX_NPY_HEADER_BYTES, MAX_OPTIONS)
+from dfs_sim.resources import local_or_shipped
 from dfs_sim.workload.network import Network, network_from_dict
 
 FORMAT_NAME = "dfs-sim-trace"
@@ -62,7 +63,7 @@ class Option:
         """The DFS paper's per-block cost: (b/32)^2, skip 0, full precision 1."""
         if self.full_precision:
             return 1.0
-        return (self.weight_bits / 32.0) * (self.act_bits / 32.0)
+        return (self.weight_bits / FULL_PRECISION_BITS) * (self.act_bits / FULL_PRECISION_BITS)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "weight_bits": self.weight_bits, "act_bits": self.act_bits,
@@ -71,7 +72,8 @@ class Option:
 
 def default_options(bits=(8, 16)) -> tuple[Option, ...]:
     """DFS's option set behind the paper's figures: skip, 8-bit, 16-bit, full precision."""
-    return (Option("skip", 0, 0), *(Option(f"{b}bit", b, b) for b in bits), Option("full", 32, 32, True))
+    full = Option("full", FULL_PRECISION_BITS, FULL_PRECISION_BITS, True)
+    return (Option("skip", 0, 0), *(Option(f"{b}bit", b, b) for b in bits), full)
 
 
 def options_from_list(raw: object, source: object, where: str = "options") -> tuple[Option, ...]:
@@ -193,7 +195,7 @@ def _integral(values: np.ndarray) -> bool:
 
 def load_trace(path: str | Path, *, mmap: bool = True) -> Trace:
     """Read and fully validate a trace. Large stored members are memory-mapped when `mmap` is true."""
-    path = existing_file(path, "trace file")
+    path = existing_file(local_or_shipped(path), "trace file")
     with input_boundary(path, "a dfs-sim trace"):
         return _load(path, mmap)
 
@@ -277,22 +279,18 @@ def _budget_header(pct, metric: str, cost: dict | None):
     return {"metric": metric, "pct": float(pct), "cost": cost or {}}
 
 
-def _is_int(value: object) -> bool:
-    return type(value) is int  # noqa: E721 - bool is an int subclass, and true is not a version or a count
-
-
 def _parse_header(meta: object, path: Path):
     require(isinstance(meta, dict), path, "header", "must be a JSON object")
     require(meta.get("format") == FORMAT_NAME and isinstance(meta.get("format"), str), path, "header.format",
             f"must be '{FORMAT_NAME}'")
     version = meta.get("version")
-    require(_is_int(version) and version == FORMAT_VERSION, path, "header.version",
+    require(is_int(version) and version == FORMAT_VERSION, path, "header.version",
             f"unsupported trace version {shown(version)} (this dfs-sim reads version {FORMAT_VERSION})")
     unknown = set(meta) - {"format", "version", "n_inputs", "network", "options", "budget", "provenance"}
     if unknown:
         raise InputError(path, f"header.{sorted(unknown)[0]}", "unknown key")
     n = meta.get("n_inputs")
-    require(_is_int(n) and 1 <= n <= MAX_INPUTS, path, "header.n_inputs",
+    require(is_int(n) and 1 <= n <= MAX_INPUTS, path, "header.n_inputs",
             f"must be an integer in [1, {MAX_INPUTS}] (a trace records at least one input)")
     require("network" in meta, path, "header.network", "is required")
     network = network_from_dict(meta["network"], path)
@@ -451,7 +449,7 @@ def _read_npy_header(handle, path: Path, field_name: str) -> tuple[tuple, bool, 
     if not isinstance(fortran, bool):
         bad("fortran_order must be True or False")
     ndim = _MEMBER_NDIM.get(field_name)
-    if not (isinstance(shape, tuple) and len(shape) == ndim and all(_is_int(d) and d >= 0 for d in shape)):
+    if not (isinstance(shape, tuple) and len(shape) == ndim and all(is_int(d) and d >= 0 for d in shape)):
         require(False, path, field_name, f"has shape {shown(shape)}; a trace's {field_name} is a {ndim}-D array "
                                          f"of non-negative sizes")
     return shape, fortran, dtype, 6 + 2 + width + length

@@ -225,7 +225,7 @@ def test_paper_traces_reproduce_the_supplement(tmp_path):
     # ResNet-74) renormalised over the plotted options: 30.29 / 40.12 / 51.83 % at budgets 30/40/50.
     # At budget 20 the figure draws block 36 at 8 *and* 16 bits; keeping 16 bits gives 19.18 %.
     # Only budget 30's block 33 skips (a real 0.11 residual).
-    from dfs_sim.traces import TRACES_DIR
+    from dfs_sim.shipped_traces import TRACES_DIR
 
     expected = {20: 19.18, 30: 30.29, 40: 40.12, 50: 51.83}
     for budget, pct in expected.items():

@@ -11,7 +11,7 @@ import yaml
 from dfs_sim.cli import main
 from dfs_sim.hardware.config import shipped_configs
 from dfs_sim.trace import load_trace, write_trace
-from dfs_sim.traces import manifest_entries
+from dfs_sim.shipped_traces import manifest_entries
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO / "tests" / "cost_baseline.json"

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 
-COMPRESSIONS = ("none", "rlc")
-
 
 def rlc_bits_per_value(density, value_bits, run_bits: int = 5, word_bits: int = 64) -> np.ndarray:
     """Expected coded bits per value of a feature map whose non-zero fraction is `density`."""

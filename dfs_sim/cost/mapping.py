@@ -586,23 +586,25 @@ def search_layer(e, hw, perms, perm_counts, result, floats, ints, cands):
     result.cycles = np.inf
     sim = 1 if hw.conventions == BITFUSION_SIM else 0
     cand_b, cand_oh, cand_ow, cand_ic, cand_oc, cand_kr = cands[0], cands[1], cands[2], cands[3], cands[4], cands[5]
+    # Typed constants: a literal 1 or 0 would compile each candidate piece once more per literal argument.
+    one, zero = np.int64(1), np.int64(0)
     if sim:
         # Bit Fusion's optimizer: powers of two, square in space; for output channels of a layer that is not
         # unfolded, only the power-of-two multiples of the array's columns.
-        count_b = _simulator_candidates(e.batch, 1, 1, 0, cand_b)
-        count_oh = _simulator_candidates(max(e.oh, e.ow), 1, 1, 0, cand_oh)
-        count_ic = _simulator_candidates(e.ic, e.u_c, 1, 0, cand_ic)
-        count_oc = _simulator_candidates(e.oc, e.u_k, 1 if e.im2col else 0, 0 if e.im2col else 1, cand_oc)
+        count_b = _simulator_candidates(e.batch, one, one, zero, cand_b)
+        count_oh = _simulator_candidates(max(e.oh, e.ow), one, one, zero, cand_oh)
+        count_ic = _simulator_candidates(e.ic, e.u_c, one, zero, cand_ic)
+        count_oc = _simulator_candidates(e.oc, e.u_k, one if e.im2col else zero, zero if e.im2col else one, cand_oc)
         count_kr = 1
         cand_kr[0] = e.kernel
         aligned_ic, aligned_oc = count_ic, count_oc
     else:
-        count_b = _physical_candidates(e.batch, 1, cand_b)[0]
-        count_oh = _physical_candidates(e.oh, 1, cand_oh)[0]
-        count_ow = _physical_candidates(e.ow, 1, cand_ow)[0]
-        count_ic, aligned_ic = _physical_candidates(e.ic, 1 if e.im2col else e.u_c, cand_ic)
+        count_b = _physical_candidates(e.batch, one, cand_b)[0]
+        count_oh = _physical_candidates(e.oh, one, cand_oh)[0]
+        count_ow = _physical_candidates(e.ow, one, cand_ow)[0]
+        count_ic, aligned_ic = _physical_candidates(e.ic, one if e.im2col else e.u_c, cand_ic)
         count_oc, aligned_oc = _physical_candidates(e.oc, e.u_k, cand_oc)
-        count_kr = _physical_candidates(e.kernel, 1, cand_kr)[0]
+        count_kr = _physical_candidates(e.kernel, one, cand_kr)[0]
         if e.im2col:  # one unfolded reduction: the kernel is not split
             count_kr = 1
     taps = e.kernel * e.kernel

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfs_sim.cost.compression import dram_ratio
-from dfs_sim.cost.mapping import search_entries
+from dfs_sim.cost.kernels import search_entries
 from dfs_sim.cost.records import ADDITIVE, DATAFLOW_AUTO, ENTRY, HARDWARE, RESULT
 from dfs_sim.errors import InputError
 from dfs_sim.hardware.accelerators import MODELS
 from dfs_sim.hardware.accelerators.base import KIND_CODES, Work
 from dfs_sim.hardware.config import CONVENTIONS, DATAFLOWS, OBJECTIVES, HwConfig
+from dfs_sim.limits import FULL_PRECISION_BITS
 from dfs_sim.workload.network import Network
 
 
@@ -33,9 +34,21 @@ class CostTable:
     buffer_names: tuple[str, ...]
     stored_bits: np.ndarray  # [layers, cases, 3] stored weight, activation and output bits (0: does not run)
     mapping: np.ndarray  # [layers, cases] RESULT records: the mapping of one batch of the largest size
+    runs_at_bits: np.ndarray  # [cases, 2] the (weight, activation) widths the datapath really runs mapped_bits at
+    bit_serial: str  # which operands the datapath streams bit by bit ("none", "activations", ...)
 
     def metric(self, name: str) -> int:
         return self.metric_names.index(name)
+
+    def per_input_columns(self, cost: np.ndarray) -> np.ndarray:
+        """Collapse a cost array's metric axis to what the kernels track per input: cycles, energy, DRAM and
+        SRAM bits (the order of dfs_sim.cost.aggregate's OUT_* columns)."""
+        names = self.metric_names
+        energy = [i for i, name in enumerate(names) if name.startswith("energy_")]
+        dram = [self.metric("dram_read_bits"), self.metric("dram_write_bits")]
+        sram = [self.metric(f"{buffer}_{way}_bits") for buffer in self.buffer_names for way in ("read", "write")]
+        return np.ascontiguousarray(np.stack([cost[..., self.metric("cycles")], cost[..., energy].sum(-1),
+                                              cost[..., dram].sum(-1), cost[..., sram].sum(-1)], axis=-1))
 
 
 # DRAM traffic per operand (metric dram_<name>_bits), from the RESULT field of the same meaning.
@@ -56,7 +69,7 @@ def metric_names(hw: HwConfig) -> tuple[str, ...]:
 
 def precision_cases(options, hw: HwConfig) -> tuple[np.ndarray, np.ndarray]:
     """Declared and hardware-mapped (weight, activation) bits for each option and the full reference."""
-    declared = [(o.weight_bits, o.act_bits) for o in options] + [(32, 32)]
+    declared = [(o.weight_bits, o.act_bits) for o in options] + [(FULL_PRECISION_BITS, FULL_PRECISION_BITS)]
     full = [o.full_precision for o in options] + [True]
     mapped = []
     for (w, a), is_full in zip(declared, full):
@@ -104,8 +117,10 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
     for u in range(network.n_units):
         unit_cost[u] = layer_cost[(unit_of == u) & follows].sum(axis=0)
     base_cost = layer_cost[~follows][:, 0].sum(axis=0)  # fixed-rule layers cost the same in every case
+    model = MODELS[hw.model]
+    runs_at = np.stack(model.effective_bits(hw, mapped[:, 0], mapped[:, 1]), axis=-1).astype(np.int64)
     return CostTable(names, layer_cost, unit_cost, base_cost, declared, mapped, full_case, bool(weights_resident),
-                     tuple(b.name for b in hw.buffers), stored_bits, mapping)
+                     tuple(b.name for b in hw.buffers), stored_bits, mapping, runs_at, model.serial)
 
 
 def output_storage_bits(network: Network, run_bits: np.ndarray, hw: HwConfig) -> np.ndarray:
@@ -178,7 +193,7 @@ def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a,
            ("c_in", "c_out", "groups", "h_in", "w_in", "h_out", "w_out", "kernel", "stride", "padding", "macs",
             "weights")}
     kind = np.array([KIND_CODES[layers[i].kind] for i in layer_index], dtype=np.int64)
-    reads_input = np.array([layers[i].reads_input or i == 0 for i in layer_index])
+    reads_input = np.array([network.reads_network_input(i) for i in layer_index])
     last = np.asarray(layer_index) == len(layers) - 1
     eff_w, eff_a = model.effective_bits(hw, store_w, store_a)
     work = Work(kind=kind, macs=col["macs"] * batch, n=batch, w_bits=eff_w, a_bits=eff_a)
@@ -287,7 +302,7 @@ def _check_widths(run_bits, hw: HwConfig, declared, options, source: str) -> Non
         if case < len(options):
             what = f"option '{options[case].name}' ({declared[case][0]}/{declared[case][1]} bits)"
         else:
-            what = "the full-precision reference (32/32 bits)"
+            what = f"the full-precision reference ({FULL_PRECISION_BITS}/{FULL_PRECISION_BITS} bits)"
         raise InputError(hw.path, "precision.max_bits",
                          f"runs at most {hw.max_bits} bits (precision.wider: error) but {what} needs more"
                          f"{' in ' + source if source else ''}; set precision.full_precision: native or "

@@ -18,10 +18,12 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from dfs_sim.cost.compression import COMPRESSIONS
 from dfs_sim.errors import InputError, existing_file, input_boundary, require, shown
+from dfs_sim.errors import is_int as _is_int
 from dfs_sim.hardware.area import AREA_KEYS, AreaSpec, area_from_dict
+from dfs_sim.hardware.link_coding import COMPRESSIONS
 from dfs_sim.limits import MAX_BATCH, MAX_BITS, MAX_CHANNELS, MAX_NAME_CHARS, MAX_OUTPUT_BITS
+from dfs_sim.resources import shipped
 
 OPERANDS = ("weights", "inputs", "outputs")
 MAX_VALUE_BITS = 32  # widest stored operand a feature-map code must hold
@@ -349,7 +351,7 @@ def _without_overrides(config: HwConfig) -> HwConfig:
 
 
 def shipped_configs_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "hw_configs"
+    return shipped("hw_configs")
 
 
 def shipped_configs() -> list[Path]:
@@ -566,10 +568,6 @@ def _cited(mapping: dict, where: str, sources: dict, source: object, keys=None) 
     require(len(cites) > 0, source, field_name, f"numbers here ({', '.join(numeric)}) need a source id")
     for c in cites:
         require(isinstance(c, str) and c in sources, source, field_name, f"{shown(c)} is not an id in sources:")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _get(mapping: dict, key: str, kind: type, source: object, prefix: str = "") -> object:

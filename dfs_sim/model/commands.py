@@ -205,7 +205,7 @@ def _load_factory(spec: str):
 
 
 def run_network(args: argparse.Namespace) -> int:
-    from dfs_sim.cli import write_output
+    from dfs_sim.output import write_output
     from dfs_sim.reference import parse_reference
     from dfs_sim.workload.files import network_text
 

@@ -30,9 +30,7 @@ def build_summary(result) -> dict:
     table, hw, trace = result.table, result.hw, result.trace
     frame = result.per_input
     clock_hz = hw.clock_mhz * 1e6
-    from dfs_sim.engine import per_input_columns
-
-    cycles, energy_pj, dram_bits, sram_bits = per_input_columns(table, result.full_precision)
+    cycles, energy_pj, dram_bits, sram_bits = table.per_input_columns(result.full_precision)
     energy_names = [name for name in table.metric_names if name.startswith("energy_")]
     fp_values = {
         "cycles": cycles,
@@ -78,9 +76,7 @@ def build_summary(result) -> dict:
 def reference_section(result, metrics: dict) -> dict:
     """What "% of reference" compares against (dfs_sim/reference.py), and each metric's mean as a
     share of the same network run at it on the same accelerator and batch."""
-    from dfs_sim.engine import per_input_columns
-
-    cycles, energy_pj, dram_bits, sram_bits = per_input_columns(result.table, result.reference_cost)
+    cycles, energy_pj, dram_bits, sram_bits = result.table.per_input_columns(result.reference_cost)
     values = {"cycles": cycles, "latency_us": result.reference_latency_cycles / (result.hw.clock_mhz * 1e6) * 1e6,
               "energy_uj": energy_pj * 1e-6, "dram_bytes": dram_bits / 8, "sram_bytes": sram_bits / 8}
     section = result.reference.to_dict(result.hw)
@@ -125,12 +121,8 @@ def fmap_compression(network, hw) -> dict:
 
 def precision_mapping(result) -> dict:
     table, hw, trace = result.table, result.hw, result.trace
-    from dfs_sim.hardware.accelerators import MODELS
-
-    model = MODELS[hw.model]
     cases = []
     names = [o.name for o in trace.options] + ["full-precision reference"]
-    eff_w, eff_a = model.effective_bits(hw, table.mapped_bits[:, 0], table.mapped_bits[:, 1])
     for i, name in enumerate(names):
         declared = [int(b) for b in table.case_bits[i]]
         if declared == [0, 0]:
@@ -138,10 +130,10 @@ def precision_mapping(result) -> dict:
             continue
         cases.append({"option": name, "declared_bits": declared,
                       "stored_bits": [int(b) for b in table.mapped_bits[i]],
-                      "runs_at_bits": [int(eff_w[i]), int(eff_a[i])]})
+                      "runs_at_bits": [int(b) for b in table.runs_at_bits[i]]})
     rule = ("full precision runs at its declared bits" if hw.full_precision == "declared"
             else f"full precision maps to the native {hw.max_bits} bits")
-    return {"full_precision": hw.full_precision, "rule": rule, "wider": hw.wider, "bit_serial": model.serial,
+    return {"full_precision": hw.full_precision, "rule": rule, "wider": hw.wider, "bit_serial": table.bit_serial,
             "cases": cases[:-1]}
 
 

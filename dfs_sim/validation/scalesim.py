@@ -20,7 +20,7 @@ import pandas as pd
 
 from dfs_sim.engine import simulate_network
 from dfs_sim.hardware.config import HwConfig, load_hw
-from dfs_sim.validation import Target  # the one import of the validation record
+from dfs_sim.validation.record import Target
 from dfs_sim.workload.network import Layer, Network
 
 CSV = Path(__file__).resolve().parent / "scalesim_layers.csv"

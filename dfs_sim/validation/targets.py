@@ -7,7 +7,7 @@ validated against what, and what is not. docs/validation.md explains every syste
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ import pandas as pd
 
 from dfs_sim.engine import simulate_network
 from dfs_sim.hardware.config import load_hw, shipped_configs_dir
+from dfs_sim.validation.record import Target
 from dfs_sim.workload.network import Layer, Network, load_network
 
 DATA = Path(__file__).resolve().parent
@@ -33,38 +34,6 @@ BITFUSION_AREA_SOURCE = ("Bit Fusion simulator's get_area() as its notebook prin
                          "Eyeriss-comparison config, 45 nm")
 BITFUSION_ISO_AREA = ("Sharma et al., Bit Fusion, ISCA 2018, abstract: compared with Eyeriss in the same area, frequency "
                       "and technology (Eyeriss's 3.5 x 3.5 mm² core at 65 nm, scaled to 45 nm by the authors' notebook)")
-
-
-@dataclass
-class Target:
-    target: str
-    source: str
-    published: float
-    simulated: float
-    tolerance_pct: float
-    #: why this target is expected to fail (docs/validation.md); validate fails if it passes after all,
-    #: so that a fix elsewhere retires the note instead of leaving it stale.
-    known_failure: str = ""
-
-    @property
-    def error_pct(self) -> float:
-        return 100.0 * (self.simulated - self.published) / self.published
-
-    @property
-    def passed(self) -> bool:
-        return abs(self.error_pct) <= self.tolerance_pct + 1e-9
-
-    def to_dict(self) -> dict:
-        out = {key: (float(v) if isinstance(v, (float, np.floating)) else v) for key, v in asdict(self).items()}
-        out["error_pct"] = float(self.error_pct)
-        out["pass"] = bool(self.passed)
-        order = ("target", "source", "published", "simulated", "error_pct", "tolerance_pct", "pass", "known_failure")
-        return {key: out[key] for key in order}
-
-    @property
-    def as_expected(self) -> bool:
-        """Passes, or fails for its stated reason."""
-        return self.passed != bool(self.known_failure)
 
 
 @dataclass(frozen=True)

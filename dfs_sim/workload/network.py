@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dfs_sim.errors import InputError, input_boundary, require, shown
+from dfs_sim.errors import InputError, input_boundary, is_int, require, shown
 from dfs_sim.limits import (MAX_BITS, MAX_CHANNELS, MAX_FMAP_ELEMENTS, MAX_LAYER_MACS, MAX_LAYERS, MAX_NAME_CHARS,
                             MAX_SPATIAL, MAX_UNITS)
+from dfs_sim.resources import local_or_shipped
 
 LAYER_KINDS = ("conv", "fc", "gate-embed", "lstm", "gate-fc", "pool")
 PRECISION_RULES = ("unit", "shortcut", "full", "fixed")
@@ -103,6 +104,11 @@ class Network:
     description: str = ""
     meta: dict = field(default_factory=dict, compare=False)
 
+    def reads_network_input(self, index: int) -> bool:
+        """Whether layer `index` reads the network's input (from DRAM; a mapper may unfold it): a layer marked
+        reads_input, and the first layer whether or not it is marked."""
+        return self.layers[index].reads_input or index == 0
+
     @property
     def n_units(self) -> int:
         return len(self.units)
@@ -129,16 +135,6 @@ class Network:
             return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         return np.array(values, dtype=np.int64)
 
-    def unit_layers(self, unit: int) -> list[int]:
-        return [i for i, layer in enumerate(self.layers) if layer.unit == unit and layer.follows_unit]
-
-    def to_frame(self):
-        import pandas as pd
-
-        frame = pd.DataFrame([asdict(layer) for layer in self.layers])
-        frame["unit_name"] = [self.units[u] if u is not None else "" for u in frame["unit"]]
-        return frame
-
     def to_dict(self) -> dict:
         return {
             "name": self.name,
@@ -148,9 +144,6 @@ class Network:
             "layers": [_layer_to_dict(layer) for layer in self.layers],
             "meta": self.meta,
         }
-
-    def with_name(self, name: str) -> "Network":
-        return Network(name, self.layers, self.units, self.input_shape, self.description, dict(self.meta))
 
 
 def _layer_to_dict(layer: Layer) -> dict:
@@ -196,7 +189,7 @@ def network_from_dict(data: object, source: object = "<network>") -> Network:
             "network.units", f"must be a list of at most {MAX_UNITS} names of 1 to {MAX_NAME_CHARS} characters")
     require(len(set(units)) == len(units), source, "network.units", "names must be unique")
     shape = data.get("input_shape", [3, 32, 32])
-    require(isinstance(shape, list) and len(shape) == 3 and all(_is_int(v) and v > 0 for v in shape)
+    require(isinstance(shape, list) and len(shape) == 3 and all(is_int(v) and v > 0 for v in shape)
             and shape[0] <= MAX_CHANNELS and max(shape[1:]) <= MAX_SPATIAL, source, "network.input_shape",
             f"must be [channels, height, width] of positive integers (at most {MAX_CHANNELS} channels and "
             f"{MAX_SPATIAL} pixels)")
@@ -216,10 +209,6 @@ def network_from_dict(data: object, source: object = "<network>") -> Network:
     return Network(name, tuple(layers), tuple(units), tuple(int(v) for v in shape), description, meta)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> Layer:
     where = f"network.layers[{index}]"
     require(isinstance(raw, dict), source, where, "must be a mapping")
@@ -237,7 +226,7 @@ def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> L
         if key in raw:
             low, high = _FIELD_RANGES[key]
             value = raw[key]
-            require(_is_int(value), source, f"{where}.{key}", f"must be an integer, got {shown(value)}")
+            require(is_int(value), source, f"{where}.{key}", f"must be an integer, got {shown(value)}")
             hint = " (omit it to derive it from the shape)" if key in ("macs", "weights") else ""
             require(low <= value <= high, source, f"{where}.{key}", f"{value} is out of range [{low}, {high}]{hint}")
             values[key] = int(value)
@@ -254,7 +243,7 @@ def _layer_from_dict(raw: object, index: int, n_units: int, source: object) -> L
             f"must be one of {', '.join(PRECISION_RULES)}")
     unit = values.get("unit")
     if unit is not None:
-        require(_is_int(unit) and 0 <= unit < n_units, source, f"{where}.unit",
+        require(is_int(unit) and 0 <= unit < n_units, source, f"{where}.unit",
                 f"must be a gated-unit index in [0, {n_units}) or null")
         values["unit"] = int(unit)
     if precision in UNIT_RULES:
@@ -284,10 +273,10 @@ def _derive_fields(values: dict) -> None:
         return
     for axis in ("h", "w"):
         size_in = values.get(f"{axis}_in", 1)
-        if f"{axis}_out" not in values and _is_int(size_in):
+        if f"{axis}_out" not in values and is_int(size_in):
             span = size_in + 2 * values.get("padding", 0) - values.get("kernel", 1)
             stride = values.get("stride", 1)
-            if span >= 0 and _is_int(stride) and stride >= 1:
+            if span >= 0 and is_int(stride) and stride >= 1:
                 values[f"{axis}_out"] = span // stride + 1
 
 
@@ -326,7 +315,7 @@ def load_network(path: str | Path) -> Network:
     """Read a network file: strict JSON (`.json`) or strict YAML (anything else)."""
     from dfs_sim import jsonio, yamlio
 
-    path = Path(path)
+    path = Path(local_or_shipped(path))
     with input_boundary(path, "a network file"):
         data = jsonio.load(path, "network file") if path.suffix == ".json" else yamlio.load(path, "network file")
         return network_from_dict(data, path)

@@ -57,6 +57,8 @@ def dfs_resnet(depths=(6, 6, 6), *, in_channels: int = 3, input_size: int = 32, 
     layers = [_conv("stem", in_channels, widths[0], input_size, 3, 1, reads_input=True, **fixed)]
     units: list[str] = []
     channels, size, index = widths[0], input_size, 0
+    if len(depths) != len(widths):  # zip would drop the stages without a width, and the name would count them
+        raise ValueError(f"{len(depths)} stage depths but {len(widths)} stage widths")
     for stage, (depth, width) in enumerate(zip(depths, widths)):
         for j in range(depth):
             index += 1

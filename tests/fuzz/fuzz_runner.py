@@ -77,12 +77,12 @@ def prepare(case: Case, root: Path) -> tuple[Path, Path, list[str]]:
 
 def call_main(argv: list[str], manifest_dir: Path | None = None) -> tuple[object, str, str, float]:
     """(exit code or 'traceback'/'hang', stdout, stderr with any warnings, seconds)."""
-    from dfs_sim import cli, traces
+    from dfs_sim import cli, shipped_traces
 
-    saved = traces.MANIFEST, traces.TRACES_DIR
+    saved = shipped_traces.MANIFEST, shipped_traces.TRACES_DIR
     if manifest_dir is not None:
-        traces.TRACES_DIR = manifest_dir / "traces"
-        traces.MANIFEST = traces.TRACES_DIR / "MANIFEST.json"
+        shipped_traces.TRACES_DIR = manifest_dir / "traces"
+        shipped_traces.MANIFEST = shipped_traces.TRACES_DIR / "MANIFEST.json"
     out, err = io.StringIO(), io.StringIO()
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, GUARD_S)
@@ -104,7 +104,7 @@ def call_main(argv: list[str], manifest_dir: Path | None = None) -> tuple[object
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-        traces.MANIFEST, traces.TRACES_DIR = saved
+        shipped_traces.MANIFEST, shipped_traces.TRACES_DIR = saved
     return rc, out.getvalue(), err.getvalue(), time.perf_counter() - start
 
 

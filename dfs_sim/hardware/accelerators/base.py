@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dfs_sim.errors import InputError
-from dfs_sim.workload.network import Layer, Network
+from dfs_sim.workload.network import LAYER_KINDS, Layer, Network
 
-KIND_CODES = {"conv": 0, "fc": 1, "gate-embed": 2, "lstm": 3, "gate-fc": 4, "pool": 5}
+KIND_CODES = {kind: code for code, kind in enumerate(LAYER_KINDS)}  # the kernels see kinds as these codes
 POOL = KIND_CODES["pool"]
 VECTOR_KINDS = np.array([KIND_CODES[k] for k in ("fc", "gate-embed", "lstm", "gate-fc")])
 
@@ -125,14 +125,9 @@ def first_layer_network(config, network: Network) -> Network:
     """The network with its input-reading convolutions stride-folded, when the config asks for it."""
     if config.model_params.get("first_layer", FIRST_LAYER_MAPPINGS[0]) != "stride-fold":
         return network
-    layers = tuple(fold_stride_into_channels(layer) if _reads_input(layer, i) else layer
-                   for i, layer in enumerate(network.layers))
+    layers = tuple(fold_stride_into_channels(layer) if network.reads_network_input(i) and layer.kind == "conv"
+                   and layer.stride > 1 and layer.groups == 1 else layer for i, layer in enumerate(network.layers))
     return replace(network, layers=layers)
-
-
-def _reads_input(layer: Layer, index: int) -> bool:
-    # The cost table treats the first layer as reading the input whether or not it is marked.
-    return (layer.reads_input or index == 0) and layer.kind == "conv" and layer.stride > 1 and layer.groups == 1
 
 
 def fold_stride_into_channels(layer: Layer) -> Layer:

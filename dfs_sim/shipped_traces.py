@@ -5,8 +5,9 @@ from pathlib import Path
 
 from dfs_sim import jsonio
 from dfs_sim.errors import input_boundary, require
+from dfs_sim.resources import shipped
 
-TRACES_DIR = Path(__file__).resolve().parents[1] / "traces"
+TRACES_DIR = shipped("traces")
 MANIFEST = TRACES_DIR / "MANIFEST.json"
 # `dfs-sim run` with no --trace uses this one when the manifest lists it, else the manifest's first.
 PREFERRED_DEFAULT = "traces/fmnist_resnet20_b30.npz"
@@ -14,7 +15,7 @@ PREFERRED_DEFAULT = "traces/fmnist_resnet20_b30.npz"
 
 def manifest_entries() -> list[dict]:
     """The manifest's entries; each names a trace file inside the traces directory."""
-    require(MANIFEST.is_file(), MANIFEST, None, "no trace manifest (is this a dfs-sim checkout?)")
+    require(MANIFEST.is_file(), MANIFEST, None, "no trace manifest (the install lacks its shipped traces)")
     with input_boundary(MANIFEST, "a trace manifest"):
         data = jsonio.load(MANIFEST, "trace manifest")
         entries = data.get("traces") if isinstance(data, dict) else None
@@ -27,10 +28,6 @@ def manifest_entries() -> list[dict]:
             require(where.is_relative_to(root), MANIFEST, f"traces[{i}].file",
                     "must lie inside the traces directory")
         return entries
-
-
-def shipped_path(entry: dict) -> Path:
-    return TRACES_DIR.parent / entry["file"]
 
 
 def shipped_default() -> Path:
