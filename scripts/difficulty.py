@@ -3,7 +3,7 @@
 Runs the shipped stage-2 network (traces/checkpoints/gates7.pt) at full precision over the test split
 for each input's confidence (top softmax probability; low = hard), simulates each trace on each
 accelerator, and plots the mean per-input energy in confidence bins (one panel per accelerator, one
-line per trace), with the share of inputs in each bin. Writes the binned numbers and Spearman rank
+line per trace, relative to the trace's mean), with the share of inputs in each bin. Writes the binned numbers and Spearman rank
 correlations to JSON beside the figure:
 
     python scripts/difficulty.py --trace traces/fmnist_resnet20_lowbit_e12.npz traces/fmnist_resnet20_b30.npz \\
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     fig, axes = plt.subplots(1, len(args.hw), figsize=(5.6 * len(args.hw), 5.2), squeeze=False)
     for ax, hw in zip(axes[0], args.hw):
         for trace, path in zip(traces, args.trace):
-            result = dfs_sim.simulate(path, hw)
+            result = dfs_sim.simulate(path, hw, batch=1)  # batch 1: an input pays for its own decisions
             energy = result.per_input["energy_uj"].to_numpy()
             means = [float(energy[bin_of == k].mean()) if np.any(bin_of == k) else np.nan for k in range(len(labels))]
             rho = spearman(energy, -conf)
@@ -95,17 +95,18 @@ def main(argv: list[str] | None = None) -> int:
             entry[hw] = {"mean_energy_uj": [round(m, 3) for m in means], "spearman_energy_vs_difficulty": round(rho, 3),
                          "hard_over_easy": round(means[0] / means[-1], 4)}
             static = len(np.unique(trace.decisions, axis=0)) == 1
-            ax.plot(range(len(labels)), means, marker="o", linestyle="--" if static else "-",
-                    label=f"{trace.name}" + (" (static)" if static else
-                                             f" (ρ = {rho:+.2f}; hardest/easiest {means[0] / means[-1]:.2f}×)"))
+            relative = [100 * m / energy.mean() for m in means]
+            ax.plot(range(len(labels)), relative, marker="o", linestyle="--" if static else "-",
+                    label=f"{trace.name}, mean {energy.mean():.1f} µJ" + (" (static)" if static else
+                          f" (ρ = {rho:+.2f}; hardest/easiest {means[0] / means[-1]:.2f}×)"))
         ax.set_xticks(range(len(labels)), [f"{lab}\n{s:.0f} %" for lab, s in zip(labels, shares)], fontsize=8)
         ax.set_xlabel("full-precision confidence (share of test inputs)")
-        ax.set_ylabel("mean energy per input (µJ)")
+        ax.set_ylabel("energy per input, % of the trace's mean")
         ax.set_title(result.hw.name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22))
-    fig.suptitle("Do hard inputs get more precision? Energy by input difficulty (Fashion-MNIST test split)",
-                 fontsize=10)
+    fig.suptitle("Do hard inputs get more precision? Energy by input difficulty, batch 1\n(Fashion-MNIST test "
+                 "split; ρ: Spearman rank correlation of energy with 1 − confidence)", fontsize=10)
     fig.tight_layout()
     fig.savefig(args.output, dpi=130)
     Path(args.output).with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")

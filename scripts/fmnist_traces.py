@@ -154,8 +154,7 @@ def results_table(entries: list[dict]) -> str:
             "varying blocks | energy p95/p5, Bit Fusion (physical) | energy p95/p5, Loom |")
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
     for e in entries:
-        budget = "—" if e["budget"] is None else (
-            f"{e['budget']['pct']:g} % " + ("computation" if e["budget"]["metric"] == "computation" else "energy"))
+        budget = "—" if e["budget"] is None else f"{e['budget']['pct']:g} % " + e["budget"]["metric"].replace("@", " on ")
         d = e["dynamics"]
         spreads = [d[hw]["energy_uj"]["p95_over_p5"] for hw in DYNAMICS_HW]
         lines.append(f"| `{Path(e['file']).name}` | {budget} | {e['computation_pct']:.2f} | {e['accuracy_pct']:.2f} | "
@@ -217,11 +216,11 @@ def figures() -> None:
                                             "lowbit_mixed_e12", "lowbit_mixed_e10", "lowbit_mixed_e8")]
     seven, lowbit = ([t for t in group if (REPO / t).is_file()] for group in (seven, lowbit))
     runs = []
-    for name, group in (("seven", seven), ("lowbit", lowbit)):
+    for hw in FRONTIER_HW:  # one figure per accelerator and axis, both option sets in it
         for axis in ("energy_uj", "latency_us"):
-            runs.append(["dfs-sim", "frontier", "--trace", *group, "--hw", *FRONTIER_HW, "--x", axis, "--absolute",
-                         "-o", f"{FIGURES}/frontier_{name}_{axis.split('_')[0]}.png"])
-    dfs = [t for t in lowbit if "_e1" in t and "mixed" not in t][:1] + [t for t in seven if t.endswith("b30.npz")]
+            runs.append(["dfs-sim", "frontier", "--trace", *seven, *lowbit, "--hw", hw, "--x", axis, "--absolute",
+                         "-o", f"{FIGURES}/frontier_{hw}_{axis.split('_')[0]}.png"])
+    dfs = [t for t in lowbit if t.endswith("lowbit_e10.npz")] + [t for t in seven if t.endswith("b30.npz")]
     runs.append([sys.executable, "scripts/difficulty.py", "--trace", *dfs, f"{PREFIX}lowbit_static_8bit.npz",
                  "--hw", "bitfusion_physical", "loom", "-o", f"{FIGURES}/difficulty.png"])
     for argv in runs:

@@ -46,7 +46,7 @@ def option_name(name: str) -> str:
     return f"{match.group(1)}-bit" if match else name
 
 
-STATIC_MARKERS = {"full": "*", "16bit": "s", "8bit": "^", "skip": "v"}
+STATIC_MARKERS = {"full": "*", "16bit": "s", "8bit": "^", "4bit": "D", "2bit": "p", "skip": "v"}
 
 
 def static_marker(label: str) -> str:
@@ -54,7 +54,7 @@ def static_marker(label: str) -> str:
     for option, marker in STATIC_MARKERS.items():
         if label == f"all {option_name(option)}":
             return marker
-    return "D"
+    return "X" if label.startswith("per block") else "d"
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,15 @@ def describe(trace: Trace) -> TraceLabel:
     nested = bool(prov.get("nested"))
     forced = prov.get("forced_option")
     if forced:
-        text = f"all {option_name(forced)}"
+        per_block = str(forced).split(",")
+        text = (f"all {option_name(forced)}" if len(per_block) == 1 else
+                "per block " + "/".join(option_name(o).removesuffix("-bit") for o in per_block))
         return TraceLabel(series, False, "static", text, f"static: {text}")
     if trace.budget_pct is not None:
-        budget = f"{trace.budget_pct:g} %"
+        # Budgets in different metrics are different models: a line each, named by the metric.
         if trace.budget_metric != "computation":
-            budget += f" {trace.budget_metric}"
+            series += f", budgets in {trace.budget_metric}"
+        budget = f"{trace.budget_pct:g} %"
         return TraceLabel(series, nested, "dfs", budget + (" nested" if nested else ""),
                           f"budget {budget}" + (", nested" if nested else ""))
     return TraceLabel(series, nested, "static", trace.name, trace.name)

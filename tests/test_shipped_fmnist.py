@@ -1,0 +1,38 @@
+"""The shipped Fashion-MNIST traces: their manifest entries and docs/model.md's table are what the traces say,
+and the DFS models are what their entries claim (budget landing, dynamics)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENTRIES = [e for e in json.loads((ROOT / "traces" / "MANIFEST.json").read_text())["traces"]
+           if e["file"].startswith("traces/fmnist_resnet20_")]
+
+
+def test_manifest_and_results_table_agree_with_the_traces():
+    done = subprocess.run([sys.executable, "scripts/fmnist_traces.py", "manifest", "--check"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e["kind"] == "dfs"], ids=lambda e: Path(e["file"]).stem)
+def test_dfs_models_land_on_their_budget(entry):
+    import dfs_sim
+
+    trace = dfs_sim.load_trace(ROOT / entry["file"])
+    assert trace.budget_pct == entry["budget"]["pct"]
+    if entry["budget"]["metric"] == "computation":
+        landed = entry["computation_pct"]
+    else:  # the real cost %, from the per-(block, option) table the model trained against (trace header)
+        with np.load(ROOT / entry["file"], allow_pickle=False) as archive:
+            table = np.array(json.loads(bytes(archive["header"]).decode())["budget"]["cost"]["table"])
+        blocks = np.arange(table.shape[0])
+        landed = 100 * float(table[blocks, trace.decisions.astype(np.int64)].mean())
+    assert abs(landed - trace.budget_pct) <= 3.0  # issue 10's landing target
+    assert entry["dynamics"]["distinct_vectors"] > 1  # the gates decide per input
