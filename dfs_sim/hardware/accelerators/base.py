@@ -115,19 +115,26 @@ class ComputeModel:
 FIRST_LAYER_MAPPINGS = ("stride-fold", "channels")
 
 
-def validate_first_layer(config) -> None:
-    value = config.model_params.get("first_layer", FIRST_LAYER_MAPPINGS[0])
-    if value not in FIRST_LAYER_MAPPINGS:
-        raise InputError(config.path, "array.params.first_layer", f"must be one of {', '.join(FIRST_LAYER_MAPPINGS)}")
+class FirstLayerMapped(ComputeModel):
+    """A compute model whose lanes take input channels: `array.params.first_layer` says how its
+    input-reading convolutions are mapped (FIRST_LAYER_MAPPINGS)."""
+    params = ("first_layer",)
 
+    def validate(self, config) -> None:
+        super().validate(config)
+        value = config.model_params.get("first_layer", FIRST_LAYER_MAPPINGS[0])
+        if value not in FIRST_LAYER_MAPPINGS:
+            raise InputError(config.path, "array.params.first_layer",
+                             f"must be one of {', '.join(FIRST_LAYER_MAPPINGS)}")
 
-def first_layer_network(config, network: Network) -> Network:
-    """The network with its input-reading convolutions stride-folded, when the config asks for it."""
-    if config.model_params.get("first_layer", FIRST_LAYER_MAPPINGS[0]) != "stride-fold":
-        return network
-    layers = tuple(fold_stride_into_channels(layer) if network.reads_network_input(i) and layer.kind == "conv"
-                   and layer.stride > 1 and layer.groups == 1 else layer for i, layer in enumerate(network.layers))
-    return replace(network, layers=layers)
+    def array_network(self, config, network: Network) -> Network:
+        """The network with its input-reading convolutions stride-folded, when the config asks for it."""
+        if config.model_params.get("first_layer", FIRST_LAYER_MAPPINGS[0]) != "stride-fold":
+            return network
+        layers = tuple(fold_stride_into_channels(layer) if network.reads_network_input(i) and layer.kind == "conv"
+                       and layer.stride > 1 and layer.groups == 1 else layer
+                       for i, layer in enumerate(network.layers))
+        return replace(network, layers=layers)
 
 
 def fold_stride_into_channels(layer: Layer) -> Layer:

@@ -9,20 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from dfs_sim.hardware.accelerators.base import (ArrayMapping, ComputeModel, Work, first_layer_network, passes,
-                                                unrolled, validate_first_layer)
+from dfs_sim.hardware.accelerators.base import ArrayMapping, FirstLayerMapped, Work, passes, unrolled
 
 
-class BitParallel(ComputeModel):
+class BitParallel(FirstLayerMapped):
     name = "bit_parallel"
-    params = ("first_layer",)
-
-    def validate(self, config) -> None:
-        super().validate(config)
-        validate_first_layer(config)
-
-    def array_network(self, config, network):
-        return first_layer_network(config, network)
 
     def effective_bits(self, config, w_bits, a_bits):
         # Narrower operands occupy the full datapath anyway.

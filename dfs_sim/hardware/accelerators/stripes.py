@@ -19,21 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from dfs_sim.hardware.accelerators.base import (ArrayMapping, ComputeModel, Work, ceil_div, first_layer_network,
-                                                passes, unrolled, validate_first_layer)
+from dfs_sim.hardware.accelerators.base import ArrayMapping, FirstLayerMapped, Work, ceil_div, passes, unrolled
 
 
-class Stripes(ComputeModel):
+class Stripes(FirstLayerMapped):
     name = "stripes"
     serial = "activations"
-    params = ("first_layer",)
-
-    def validate(self, config) -> None:
-        super().validate(config)
-        validate_first_layer(config)
-
-    def array_network(self, config, network):
-        return first_layer_network(config, network)
 
     def array_mapping(self, config, work: Work) -> ArrayMapping:
         u_k, u_c, u_p, u_n = unrolled(config, len(work.macs))
