@@ -15,7 +15,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +24,9 @@ from dfs_sim.engine import kernel_threads, simulate
 from dfs_sim.hardware.config import load_hw
 from dfs_sim.trace import default_options, load_trace, write_trace
 from dfs_sim.workload.resnet import dfs_resnet
+from timing import best_of
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def best_of(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def numpy_gather(decisions, unit_small, base, chunk=1 << 18):

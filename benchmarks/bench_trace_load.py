@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import mmap
 import tempfile
-import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -23,15 +22,7 @@ import numpy as np
 
 from dfs_sim.trace import _CRC_CHUNK, default_options, load_trace, write_trace
 from dfs_sim.workload.resnet import dfs_resnet
-
-
-def best_of(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_of
 
 
 def main() -> None:
