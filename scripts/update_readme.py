@@ -178,7 +178,7 @@ def dynamic_vs_static() -> str:
         dfs_rows, static_rows = _shipped(dfs_rows), _shipped(static_rows)
         for config, name in DYNAMIC_HW:
             def point(row):
-                s = dfs_sim_summary(row, config)
+                s = batch1_summary(row, config)
                 return s["metrics"]["energy_uj"]["mean"], s["accuracy"]
             statics = [(row, *point(row)) for row in static_rows]
             cells = []
@@ -200,7 +200,9 @@ def dynamic_vs_static() -> str:
                                         "[docs/model.md](docs/model.md#shipped-models-and-traces-fashion-mnist-dfs-resnet20).")])
 
 
-def dfs_sim_summary(row: str, config: str) -> dict:
+@cache
+def batch1_summary(row: str, config: str) -> dict:
+    """The summary of a shipped Fashion-MNIST trace at batch 1, where each input pays for its own decisions."""
     import dfs_sim
 
     return dfs_sim.simulate(trace(FMNIST.format(row)), config, batch=1).summary
