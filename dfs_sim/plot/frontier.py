@@ -148,6 +148,7 @@ def x_label(x: str, relative: bool, reference: str = "full") -> str:
 def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = True):
     plt = pyplot()
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullFormatter
 
     relative = relative and x != "computation_pct"
     panels = _panels(points, relative)
@@ -185,6 +186,7 @@ def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = 
             ax.scatter(front["x"], front["y"], s=150, facecolors="none", edgecolors="black", lw=1.0, zorder=4)
         if log_x:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overprint each other
         low, high = shown["y"].min(), shown["y"].max()
         pad = max(0.15 * (high - low), 0.05)
         ax.set_ylim(low - pad, high + pad)
