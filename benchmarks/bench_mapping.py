@@ -23,7 +23,7 @@ import numpy as np
 from dfs_sim.cost import mapping
 from dfs_sim.cost.kernels import python_twin
 from dfs_sim.cost.records import RESULT
-from dfs_sim.cost.table import _distinct_rows, build_entries, hardware_record, output_storage_bits
+from dfs_sim.cost.table import build_entries, distinct_entries, hardware_record, output_storage_bits
 from dfs_sim.hardware.config import load_hw
 from dfs_sim.workload.network import load_network
 from dfs_sim.workload.resnet import dfs_resnet
@@ -43,8 +43,7 @@ def entries(network, hw, bits, batch=BATCH):
     run_bits[index, 0, 0], run_bits[index, 0, 1] = store_w, store_a
     store_out = output_storage_bits(network, run_bits, hw)[index, 0]
     found, _ = build_entries(network, hw, index, store_w, store_a, store_out, np.full(len(index), batch), False)
-    first, _ = _distinct_rows(found)
-    return found[first]
+    return distinct_entries(found)[0]
 
 
 def run(rows, hw):

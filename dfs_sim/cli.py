@@ -278,10 +278,13 @@ def cmd_regress(args: argparse.Namespace) -> int:
     rtol = regress.DEFAULT_RTOL if args.rtol is None else parse_number(args.rtol, "--rtol")
     if args.update:
         check_output_path(str(path), option="--baseline")
-    if args.trace or args.hw:
+    if args.trace or args.hw or args.overrides:
         if not (args.update and args.trace and args.hw):
-            raise InputError("--trace/--hw", None, "add cases with --update and both --trace and --hw")
-        data = regress.add_cases(path, args.trace, args.hw)
+            raise InputError("--trace/--hw", None, "add cases with --update and both --trace and --hw (and --set "
+                                                   "for derived configs)")
+        from dfs_sim.hardware.config import parse_set
+
+        data = regress.add_cases(path, args.trace, args.hw, parse_set(args.overrides or []))
         write_output(dumps(data, indent=1) + "\n", str(path))
     fresh, changes = regress.regress(path, rtol)
     table = regress.format_changes(changes)
@@ -301,15 +304,16 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from dfs_sim.sweep import best_points, load_spec, progress_printer, run_sweep
+    from dfs_sim.sweep import Progress, best_points, load_spec, result_format, run_sweep
 
     spec = load_spec(args.spec)
     output = args.output or spec.output
     if output is None:
-        raise InputError("-o", None, f"give an output CSV (-o) or an output: key in {args.spec}")
+        raise InputError("-o", None, f"give a result file (-o results.parquet or .csv) or an output: key in {args.spec}")
     if args.workers is not None and not 1 <= args.workers <= 1024:
         raise InputError("--workers", None, f"must be in [1, 1024], got {args.workers}")
     path = check_output_path(output, inputs=[args.spec, *spec.traces])
+    result_format(path)
     if args.plot is not None:
         from dfs_sim.plot.common import check_figure_path
 
@@ -321,10 +325,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if cache.exists() and not cache.is_dir():
             raise InputError(cache, None, "is not a directory (--cache)")
     done = run_sweep(spec, path, workers=args.workers, scheduler=args.scheduler, backend=args.backend,
-                     progress=progress_printer(), cache=cache)
-    resumed = f", {done['chunks_resumed']} chunk(s) resumed" if done["chunks_resumed"] else ""
+                     progress=None if args.no_progress else Progress, cache=cache)
+    resumed = f", {done['points_resumed']} point(s) resumed" if done["points_resumed"] else ""
     if cache is not None:
-        resumed += f", {done['cache_hits']} result(s) from the cache"
+        resumed += (f", {done['cache_hits']} result(s) from the cache, {done['entries_reused']} of "
+                    f"{done['entries_reused'] + done['entries_searched']} tiling searches reused")
     print(f"dfs-sim: wrote {path}: {done['points']} points x {len(spec.traces)} trace(s) = {done['rows']} rows, "
           f"{int(done['table']['feasible'].astype(bool).sum())} feasible, {done['seconds']:.1f} s on "
           f"{done['executor'] or 'nothing (all resumed)'}{resumed}", file=sys.stderr)
@@ -564,27 +569,30 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add_argument("--update", action="store_true", help="rewrite the baseline and say what changed")
     regress.add_argument("--trace", nargs="+", metavar="T", help="with --update and --hw: add these cases")
     regress.add_argument("--hw", nargs="+", metavar="H", help="with --update and --trace: add these cases")
+    _add_set(regress)
     regress.set_defaults(handler=cmd_regress)
 
-    sweep = sub.add_parser("sweep", help="sweep derived configs over traces, batches and policies (docs/sweep.md)",
+    sweep = sub.add_parser("sweep", help="sweep derived configs over traces, batches and policies (docs/sweeps.md)",
                            description="Run every point of a sweep spec (a base config, grid and random axes of "
                                        "dotted config keys, batch sizes, policies, constraints such as area_mm2 <= 10) "
-                                       "on every trace; write one CSV row per (point, trace) and print the best "
+                                       "on every trace; write one row per (point, trace) to Parquet or CSV and print the best "
                                        "feasible point per objective. Chunks run on Dask (a local cluster, or "
                                        "--scheduler) and are kept as they finish: rerunning an interrupted sweep "
                                        "resumes it.")
     sweep.add_argument("spec", help="sweep spec (YAML)")
-    sweep.add_argument("-o", "--output", help="result CSV (default: the spec's output:)")
+    sweep.add_argument("-o", "--output", help="result file, .parquet (needs pyarrow) or .csv (default: the spec's "
+                                              "output:)")
     sweep.add_argument("--plot", metavar="FIG", help="also draw energy against latency per trace, coloured by area, "
                                                      "with the Pareto front: " + FIGURE_HELP)
-    sweep.add_argument("--cache", metavar="DIR", help="keep each (config, trace, batch, policy) result here and "
-                                                     "reuse it in later sweeps (keyed by config digest, trace "
-                                                     "contents and the code; default: no cache)")
+    sweep.add_argument("--cache", metavar="DIR", help="keep each (config, trace, batch, policy) result and every "
+                                                     "tiling-search result here, and reuse them in later sweeps "
+                                                     "(keyed by what determines them and the code; default: none)")
     sweep.add_argument("--workers", type=int, help="local worker processes (default: the machine's cores)")
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786 "
                                                               "(its workers must see the traces' paths)")
     sweep.add_argument("--backend", choices=("auto", "dask", "processes"), default="auto",
                        help="auto: Dask when installed, else a local process pool")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines on stderr")
     sweep.set_defaults(handler=cmd_sweep)
 
     validate = sub.add_parser("validate", help="check the cost models against published results",

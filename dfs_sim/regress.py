@@ -47,9 +47,18 @@ def flatten_summary(summary: dict) -> dict:
     return flat
 
 
+CASE_KEYS = ("trace", "hw", "set", "batch", "policy")
+
+
 def case_name(case: dict) -> str:
+    derived = "".join(f" {k}={v}" for k, v in (case.get("set") or {}).items())
     extra = "".join(f", {k} {case[k]}" for k in ("batch", "policy") if case.get(k) is not None)
-    return f"{Path(case['trace']).name} on {Path(case['hw']).stem}{extra}"
+    return f"{Path(case['trace']).name} on {Path(case['hw']).stem}{' [' + derived[1:] + ']' if derived else ''}{extra}"
+
+
+def _case_key(case: dict) -> tuple:
+    return (case["trace"], case["hw"], tuple(sorted((case.get("set") or {}).items())), case.get("batch"),
+            case.get("policy"))
 
 
 def load_baseline(path: Path) -> dict:
@@ -70,13 +79,17 @@ def _check_baseline(data: object, path: Path) -> dict:
     for i, case in enumerate(cases):
         where = f"cases[{i}]"
         require(isinstance(case, dict), path, where, "must be an object")
-        unknown = set(case) - {"trace", "hw", "batch", "policy", "metrics"}
+        unknown = set(case) - {*CASE_KEYS, "metrics"}
         if unknown:
             raise InputError(path, f"{where}.{sorted(unknown)[0]}", "unknown key")
         for key in ("trace", "hw"):
             require(isinstance(case.get(key), str) and case[key] and "\x00" not in case[key], path, f"{where}.{key}",
                     "must be a path relative to the baseline")
             confined(path.parent / case[key], roots, path, f"{where}.{key}")
+        overrides = case.get("set")
+        require(overrides is None or (isinstance(overrides, dict) and all(
+            isinstance(k, str) and k and not isinstance(v, (dict, list)) for k, v in overrides.items())), path,
+            f"{where}.set", "must be null or an object of dotted config keys to values (--set)")
         batch = case.get("batch")
         require(batch is None or (is_int(batch) and 1 <= batch <= MAX_BATCH), path,
                 f"{where}.batch", f"must be null or an integer in [1, {MAX_BATCH}], got {shown(batch)}")
@@ -117,8 +130,10 @@ def confined(target: Path, roots: list[Path], source: object, field: str) -> Pat
 def compute_case(case: dict, base_dir: Path) -> dict:
     from dfs_sim.engine import simulate
 
-    result = simulate(str(base_dir / case["trace"]), str(base_dir / case["hw"]), batch=case.get("batch"),
-                      policy=case.get("policy"))
+    from dfs_sim.hardware.config import load_hw
+
+    hw = load_hw(str(base_dir / case["hw"]), case.get("set") or None)
+    result = simulate(str(base_dir / case["trace"]), hw, batch=case.get("batch"), policy=case.get("policy"))
     return flatten_summary(result.summary)
 
 
@@ -143,16 +158,17 @@ def regress(path: Path, rtol: float = DEFAULT_RTOL) -> tuple[dict, list[Change]]
             old_value, new_value = case["metrics"].get(metric), new.get(metric)
             if metric not in case["metrics"] or metric not in new or differs(old_value, new_value, rtol):
                 changes.append(Change(name, metric, old_value, new_value))
-        fresh.append({**{k: case.get(k) for k in ("trace", "hw", "batch", "policy")}, "metrics": new})
+        fresh.append({**{k: case.get(k) for k in CASE_KEYS if k != "set" or case.get("set")}, "metrics": new})
     return {"schema": SCHEMA, "cases": fresh}, changes
 
 
-def add_cases(path: Path, traces: list[str], hws: list[str]) -> dict:
-    """A baseline (existing or new) with every (trace, hw) pair added, paths relative to the baseline."""
-    from dfs_sim.hardware.config import resolve_hw_path
+def add_cases(path: Path, traces: list[str], hws: list[str], overrides: dict | None = None) -> dict:
+    """A baseline (existing or new) with every (trace, hw) pair added, paths relative to the baseline;
+    `overrides` (--set) make each added config a derived one, stored with the case."""
+    from dfs_sim.hardware.config import load_hw, resolve_hw_path
 
     data = load_baseline(path) if path.exists() else {"schema": SCHEMA, "cases": []}
-    have = {(c["trace"], c["hw"], c.get("batch"), c.get("policy")) for c in data["cases"]}
+    have = {_case_key(c) for c in data["cases"]}
     base = path.parent.resolve()
     roots = allowed_roots(path)
     for trace in traces:
@@ -160,9 +176,13 @@ def add_cases(path: Path, traces: list[str], hws: list[str]) -> dict:
             hw_path = resolve_hw_path(hw)
             pair = (os.path.relpath(confined(Path(trace), roots, "--trace", trace), base),
                     os.path.relpath(confined(hw_path, roots, "--hw", hw), base))
-            if (*pair, None, None) not in have:
-                data["cases"].append({"trace": pair[0], "hw": pair[1], "batch": None, "policy": None, "metrics": {}})
-                have.add((*pair, None, None))
+            if overrides:
+                load_hw(hw_path, overrides)  # a bad --set is refused before the baseline is written
+            case = {"trace": pair[0], "hw": pair[1], **({"set": dict(overrides)} if overrides else {}), "batch": None,
+                    "policy": None, "metrics": {}}
+            if _case_key(case) not in have:
+                data["cases"].append(case)
+                have.add(_case_key(case))
     return data
 
 

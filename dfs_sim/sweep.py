@@ -1,4 +1,4 @@
-"""`dfs-sim sweep SPEC.yaml`: a design-space sweep over derived configs (docs/sweep.md).
+"""`dfs-sim sweep SPEC.yaml`: a design-space sweep over derived configs (docs/sweeps.md).
 
 The spec names traces, a base config, parameter axes (grid lists and ranges, random samples with a
 seed), batch sizes, policies and constraints. Every point is a derived config (HwConfig.replace's
@@ -28,6 +28,7 @@ SPEC_KEYS = {"traces", "base", "grid", "random", "batch", "policy", "constraints
 RANDOM_KINDS = ("uniform", "integers", "choice")
 MAX_POINTS = 1_000_000
 MAX_RANGE_VALUES = 100_000
+RESULT_FORMATS = (".parquet", ".csv")
 DEFAULT_CHUNK = 16  # points per task: enough to amortise a worker's start-up and trace loading
 SUMMARY_METRICS = ("cycles", "latency_us", "energy_uj", "dram_bytes", "sram_bytes")
 STATS = ("mean", "p50", "p95", "p99", "max", "full_precision", "pct_of_full_precision")
@@ -143,7 +144,11 @@ def spec_from_dict(data: object, path: Path) -> SweepSpec:
     require(isinstance(chunk, int) and not isinstance(chunk, bool) and 1 <= chunk <= 10_000, path, "chunk",
             f"must be an integer in [1, 10000] (points per task), got {shown(chunk)}")
     output = data.get("output")
-    require(output is None or (isinstance(output, str) and output), path, "output", "must be a CSV path")
+    require(output is None or (isinstance(output, str) and output), path, "output",
+            "must be a result path ending in .parquet or .csv")
+    if output is not None:
+        require(Path(output).suffix in RESULT_FORMATS, path, "output",
+                f"must end in .parquet or .csv, got {shown(output)}")
 
     n_points = math.prod(len(v) for v in grid_values.values()) * max(len(samples), 1) * len(batches) * len(policies)
     require(n_points <= MAX_POINTS, path, "grid", f"{n_points:,} points; at most {MAX_POINTS:,} in one sweep")
@@ -266,9 +271,9 @@ def columns_for(spec: SweepSpec) -> list[str]:
                                                      "area_complete", "feasible"] + result_columns())
 
 
-def check_points(spec: SweepSpec) -> dict[int, tuple[float | None, bool, bool]]:
+def check_points(spec: SweepSpec) -> dict[int, tuple[float | None, bool, bool, str, str]]:
     """Every point's config, validated before any work: {point: (area, complete, meets the config
-    constraints)}. A bad axis value is one error naming the spec and the axis."""
+    constraints, config digest, label)}. A bad axis value is one error naming the spec and the axis."""
     from dfs_sim.hardware.area import area_of
     from dfs_sim.hardware.config import load_hw
 
@@ -292,7 +297,7 @@ def check_points(spec: SweepSpec) -> dict[int, tuple[float | None, bool, bool]]:
                     f" docs/hardware.md, Area")
         total = None if area is None else area.total_mm2
         checked[point.index] = (total, None if area is None else area.complete,
-                                all(c.holds(total) for c in config_constraints))
+                                all(c.holds(total) for c in config_constraints), hw.digest, hw.label)
     return checked
 
 
@@ -309,39 +314,51 @@ _TRACES: dict = {}  # per worker process: a trace is read once, not once per poi
 
 
 def run_chunk(task: dict) -> dict:
-    """One chunk of points on every trace: {"rows": in (point, trace) order, "cache_hits": n}. Runs in a
-    worker. With a cache directory, a (config, trace, batch, policy) costed before, by this code, is read
-    back instead of simulated."""
+    """One chunk of points on every trace: {"rows": in (point, trace) order, "cache_hits": points read back,
+    "entries_searched"/"entries_reused": tiling-search entries}. Runs in a worker. With a cache directory, a
+    (config, trace, batch, policy) costed before by this code is read back from DIR/points/, and every
+    tiling-search result from DIR/search/ (dfs_sim/cost/cache.py), so a new trace or batch on a known
+    machine searches only what it has not seen."""
+    from dfs_sim.cost import cache as search_cache
     from dfs_sim.engine import simulate
     from dfs_sim.hardware.config import load_hw
     from dfs_sim.trace import load_trace
 
+    cache = Path(task["cache"]) if task.get("cache") else None
+    search_cache.use_cache(None if cache is None else cache / "search")
+    search_cache.take_counts()
     rows, hits = [], 0
-    for index, overrides, batch, policy, area, complete, feasible in task["points"]:
-        hw = load_hw(task["base_data"], overrides) if overrides else load_hw(task["base_data"])
-        for trace_path in task["traces"]:
-            row = {"point": index, "trace": trace_path, **{k: overrides.get(k) for k in task["axes"]},
-                   "batch": batch, "policy": policy, "hw": hw.label, "hw_digest": hw.digest, "area_mm2": area,
-                   "area_complete": complete, "feasible": feasible}
-            if feasible:
-                cache = None
-                if task.get("cache"):
-                    key = json.dumps([hw.digest, task["trace_digests"][trace_path], batch, policy, task["code"]])
-                    cache = Path(task["cache"]) / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
-                values = _cached(cache)
-                if values is None:
-                    if trace_path not in _TRACES:
-                        _TRACES[trace_path] = load_trace(trace_path)
-                    summary = simulate(_TRACES[trace_path], hw, batch=batch, policy=policy).summary
-                    values = summary_values(summary) | {"batch": summary["batch"]["size"],
-                                                        "policy": summary["batch"]["policy"]}
+    try:
+        for index, overrides, batch, policy, area, complete, feasible, digest, label in task["points"]:
+            hw = None  # built only for a point that is simulated: a cached one needs its digest alone
+            for trace_path in task["traces"]:
+                row = {"point": index, "trace": trace_path, **{k: overrides.get(k) for k in task["axes"]},
+                       "batch": batch, "policy": policy, "hw": label, "hw_digest": digest, "area_mm2": area,
+                       "area_complete": complete, "feasible": feasible}
+                if feasible:
+                    stored = None
                     if cache is not None:
-                        _store(cache, values)
-                else:
-                    hits += 1
-                row.update(values)
-            rows.append(row)
-    return {"rows": rows, "cache_hits": hits}
+                        key = json.dumps([digest, task["trace_digests"][trace_path], batch, policy, task["code"]])
+                        stored = cache / "points" / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+                    values = _cached(stored)
+                    if values is None:
+                        hw = hw or load_hw(task["base_data"], overrides or None)
+                        if trace_path not in _TRACES:
+                            _TRACES[trace_path] = load_trace(trace_path)
+                        summary = simulate(_TRACES[trace_path], hw, batch=batch, policy=policy).summary
+                        values = summary_values(summary) | {"batch": summary["batch"]["size"],
+                                                            "policy": summary["batch"]["policy"]}
+                        if stored is not None:
+                            _store(stored, values)
+                    else:
+                        hits += 1
+                    row.update(values)
+                rows.append(row)
+    finally:
+        search_cache.use_cache(None)
+    counts = search_cache.take_counts()
+    return {"rows": rows, "cache_hits": hits, "entries_searched": counts["searched"],
+            "entries_reused": counts["reused"]}
 
 
 CACHED_KEYS = set(result_columns()) | {"batch", "policy"}
@@ -362,19 +379,11 @@ def _store(path: Path, values: dict) -> None:
     from dfs_sim.atomic import atomic_file
 
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path, "w") as handle:
             json.dump(values, handle)  # floats round-trip exactly: a cached row equals a computed one
     except OSError:
         pass  # a full or read-only cache costs speed, not results
-
-
-def code_digest() -> str:
-    """Of every source file of dfs_sim: a cached result is reused only by the code that computed it."""
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
 
 
 def file_digest(path: str) -> str:
@@ -483,15 +492,62 @@ def parts_dir(output: Path) -> Path:
     return output.with_name(output.name + ".parts")
 
 
-def run_sweep(spec: SweepSpec, output: Path, *, workers: int | None = None, scheduler: str | None = None,
-              backend: str = "auto", progress=None, cache: Path | None = None) -> dict:
-    """Run every point not already in OUTPUT.parts/, then write OUTPUT (CSV, point order). Returns counts.
-    `cache`: a directory of results keyed by config digest, trace contents, batch, policy and code."""
-    import pandas as pd
+def result_format(output: Path) -> str:
+    """'parquet' or 'csv', from the output's suffix; Parquet needs pyarrow (the sweep extra)."""
+    suffix = output.suffix
+    require(suffix in RESULT_FORMATS, output, None, "a sweep result must end in .parquet or .csv")
+    if suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise InputError(output, None, "Parquet needs pyarrow: pip install 'dfs-sim[sweep]', or write .csv") from None
+    return suffix[1:]
 
+
+def write_table(frame, path: Path, fmt: str) -> None:
+    """Atomically; Parquet keeps every float exactly, CSV at the report's precision."""
     from dfs_sim.atomic import atomic_file
     from dfs_sim.report.format import CSV_FLOAT
 
+    if fmt == "parquet":
+        with atomic_file(path) as handle:
+            _parquet_safe(frame).to_parquet(handle, index=False, engine="pyarrow")
+    else:
+        with atomic_file(path, "w") as handle:
+            frame.to_csv(handle, index=False, float_format=CSV_FLOAT)
+
+
+def read_table(path: Path):
+    """A sweep result or part, Parquet or CSV by its suffix."""
+    import pandas as pd
+
+    return pd.read_parquet(path, engine="pyarrow") if path.suffix == ".parquet" else \
+        pd.read_csv(path, keep_default_na=True)
+
+
+def _parquet_safe(frame):
+    """An axis of mixed types ({choice: [16, 'auto']}) is written as text: a Parquet column has one type."""
+    frame = frame.copy()
+    for column in frame.columns[frame.dtypes == object]:
+        kinds = {type(v) for v in frame[column] if v is not None and v == v}
+        if len(kinds) > 1:
+            frame[column] = frame[column].map(lambda v: v if v is None or v != v else str(v))
+    return frame
+
+
+def run_sweep(spec: SweepSpec, output: Path, *, workers: int | None = None, scheduler: str | None = None,
+              backend: str = "auto", progress=None, cache: Path | None = None) -> dict:
+    """Run every point not already in OUTPUT.parts/, then write OUTPUT (Parquet or CSV by its suffix, point
+    order). Returns counts. `progress`: a factory such as Progress, called as progress(total, done) and then
+    with the points of each chunk as it finishes. `cache`: a directory of whole
+    results (keyed by config digest, trace contents, batch, policy and code) and tiling-search results
+    (keyed by the search's hardware record and code), reused by later sweeps and runs."""
+    import pandas as pd
+
+    from dfs_sim.atomic import atomic_file
+    from dfs_sim.cost.cache import code_digest
+
+    fmt = result_format(output)
     checked = check_points(spec)
     parts = parts_dir(output)
     stamp = parts / "spec.json"
@@ -504,10 +560,14 @@ def run_sweep(spec: SweepSpec, output: Path, *, workers: int | None = None, sche
         parts.mkdir()
         with atomic_file(stamp, "w") as handle:
             json.dump({"digest": spec.digest, "spec": spec.path}, handle)
+
+    def part(chunk: int) -> Path:
+        return parts / f"chunk-{chunk:06d}.{fmt}"
+
     tasks = []
     for start in range(0, len(spec.points), spec.chunk):
         chunk = start // spec.chunk
-        if (parts / f"chunk-{chunk:06d}.csv").is_file():
+        if part(chunk).is_file():
             continue
         points = [(p.index, p.overrides, p.batch, p.policy) + checked[p.index]
                   for p in spec.points[start:start + spec.chunk]]
@@ -523,31 +583,32 @@ def run_sweep(spec: SweepSpec, output: Path, *, workers: int | None = None, sche
     done_before = n_chunks - len(tasks)
     began = time.monotonic()
     executor_name = None
-    cache_hits = 0
+    counts = {"cache_hits": 0, "entries_searched": 0, "entries_reused": 0}
+    points_resumed = len(spec.points) - sum(len(task["points"]) for task in tasks)
     if tasks:
         executor = make_executor(workers or os.cpu_count() or 1, scheduler, backend)
         executor_name = executor.name
+        bar = None if progress is None else progress(len(spec.points), points_resumed)
         try:
-            points_done = 0
-            for finished, (chunk, result) in enumerate(executor.run(tasks), start=1):
+            for chunk, result in executor.run(tasks):
                 frame = pd.DataFrame(result["rows"], columns=columns)
-                cache_hits += result["cache_hits"]
-                with atomic_file(parts / f"chunk-{chunk:06d}.csv", "w") as handle:
-                    frame.to_csv(handle, index=False, float_format=CSV_FLOAT)
-                points_done += len(frame) // len(spec.traces)
-                if progress is not None:
-                    progress(finished, len(tasks), points_done, began)
+                for key in counts:
+                    counts[key] += result[key]
+                write_table(frame, part(chunk), fmt)
+                if bar is not None:
+                    bar(len(frame) // len(spec.traces))
         finally:
+            if bar is not None:
+                bar.close()
             executor.close()
-    frames = [pd.read_csv(parts / f"chunk-{chunk:06d}.csv", keep_default_na=True) for chunk in range(n_chunks)]
-    table = pd.concat(frames, ignore_index=True)
-    table = table.sort_values(["point", "trace"], kind="stable")
+    table = pd.concat([read_table(part(chunk)) for chunk in range(n_chunks)], ignore_index=True)
+    table = table.sort_values(["point", "trace"], kind="stable", ignore_index=True)
     _apply_result_constraints(table, spec.constraints)
-    with atomic_file(output, "w") as handle:
-        table.to_csv(handle, index=False, float_format=CSV_FLOAT)
+    write_table(table, output, fmt)
     shutil.rmtree(parts)
     return {"points": len(spec.points), "rows": len(table), "chunks_run": len(tasks), "chunks_resumed": done_before,
-            "cache_hits": cache_hits, "seconds": time.monotonic() - began, "executor": executor_name, "table": table}
+            "points_resumed": points_resumed,
+            **counts, "seconds": time.monotonic() - began, "executor": executor_name, "table": table}
 
 
 def _read_stamp(stamp: Path) -> str | None:
@@ -569,7 +630,13 @@ BEST_OBJECTIVES = ("energy_uj_mean", "latency_us_mean", "energy_delay_uj_us", "a
 
 
 def best_points(table, axes) -> list[str]:
-    """One line per objective and trace: the feasible point that minimises it."""
+    """One line per objective and trace: the feasible point that minimises it; where accuracy is an axis,
+    then the accuracy-energy front over all traces, cheapest first."""
+    from dfs_sim.sweep_plot import accuracy_is_an_axis, pareto_mask
+
+    def params(row) -> str:
+        return (", ".join(f"{k}={row[k]}" for k in axes) or "the base config") + f", batch {row['batch']}, {row['policy']}"
+
     lines = []
     feasible = table[table["feasible"].astype(bool)]
     for trace, group in feasible.groupby("trace", sort=False):
@@ -578,24 +645,49 @@ def best_points(table, axes) -> list[str]:
             if values.empty:
                 continue
             row = group.loc[values.idxmin()]
-            params = ", ".join(f"{k}={row[k]}" for k in axes) or "the base config"
             lines.append(f"best {objective} on {Path(trace).name}: {row[objective]:.6g} at point {int(row['point'])} "
-                         f"({params}, batch {row['batch']}, {row['policy']})")
+                         f"({params(row)})")
+    if accuracy_is_an_axis(table):
+        run = feasible.dropna(subset=["energy_uj_mean"])
+        front = run[pareto_mask(run["energy_uj_mean"].to_numpy(float), -run["accuracy"].to_numpy(float))]
+        for _, row in front.sort_values("energy_uj_mean", kind="stable").iterrows():
+            lines.append(f"accuracy-energy front: {row['accuracy']:.2f} % at {row['energy_uj_mean']:.6g} uJ, "
+                         f"{Path(row['trace']).name} at point {int(row['point'])} ({params(row)})")
     return lines
 
 
-def progress_printer(stream=sys.stderr):
-    """Chunks done, points per second and the ETA on stderr, at most every 2 s."""
-    last = [0.0]
+class Progress:
+    """Points done, points per second and the ETA on stderr: a tqdm bar on a terminal, otherwise (a log, CI,
+    or without tqdm) a line at most every 10 s."""
 
-    def report(done: int, total: int, points: int, began: float) -> None:
-        now = time.monotonic()
-        if done < total and now - last[0] < 2.0:
+    def __init__(self, total: int, done: int = 0, stream=None):
+        self.stream = stream or sys.stderr
+        self.total, self.done, self.began, self.last = total, done, time.monotonic(), 0.0
+        self.start_done = done
+        self.bar = None
+        if getattr(self.stream, "isatty", lambda: False)():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, initial=done, unit="point", file=self.stream, mininterval=0.5,
+                                desc="dfs-sim sweep", dynamic_ncols=True)
+
+    def __call__(self, points: int) -> None:
+        self.done += points
+        if self.bar is not None:
+            self.bar.update(points)
             return
-        last[0] = now
-        elapsed = max(now - began, 1e-9)
-        eta = elapsed / done * (total - done)
-        print(f"dfs-sim: sweep: {done}/{total} chunks, {points / elapsed:.1f} points/s, ETA {eta:.0f} s",
-              file=stream)
+        now = time.monotonic()
+        if self.done < self.total and now - self.last < 10.0:
+            return
+        self.last = now
+        rate = (self.done - self.start_done) / max(now - self.began, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        print(f"dfs-sim: sweep: {self.done}/{self.total} points, {rate:.1f} points/s, ETA {eta:.0f} s",
+              file=self.stream)
 
-    return report
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

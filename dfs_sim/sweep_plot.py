@@ -1,5 +1,8 @@
 """The Pareto front of a sweep (`dfs-sim sweep --plot FIG`): energy against latency per input, one
-panel per trace, each point coloured by its area; points outside the constraints in grey."""
+panel per trace, each point coloured by its area; points outside the constraints in grey. Where the
+traces carry labels and differ in accuracy (e.g. DFS models at several budgets), accuracy is a fourth
+objective: the front is taken over every (point, trace) row together, and a last panel draws accuracy
+against energy."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +12,9 @@ import numpy as np
 PARETO_AXES = ("latency_us_mean", "energy_uj_mean")
 
 
-def pareto_mask(x: np.ndarray, y: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
+def pareto_mask(*objectives: np.ndarray) -> np.ndarray:
     """True where no other point is at least as good on every objective and better on one (minimising)."""
-    objectives = np.column_stack([x, y] if z is None else [x, y, z])
+    objectives = np.column_stack([o for o in objectives if o is not None])
     keep = np.ones(len(objectives), dtype=bool)
     for i, point in enumerate(objectives):
         better_or_equal = (objectives <= point).all(axis=1)
@@ -20,17 +23,30 @@ def pareto_mask(x: np.ndarray, y: np.ndarray, z: np.ndarray | None = None) -> np
     return keep
 
 
+def accuracy_is_an_axis(table) -> bool:
+    """Whether accuracy separates the rows: every trace has labels and they do not all score the same."""
+    accuracy = table["accuracy"]
+    return bool(accuracy.notna().all()) and accuracy.nunique() > 1
+
+
 def pareto_rows(table, with_area: bool = True):
-    """The feasible rows on the energy-latency(-area) front, per trace."""
+    """The feasible rows on the energy-latency(-area) front: per trace, or, where accuracy is an axis,
+    over all rows with accuracy maximised too (a cheaper point of a less accurate model does not hide
+    a dearer point of a more accurate one)."""
     import pandas as pd
 
-    fronts = []
     feasible = table[table["feasible"].astype(bool)].dropna(subset=list(PARETO_AXES))
-    for _, group in feasible.groupby("trace", sort=False):
-        area = group["area_mm2"].to_numpy(float) if with_area and group["area_mm2"].notna().all() else None
-        mask = pareto_mask(group[PARETO_AXES[0]].to_numpy(float), group[PARETO_AXES[1]].to_numpy(float), area)
-        fronts.append(group[mask])
-    return pd.concat(fronts) if fronts else feasible.iloc[:0]
+    with_accuracy = accuracy_is_an_axis(table)
+    groups = [feasible] if with_accuracy else [group for _, group in feasible.groupby("trace", sort=False)]
+    fronts = []
+    for group in groups:
+        objectives = [group[axis].to_numpy(float) for axis in PARETO_AXES]
+        if with_area and group["area_mm2"].notna().all():
+            objectives.append(group["area_mm2"].to_numpy(float))
+        if with_accuracy:
+            objectives.append(-group["accuracy"].to_numpy(float))
+        fronts.append(group[pareto_mask(*objectives)])
+    return pd.concat(fronts).sort_values(["point", "trace"], kind="stable") if fronts else feasible.iloc[:0]
 
 
 def plot_pareto(table, output: str | Path) -> Path:
@@ -38,9 +54,9 @@ def plot_pareto(table, output: str | Path) -> Path:
 
     plt = pyplot()
     traces = list(dict.fromkeys(table["trace"]))
-    fig, axes = plt.subplots(1, len(traces), figsize=(5.2 * len(traces) + 1, 4.2), squeeze=False,
-                             constrained_layout=True)
-    front = pareto_rows(table, with_area=False)
+    with_accuracy = accuracy_is_an_axis(table)
+    panels = len(traces) + with_accuracy
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 1, 4.2), squeeze=False, constrained_layout=True)
     scatter = None
     for ax, trace in zip(axes[0], traces):
         rows = table[table["trace"] == trace]
@@ -51,14 +67,35 @@ def plot_pareto(table, output: str | Path) -> Path:
         colour = rows.loc[ok, "area_mm2"] if rows.loc[ok, "area_mm2"].notna().all() else None
         scatter = ax.scatter(rows.loc[ok, PARETO_AXES[0]], rows.loc[ok, PARETO_AXES[1]], s=16, c=colour,
                              cmap="viridis", label="feasible")
-        edge = front[front["trace"] == trace].sort_values(PARETO_AXES[0])
+        feasible = rows[ok]
+        edge = feasible[pareto_mask(*(feasible[a].to_numpy(float) for a in PARETO_AXES))].sort_values(PARETO_AXES[0])
         ax.step(edge[PARETO_AXES[0]], edge[PARETO_AXES[1]], where="post", color="tab:red", lw=1.2,
                 label="energy-latency front")
         ax.set_xscale("log")
         ax.set_xlabel("latency per input's batch, mean (µs)")
         ax.set_ylabel("energy per input, mean (µJ)")
-        ax.set_title(Path(trace).name, fontsize=9)
+        accuracy = f", {rows['accuracy'].iloc[0]:.2f} % accurate" if rows["accuracy"].notna().all() else ""
+        ax.set_title(Path(trace).name + accuracy, fontsize=9)
         ax.legend(fontsize=7, frameon=False)
     if scatter is not None and scatter.get_array() is not None:
-        fig.colorbar(scatter, ax=axes[0].tolist(), label="area (mm²)")
+        fig.colorbar(scatter, ax=axes[0, :len(traces)].tolist(), label="area (mm²)")
+    if with_accuracy:
+        _accuracy_panel(axes[0, -1], table, traces)
     return save_figure(fig, output)
+
+
+def _accuracy_panel(ax, table, traces) -> None:
+    """Accuracy against energy over every feasible (point, trace) row; the front maximises accuracy and
+    minimises energy."""
+    feasible = table[table["feasible"].astype(bool) & table["energy_uj_mean"].notna()]
+    for trace in traces:
+        rows = feasible[feasible["trace"] == trace]
+        ax.scatter(rows["energy_uj_mean"], rows["accuracy"], s=14, label=Path(trace).stem)
+    edge = feasible[pareto_mask(feasible["energy_uj_mean"].to_numpy(float), -feasible["accuracy"].to_numpy(float))]
+    edge = edge.sort_values("energy_uj_mean")
+    ax.step(edge["energy_uj_mean"], edge["accuracy"], where="post", color="tab:red", lw=1.2,
+            label="accuracy-energy front")
+    ax.set_xlabel("energy per input, mean (µJ)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("accuracy against energy, all traces", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)

@@ -87,3 +87,31 @@ def test_corrupted_baselines_are_one_line_errors(tmp_path, make_trace):
         assert done.returncode == 2, name
         assert str(path) in done.stderr and len(done.stderr.strip().splitlines()) == 1, name
         assert "Traceback" not in done.stderr
+
+
+def test_derived_config_cases_store_their_overrides(tmp_path, make_trace, capsys):
+    """--set adds derived-config cases; the baseline keeps the overrides, so the check rebuilds the same machine."""
+    from dfs_sim.engine import simulate
+    from dfs_sim.hardware.config import load_hw
+    from dfs_sim.regress import flatten_summary
+
+    baseline, trace, hw = _small_baseline(tmp_path, make_trace)
+    assert main(["regress", "--baseline", str(baseline), "--update", "--trace", str(trace), "--hw", str(hw),
+                 "--set", "dram.bandwidth_bits_per_cycle=4"]) == 0
+    cases = json.loads(baseline.read_text())["cases"]
+    assert len(cases) == 2 and cases[1]["set"] == {"dram.bandwidth_bits_per_cycle": 4} and "set" not in cases[0]
+    derived = simulate(str(trace), load_hw(str(hw), {"dram.bandwidth_bits_per_cycle": 4}))
+    assert cases[1]["metrics"] == flatten_summary(derived.summary)
+    assert cases[1]["metrics"]["latency_us.mean"] != cases[0]["metrics"]["latency_us.mean"]
+    capsys.readouterr()
+    assert main(["regress", "--baseline", str(baseline)]) == 0
+    # Editing the stored override moves the derived case's numbers, and only those.
+    data = json.loads(baseline.read_text())
+    data["cases"][1]["set"]["dram.bandwidth_bits_per_cycle"] = 2
+    baseline.write_text(json.dumps(data))
+    assert main(["regress", "--baseline", str(baseline)]) == 1
+    assert all("[dram.bandwidth_bits_per_cycle=2]" in line for line in capsys.readouterr().out.splitlines()[1:])
+    data["cases"][1]["set"] = {"array.unroll.K": [1]}
+    baseline.write_text(json.dumps(data))
+    assert main(["regress", "--baseline", str(baseline)]) == 2
+    assert main(["regress", "--baseline", str(baseline), "--set", "array.unroll.K=4"]) == 2  # --set only adds cases

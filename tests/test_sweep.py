@@ -39,14 +39,18 @@ def test_results_are_identical_on_one_and_two_dask_workers_and_on_a_process_pool
     pytest.importorskip("distributed")  # in the test extra; the process pool below needs nothing
     spec = load_spec(_spec(tmp_path, make_trace))
     outputs = []
-    for workers, backend in ((1, "dask"), (2, "dask"), (2, "processes")):
-        out = tmp_path / f"r{workers}{backend}.csv"
+    for workers, backend, suffix in ((1, "dask", "parquet"), (2, "dask", "parquet"), (2, "processes", "parquet"),
+                                     (2, "dask", "csv")):
+        out = tmp_path / f"r{workers}{backend}.{suffix}"
         done = run_sweep(spec, out, workers=workers, backend=backend)
         assert done["executor"] == ("dask" if backend == "dask" else "process pool")
         assert not parts_dir(out).exists()
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1] == outputs[2]
-    table = pd.read_csv(tmp_path / "r1dask.csv")
+    table = pd.read_parquet(tmp_path / "r1dask.parquet")
+    as_csv = pd.read_csv(tmp_path / "r2dask.csv")  # the same rows, floats at the CSV's precision
+    assert list(as_csv.columns) == list(table.columns) and len(as_csv) == len(table)
+    pd.testing.assert_series_equal(as_csv["energy_uj_mean"], table["energy_uj_mean"], rtol=1e-9)
     assert len(table) == len(spec.points) * 2 and list(table["point"]) == sorted(table["point"])
     # area-infeasible points (K=32 with a bigger WBUF) are recorded, not run
     infeasible = table[~table["feasible"]]
@@ -68,15 +72,23 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path, make_trace):
     run_sweep(spec, whole, workers=1, backend="processes")
     out = tmp_path / "r.csv"
 
-    def interrupt(done, total, points, began):
-        if done == 2:
-            raise KeyboardInterrupt
+    class Interrupt:  # a progress reporter that stops the sweep after two chunks, like Ctrl-C
+        def __init__(self, total, done):
+            self.chunks = 0
+
+        def __call__(self, points):
+            self.chunks += 1
+            if self.chunks == 2:
+                raise KeyboardInterrupt
+
+        def close(self):
+            pass
 
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(spec, out, workers=1, backend="processes", progress=interrupt)
+        run_sweep(spec, out, workers=1, backend="processes", progress=Interrupt)
     assert not out.exists() and len(list(parts_dir(out).glob("chunk-*.csv"))) >= 2
     done = run_sweep(spec, out, workers=1, backend="processes")
-    assert done["chunks_resumed"] >= 2 and done["chunks_run"] < 5
+    assert done["chunks_resumed"] >= 2 and done["chunks_run"] < 5 and done["points_resumed"] == 5 * done["chunks_resumed"]
     assert out.read_bytes() == whole.read_bytes()
 
 
@@ -86,7 +98,10 @@ def test_cli_sweep_writes_the_csv_and_best_points(tmp_path, make_trace, capsys):
     assert main(["sweep", str(spec), "-o", str(out), "--workers", "1", "--backend", "processes"]) == 0
     captured = capsys.readouterr()
     assert "best energy_uj_mean on a.npz" in captured.out and "rows" in captured.err
+    assert "6/6 points" in captured.err  # progress: a line on a non-terminal stderr, at least at the end
     assert len(pd.read_csv(out)) == 6 * 2
+    assert main(["sweep", str(spec), "-o", str(tmp_path / "cli.xlsx")]) == 2
+    assert "must end in .parquet or .csv" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("changes, field, words", [
@@ -152,13 +167,68 @@ def test_pareto_front_and_figure(tmp_path, make_trace):
 def test_cache_gives_the_same_rows_and_skips_the_work(tmp_path, make_trace):
     spec = load_spec(_spec(tmp_path, make_trace, random={}, batch=[1, 4], chunk=4))
     cache = tmp_path / "cache"
-    cold, warm, fresh = tmp_path / "cold.csv", tmp_path / "warm.csv", tmp_path / "fresh.csv"
+    cold, warm, fresh, searched = (tmp_path / f"{name}.csv" for name in ("cold", "warm", "fresh", "searched"))
     first = run_sweep(spec, cold, workers=1, backend="processes", cache=cache)
     feasible_rows = int(first["table"]["feasible"].sum())
-    assert first["cache_hits"] == 0 and len(list(cache.glob("*.json"))) == feasible_rows
-    damaged = sorted(cache.glob("*.json"))[0]
+    assert first["cache_hits"] == 0 and len(list((cache / "points").glob("*.json"))) == feasible_rows
+    assert first["entries_searched"] > 0
+    damaged = sorted((cache / "points").glob("*.json"))[0]
     damaged.write_text('{"accuracy": 1')  # unreadable: recomputed, not trusted
     second = run_sweep(spec, warm, workers=1, backend="processes", cache=cache)
     assert second["cache_hits"] == feasible_rows - 1
+    # Without the whole results, every tiling search is read back from the search cache: nothing is searched.
+    for path in (cache / "points").glob("*.json"):
+        path.unlink()
+    third = run_sweep(spec, searched, workers=1, backend="processes", cache=cache)
+    assert third["cache_hits"] == 0 and third["entries_searched"] == 0 and third["entries_reused"] > 0
     run_sweep(spec, fresh, workers=1, backend="processes")
-    assert cold.read_bytes() == warm.read_bytes() == fresh.read_bytes()
+    assert cold.read_bytes() == warm.read_bytes() == fresh.read_bytes() == searched.read_bytes()
+
+
+def test_search_cache_returns_what_the_search_finds_and_survives_damage(tmp_path, make_trace):
+    from dfs_sim.cost import cache
+
+    trace = load_trace(make_trace(n=16, name="s.npz"))
+    hw = load_hw("bitfusion_physical")
+    plain = simulate(trace, hw, batch=4, policy="bucketed").summary
+    try:
+        cache.use_cache(tmp_path / "search")
+        cache.take_counts()
+        first = simulate(trace, hw, batch=4, policy="bucketed").summary
+        counts = cache.take_counts()
+        assert counts["searched"] > 0 and counts["reused"] == 0
+        files = list((tmp_path / "search").glob("search-*.npz"))
+        assert len(files) == 1
+        cache.clear_memory()  # a new process: the file is read back
+        again = simulate(trace, hw, batch=4, policy="bucketed").summary
+        assert cache.take_counts() == {"searched": 0, "reused": counts["searched"]}
+        files[0].write_bytes(b"not an archive")  # damaged: searched afresh and rewritten
+        cache.clear_memory()
+        damaged = simulate(trace, hw, batch=4, policy="bucketed").summary
+        assert cache.take_counts()["searched"] == counts["searched"]
+        other = hw.replace({"dram.bandwidth_bits_per_cycle": 96})  # another machine: its own file
+        simulate(trace, other, batch=4).summary
+        assert len(list((tmp_path / "search").glob("search-*.npz"))) == 2
+    finally:
+        cache.use_cache(None)
+        cache.clear_memory()
+    for summary in (first, again, damaged):
+        assert summary["metrics"] == plain["metrics"]
+
+
+def test_accuracy_is_a_pareto_axis_where_traces_differ_in_it():
+    from dfs_sim.sweep_plot import pareto_rows
+
+    # Three models on two configs. "cheap" is the least accurate and cheapest; "dear" is as accurate as
+    # "good" but costs more on config 0, and config 1 is worse than config 0 for every model.
+    table = pd.DataFrame({"point": [0, 0, 0, 1, 1, 1], "trace": ["cheap", "good", "dear"] * 2,
+                          "feasible": [True] * 6, "latency_us_mean": [1.0] * 3 + [2.0] * 3,
+                          "energy_uj_mean": [1.0, 1.5, 2.0, 1.0, 3.0, 3.0], "area_mm2": [1.0] * 6,
+                          "accuracy": [80.0, 90.0, 90.0] * 2})
+    front = sorted(zip(*(pareto_rows(table)[c] for c in ("point", "trace"))))
+    # The cheap model does not hide the accurate ones; "dear" is beaten by the equally accurate "good".
+    assert front == [(0, "cheap"), (0, "good")]
+    # Without labels, or at equal accuracy, accuracy is not an axis: one front per trace.
+    per_trace = [(0, "cheap"), (0, "dear"), (0, "good")]
+    for other in (table.assign(accuracy=float("nan")), table.assign(accuracy=85.0)):
+        assert sorted(zip(*(pareto_rows(other)[c] for c in ("point", "trace")))) == per_trace

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfs_sim.cost.cache import cached_search
 from dfs_sim.cost.compression import dram_ratio
 from dfs_sim.cost.kernels import search_entries
 from dfs_sim.cost.records import ADDITIVE, DATAFLOW_AUTO, ENTRY, HARDWARE, RESULT
@@ -193,7 +194,7 @@ def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a,
            ("c_in", "c_out", "groups", "h_in", "w_in", "h_out", "w_out", "kernel", "stride", "padding", "macs",
             "weights")}
     kind = np.array([KIND_CODES[layers[i].kind] for i in layer_index], dtype=np.int64)
-    reads_input = np.array([network.reads_network_input(i) for i in layer_index])
+    reads_input = np.array([network.reads_network_input(i) for i in range(len(layers))], dtype=bool)[layer_index]
     last = np.asarray(layer_index) == len(layers) - 1
     eff_w, eff_a = model.effective_bits(hw, store_w, store_a)
     work = Work(kind=kind, macs=col["macs"] * batch, n=batch, w_bits=eff_w, a_bits=eff_a)
@@ -241,24 +242,18 @@ def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a,
 
 def search(entries: np.ndarray, hw: HwConfig) -> np.ndarray:
     """RESULT records of ENTRY records; many entries repeat (same shape, bits, batch and residency), so each
-    distinct one is searched once."""
-    first, inverse = _distinct_rows(entries)
-    found = np.zeros(len(first), dtype=RESULT)
-    search_entries(entries[first], hardware_record(hw), found)
+    distinct one is searched once, or read back from the search cache (dfs_sim/cost/cache.py) when one is on."""
+    distinct, inverse = distinct_entries(entries)
+    hardware = hardware_record(hw)
+    found = cached_search(distinct, hardware, lambda todo, out: search_entries(todo, hardware, out))
     return found[inverse]
 
 
-def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of each distinct row's first occurrence, and each row's distinct-row number."""
-    seen: dict[bytes, int] = {}
-    inverse = np.empty(len(rows), dtype=np.int64)
-    first = []
-    for i, row in enumerate(np.ascontiguousarray(rows).view(np.uint8).reshape(len(rows), -1)):
-        number = seen.setdefault(row.tobytes(), len(seen))
-        if number == len(first):
-            first.append(i)
-        inverse[i] = number
-    return np.array(first, dtype=np.int64), inverse
+def distinct_entries(entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ENTRY records (in byte order) and each entry's index among them."""
+    distinct, inverse = np.unique(np.ascontiguousarray(entries).view(np.dtype((np.void, ENTRY.itemsize))),
+                                  return_inverse=True)
+    return distinct.view(ENTRY), inverse.reshape(-1)
 
 
 def static_pj_per_cycle(hw: HwConfig) -> float:

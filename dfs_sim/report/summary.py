@@ -18,8 +18,8 @@ def _finite(value):
 
 def metric_stats(values: np.ndarray, full_precision: float) -> dict:
     stats = {"mean": float(values.mean()) if len(values) else 0.0}
-    for name, q in PERCENTILES:
-        stats[name] = float(np.percentile(values, q)) if len(values) else 0.0
+    quantiles = np.percentile(values, [q for _, q in PERCENTILES]) if len(values) else np.zeros(len(PERCENTILES))
+    stats.update((name, float(value)) for (name, _), value in zip(PERCENTILES, quantiles))
     stats["max"] = float(values.max()) if len(values) else 0.0
     stats["full_precision"] = float(full_precision)
     stats["pct_of_full_precision"] = _finite(100.0 * stats["mean"] / full_precision) if full_precision else None

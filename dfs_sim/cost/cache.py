@@ -1,0 +1,130 @@
+"""An on-disk cache of tiling-search results, shared by runs and sweeps (`--cache DIR`).
+
+The search is a pure function of one ENTRY record (layer shape, stored bits, batch, array mapping,
+residency) and the HARDWARE record every entry of a config shares (buffers, DRAM link, energies,
+dataflow, conventions), computed by dfs-sim's own code. So a cache file holds, for one (HARDWARE
+record, code) pair, the RESULT of every ENTRY searched under it: a later run, or an overlapping sweep
+point (another trace, batch or policy on the same machine), searches only the entries it has not
+seen. Files are NumPy archives of plain bytes (read with allow_pickle=False); a file that is
+unreadable or of another layout is ignored and rewritten, so a damaged cache costs time, not results.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from dfs_sim.cost.records import ENTRY, HARDWARE, RESULT
+
+_ACTIVE: dict = {"directory": None}
+_MEMORY: dict[str, dict[bytes, bytes]] = {}  # per process: a file is read once
+_COUNTS = {"searched": 0, "reused": 0}
+
+
+def use_cache(directory: str | Path | None) -> None:
+    """Search through the cache in `directory` from now on in this process (None: no cache)."""
+    _ACTIVE["directory"] = None if directory is None else Path(directory)
+
+
+def active() -> Path | None:
+    return _ACTIVE["directory"]
+
+
+def code_digest() -> str:
+    """Of every source file of dfs_sim: a cached result is reused only by the code that computed it."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+_CODE: list[str] = []
+
+
+def _code() -> str:
+    if not _CODE:
+        _CODE.append(code_digest())
+    return _CODE[0]
+
+
+def cache_file(directory: Path, hardware: np.ndarray) -> Path:
+    key = hashlib.sha256(b"".join([hardware.tobytes(), repr(ENTRY.descr).encode(), repr(HARDWARE.descr).encode(),
+                                   repr(RESULT.descr).encode(), _code().encode()])).hexdigest()[:24]
+    return directory / f"search-{key}.npz"
+
+
+def _read(path: Path) -> dict[bytes, bytes]:
+    key = str(path)
+    if key in _MEMORY:
+        return _MEMORY[key]
+    known: dict[bytes, bytes] = {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            entries, results = data["entries"], data["results"]
+        if (entries.dtype == np.uint8 and results.dtype == np.uint8 and entries.ndim == results.ndim == 2
+                and entries.shape[1] == ENTRY.itemsize and results.shape[1] == RESULT.itemsize
+                and len(entries) == len(results)):
+            known = {e.tobytes(): r.tobytes() for e, r in zip(entries, results)}
+    except (OSError, ValueError, KeyError, EOFError):
+        pass  # absent or damaged: searched afresh and rewritten
+    _MEMORY[key] = known
+    return known
+
+
+def _write(path: Path, known: dict[bytes, bytes]) -> None:
+    from dfs_sim.atomic import atomic_file
+
+    entries = np.frombuffer(b"".join(known), dtype=np.uint8).reshape(len(known), ENTRY.itemsize)
+    results = np.frombuffer(b"".join(known.values()), dtype=np.uint8).reshape(len(known), RESULT.itemsize)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as handle:
+            np.savez(handle, entries=entries, results=results)
+    except OSError:
+        pass  # a full or read-only cache costs speed, not results
+
+
+def cached_search(entries: np.ndarray, hardware: np.ndarray, search) -> np.ndarray:
+    """RESULT records of distinct ENTRY records `entries`: those in the active cache read back, the rest
+    found by `search(entries, out)` and added to it. Without an active cache, all are searched."""
+    found = np.zeros(len(entries), dtype=RESULT)
+    directory = active()
+    if directory is None:
+        search(entries, found)
+        return found
+    path = cache_file(directory, hardware)
+    known = _read(path)
+    keys = [row.tobytes() for row in np.ascontiguousarray(entries).view(np.uint8).reshape(len(entries), -1)]
+    missing = np.array([i for i, key in enumerate(keys) if key not in known], dtype=np.int64)
+    hits = np.setdiff1d(np.arange(len(entries)), missing)
+    _COUNTS["reused"] += len(hits)
+    _COUNTS["searched"] += len(missing)
+    if len(hits):
+        found[hits] = np.frombuffer(b"".join(known[keys[i]] for i in hits), dtype=RESULT)
+    if len(missing):
+        searched = np.zeros(len(missing), dtype=RESULT)
+        search(entries[missing], searched)
+        found[missing] = searched
+        # Merge with what other processes wrote meanwhile, so concurrent workers lose nothing they agree on.
+        _MEMORY.pop(str(path), None)
+        merged = dict(_read(path))
+        merged.update(zip((keys[i] for i in missing), (r.tobytes() for r in searched)))
+        merged.update(known)
+        _MEMORY[str(path)] = merged
+        _write(path, merged)
+    return found
+
+
+def take_counts() -> dict:
+    """Entries searched and entries read back since the last call, in this process."""
+    counts = dict(_COUNTS)
+    _COUNTS.update(searched=0, reused=0)
+    return counts
+
+
+def clear_memory() -> None:
+    """Forget what this process read, so the files are read again (tests)."""
+    _MEMORY.clear()
+    _CODE.clear()
