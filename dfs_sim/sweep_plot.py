@@ -24,9 +24,10 @@ def pareto_mask(*objectives: np.ndarray) -> np.ndarray:
 
 
 def accuracy_is_an_axis(table) -> bool:
-    """Whether accuracy separates the rows: every trace has labels and they do not all score the same."""
-    accuracy = table["accuracy"]
-    return bool(accuracy.notna().all()) and accuracy.nunique() > 1
+    """Whether accuracy separates the rows that ran (points outside an area constraint did not): every
+    trace has labels and they do not all score the same."""
+    accuracy = table.loc[table["energy_uj_mean"].notna(), "accuracy"]
+    return bool(len(accuracy)) and bool(accuracy.notna().all()) and accuracy.nunique() > 1
 
 
 def pareto_rows(table, with_area: bool = True):

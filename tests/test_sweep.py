@@ -232,3 +232,7 @@ def test_accuracy_is_a_pareto_axis_where_traces_differ_in_it():
     per_trace = [(0, "cheap"), (0, "dear"), (0, "good")]
     for other in (table.assign(accuracy=float("nan")), table.assign(accuracy=85.0)):
         assert sorted(zip(*(pareto_rows(other)[c] for c in ("point", "trace")))) == per_trace
+    # A point outside an area constraint did not run (no accuracy, no energy): accuracy is still an axis.
+    unrun = pd.DataFrame({"point": [2], "trace": ["cheap"], "feasible": [False], "latency_us_mean": [float("nan")],
+                          "energy_uj_mean": [float("nan")], "area_mm2": [9.0], "accuracy": [float("nan")]})
+    assert sorted(zip(*(pareto_rows(pd.concat([table, unrun]))[c] for c in ("point", "trace")))) == front
