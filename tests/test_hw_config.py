@@ -104,6 +104,8 @@ SOURCES = {"s": "a citation"}
      "bitfusion.yaml: mapping.weights_on_chip: conflicts with conventions: bitfusion-sim, which moves every layer "
      "to and from DRAM"),
     (config.MappingSpec, {"colour": "red"}, "bitfusion.yaml: mapping.colour: unknown key"),
+    (config.MappingSpec, {"objective": None}, "bitfusion.yaml: mapping.objective: must be one of cycles, energy, "
+                                              "got None"),  # null is not "absent"
     (config.StaticSpec, {"power_mw": 3.0}, "bitfusion.yaml: static.source: numbers here (power_mw) need a source id"),
 ])
 def test_each_section_names_its_bad_field(spec, data, message):

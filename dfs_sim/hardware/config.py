@@ -86,13 +86,14 @@ class Key:
 
 def read_keys(keys: dict, data: dict, source: object, where: str, known: dict | None = None) -> dict:
     """The values of the keys of `data` (the mapping at `where`), each checked by its Key; an absent key
-    takes its default. `known`: values a default may depend on, besides the keys read before it."""
+    takes its default (null is a value, an error, unless the default is null). `known`: values a default
+    may depend on, besides the keys read before it."""
     got = dict(known or {})
     for name, key in keys.items():
         field = f"{where}.{name}" if where else name
         value = data.get(name)
-        if value is None:
-            require(key.default is not REQUIRED, source, field, "is required")
+        require(value is not None or key.default is not REQUIRED, source, field, "is required")
+        if name not in data or (value is None and key.default is None):
             got[name] = key.default(got) if callable(key.default) else key.default
         else:
             got[name] = key.checked(value, source, field)
@@ -138,7 +139,8 @@ def _params(params: dict, source: object, field: str) -> dict:
 class ArraySpec(Section):
     NAME = "array"
     KEYS = {"unroll": Key(dict, check=_unroll), "vector_lanes": Key(int, 1, MAX_LANES, default=None),
-            "output_bits": Key(int, 1, MAX_OUTPUT_BITS, default=32), "params": Key(dict, default={}, check=_params)}
+            "output_bits": Key(int, 1, MAX_OUTPUT_BITS, default=32),
+            "params": Key(dict, default=lambda got: {}, check=_params)}
 
     unroll: dict  # dimension (UNROLL_DIMS) -> parallel lanes
     vector_lanes: int | None  # as written; None: the K x P lanes (HwConfig.vector_lanes)
@@ -316,7 +318,7 @@ class MappingSpec(Section):
 
 SECTIONS = {cls.NAME: cls for cls in (ArraySpec, PrecisionSpec, ComputeSpec, DramSpec, StaticSpec, StorageSpec,
                                       BatchSpec, MappingSpec)}
-OPTIONAL_SECTIONS = ("batch", "mapping", "area")
+OPTIONAL_SECTIONS = ("batch", "mapping")
 
 
 def _name_length(name: str, source: object, field: str) -> str:
@@ -629,8 +631,6 @@ def _lexists(path: Path) -> bool:
     return True
 
 
-
-
 def _lane_scale(lanes: int, stated_for: int | None) -> float:
     return 1.0 if stated_for is None else lanes / stated_for
 
@@ -662,7 +662,7 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
     dram, static = section("dram"), section("static")
     storage = section("storage", native_bits=precision.native_bits)
     batch, mapping = section("batch"), section("mapping")
-    area = data.get("area") or {}
+    area = {} if data.get("area") is None else data["area"]
     require(isinstance(area, dict), source, "area", "must be a mapping")
     _no_unknown(area, AREA_KEYS, source, "area")
     _cited(area, "area", sources, source)
