@@ -72,7 +72,7 @@ def main() -> None:
     bitfusion = load_hw("bitfusion")
     bf_rows = np.concatenate([entries(load_network(path), bitfusion, 0)
                               for path in sorted(NETWORKS.glob("bitfusion_*.yaml"))])
-    physical = dataclasses.replace(bitfusion, conventions="physical")
+    physical = dataclasses.replace(bitfusion, mapping=dataclasses.replace(bitfusion.mapping, conventions="physical"))
     bf_physical = np.concatenate([entries(load_network(path), physical, 0)
                                   for path in sorted(NETWORKS.glob("bitfusion_*.yaml"))])
     resnet = dfs_resnet((12, 12, 12))
@@ -80,7 +80,7 @@ def main() -> None:
                  ("Bit Fusion benchmarks on bitfusion, physical rules", bf_physical, physical)]
     for network, name in (("eyeriss_vgg16_conv", "eyeriss"), ("stripes_vgg_19", "stripes")):
         hw = load_hw(name)
-        for batch in sorted({hw.batch_size, BATCH}):
+        for batch in sorted({hw.batch.size, BATCH}):
             rows = entries(load_network(NETWORKS / f"{network}.yaml"), hw, 16, batch)
             workloads.append((f"{network} on {name}", rows, hw))
     for name in ("bitfusion", "loom", "stripes", "bitsystolic_ws", "eyeriss"):

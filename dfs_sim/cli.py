@@ -225,8 +225,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     check_figure_path(args.output)
     check_output_path(getattr(args, "csv", None), inputs=args.trace, option="--csv")
     batch = {"batch": getattr(args, "batch", None), "policy": getattr(args, "policy", None)}
-    if getattr(args, "batch", None) is not None and args.batch < 1:
-        raise InputError("--batch", None, f"must be >= 1, got {args.batch}")
+    if getattr(args, "batch", None) is not None:
+        from dfs_sim.hardware.config import check_batch_size
+
+        check_batch_size(args.batch)
     if getattr(args, "reference", None) is not None:
         from dfs_sim.reference import parse_reference
 

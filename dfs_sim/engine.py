@@ -89,15 +89,16 @@ class SimResult:
 
 def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None, policy: str | None = None,
              budgets: dict | None = None, reference: Reference | str | None = None) -> SimResult:
-    """Simulate every input of `trace` on `hw`. `batch`/`policy` override the config's; `reference`
+    """Simulate every input of `trace` on `hw`, `batch` inputs at a time under `policy` (default: the config's
+    `batch:` section); `reference`
     ('full', 'native' or 'W/A' such as '8/8', default full) is what "% of reference" compares against."""
     reference = parse_reference(reference) or FULL
     if not isinstance(trace, Trace):
         trace = load_trace(trace)
     if not isinstance(hw, HwConfig):
         hw = load_hw(hw)
-    hw = hw.with_batch(batch, policy)  # checks the overrides
-    size, mode = hw.batch_size, hw.batch_policy
+    run = hw.batch.run(batch, policy)
+    size, mode = run.size, run.policy
     table = build_cost_table(trace.network, trace.options, hw, size, source=trace.path)
     unit_small = table.per_input_columns(table.unit_cost)
     base_small = table.per_input_columns(table.base_cost)
@@ -163,10 +164,11 @@ def simulate_network(network, hw: HwConfig | str, *, batch: int | None = None, p
 
     if not isinstance(hw, HwConfig):
         hw = load_hw(hw)
-    hw = hw.with_batch(batch, policy)
+    run = hw.batch.run(batch, policy)
     trace = Trace(path=network.name, network=network, options=default_options(),
-                  decisions=np.zeros((hw.batch_size, network.n_units), dtype=np.uint8))
-    return simulate(trace, hw, budgets=budgets, reference=parse_reference(reference) or static_default(network))
+                  decisions=np.zeros((run.size, network.n_units), dtype=np.uint8))
+    return simulate(trace, hw, batch=run.size, policy=run.policy, budgets=budgets,
+                    reference=parse_reference(reference) or static_default(network))
 
 
 @contextmanager
@@ -206,7 +208,7 @@ def unit_costs(network, options, hw: HwConfig | str, metric: str = "energy", *, 
         raise InputError("--cost", None, f"unknown metric '{metric}' (use {', '.join(UNIT_COST_METRICS)})")
     if not isinstance(hw, HwConfig):
         hw = load_hw(hw)
-    size = batch or hw.batch_size
+    size = hw.batch.run(batch).size
     table = build_cost_table(network, options, hw, size)
     names = table.metric_names
     if metric == "energy":

@@ -40,7 +40,7 @@ class Reference:
     def bits(self, hw) -> tuple[int, int] | None:
         """(weight, activation) bits every layer runs at; None for full precision (the options' mapping)."""
         if self.spec == "native":
-            return hw.max_bits, hw.max_bits
+            return hw.precision.max_bits, hw.precision.max_bits
         if self.spec == "full":
             return None
         return self.weight_bits, self.act_bits
@@ -48,7 +48,7 @@ class Reference:
     def describe(self, hw) -> str:
         """'8/8 bits (every layer)', 'full precision (every layer; runs at 16/16 bits on Stripes)'."""
         if self.spec == "full":
-            bits = hw.max_bits if hw.full_precision == "native" else FULL_PRECISION_BITS
+            bits = hw.precision.max_bits if hw.precision.full_precision == "native" else FULL_PRECISION_BITS
             runs = f"{bits}/{bits}"
             return f"full precision (every layer; runs at {runs} bits on {hw.name})"
         w, a = self.bits(hw)
@@ -58,7 +58,8 @@ class Reference:
     def label(self, hw) -> str:
         """Short, for a figure's legend: 'full precision (16-bit)', '8/8 bits', 'native 8/8 bits'."""
         if self.spec == "full":
-            return f"full precision ({hw.max_bits if hw.full_precision == 'native' else FULL_PRECISION_BITS}-bit)"
+            native = hw.precision.full_precision == "native"
+            return f"full precision ({hw.precision.max_bits if native else FULL_PRECISION_BITS}-bit)"
         w, a = self.bits(hw)
         return f"{'native ' if self.spec == 'native' else ''}{w}/{a} bits"
 
@@ -109,9 +110,9 @@ def reference_network(network: Network, reference: Reference, hw) -> Network | N
     if bits is not None and not network.n_units and all(
             layer.precision == "fixed" and (layer.w_bits, layer.a_bits) == bits for layer in network.layers):
         return None
-    if bits is not None and max(bits) > hw.max_bits and hw.wider == "error":
-        raise InputError("--reference", None, f"{reference.spec} needs more than the {hw.max_bits} bits {hw.name} "
-                                              f"runs (precision.wider: error in {hw.path})")
+    if bits is not None and max(bits) > hw.precision.max_bits and hw.precision.wider == "error":
+        raise InputError("--reference", None, f"{reference.spec} needs more than the {hw.precision.max_bits} bits "
+                                              f"{hw.name} runs (precision.wider: error in {hw.path})")
     if bits is None:
         layers = [replace(layer, unit=None, precision="full", w_bits=0, a_bits=0) for layer in network.layers]
     else:

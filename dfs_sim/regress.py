@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dfs_sim import jsonio
-from dfs_sim.errors import InputError, input_boundary, is_int, require, shown
-from dfs_sim.hardware.config import BATCH_POLICIES
-from dfs_sim.limits import MAX_BATCH
+from dfs_sim.errors import InputError, input_boundary, require
+from dfs_sim.hardware.config import check_batch_policy, check_batch_size
 
 SCHEMA = "dfs-sim-regress/1"
 DEFAULT_RTOL = 1e-6
@@ -90,11 +89,10 @@ def _check_baseline(data: object, path: Path) -> dict:
         require(overrides is None or (isinstance(overrides, dict) and all(
             isinstance(k, str) and k and not isinstance(v, (dict, list)) for k, v in overrides.items())), path,
             f"{where}.set", "must be null or an object of dotted config keys to values (--set)")
-        batch = case.get("batch")
-        require(batch is None or (is_int(batch) and 1 <= batch <= MAX_BATCH), path,
-                f"{where}.batch", f"must be null or an integer in [1, {MAX_BATCH}], got {shown(batch)}")
-        require(case.get("policy") is None or case["policy"] in BATCH_POLICIES, path, f"{where}.policy",
-                f"must be null or one of {', '.join(BATCH_POLICIES)}")
+        if case.get("batch") is not None:  # null: the config's
+            check_batch_size(case["batch"], path, f"{where}.batch")
+        if case.get("policy") is not None:
+            check_batch_policy(case["policy"], path, f"{where}.policy")
         metrics = case.get("metrics")
         require(isinstance(metrics, dict), path, f"{where}.metrics", "must be an object")
         for name, value in metrics.items():

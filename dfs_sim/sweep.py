@@ -124,21 +124,10 @@ def spec_from_dict(data: object, path: Path) -> SweepSpec:
     samples, random_keys = _random_samples(random, path)
     overlap = sorted(set(grid_values) & set(random_keys))
     require(not overlap, path, f"random.axes.{overlap[0]}" if overlap else None, "is also a grid axis")
-    batches = _list_of(data.get("batch"), path, "batch", lambda b: isinstance(b, int) and not isinstance(b, bool),
-                       "an integer batch size")
-    from dfs_sim.hardware.config import BATCH_POLICIES
+    from dfs_sim.hardware.config import check_batch_policy, check_batch_size
 
-    policies = _list_of(data.get("policy"), path, "policy", lambda p: p in BATCH_POLICIES,
-                        " or ".join(f"'{p}'" for p in BATCH_POLICIES))
-    for i, b in enumerate(batches):
-        if b is not None:
-            from dfs_sim.hardware.config import check_batch_size
-
-            try:
-                check_batch_size(b)
-            except InputError as err:
-                raise InputError(path, f"batch[{i}]" if isinstance(data.get("batch"), list) else "batch",
-                                 err.message) from None
+    batches = _list_of(data.get("batch"), path, "batch", check_batch_size)
+    policies = _list_of(data.get("policy"), path, "policy", check_batch_policy)
     constraints = _constraints(data.get("constraints", []), path)
     chunk = data.get("chunk", DEFAULT_CHUNK)
     require(isinstance(chunk, int) and not isinstance(chunk, bool) and 1 <= chunk <= 10_000, path, "chunk",
@@ -228,14 +217,14 @@ def _random_samples(random: dict, path: Path) -> tuple[list[dict], list[str]]:
     return samples, [key for key, _, _ in draws]
 
 
-def _list_of(value, path: Path, field: str, ok, what: str) -> list:
+def _list_of(value, path: Path, field: str, check) -> list:
+    """A spec value or list of values, each checked by `check(value, source, field)` (the config's own rule)."""
     if value is None:
         return [None]  # the config's own
     values = value if isinstance(value, list) else [value]
-    require(bool(values), path, field, f"must be {what} or a list of them")
+    require(bool(values), path, field, "must be a value or a non-empty list of them")
     for i, v in enumerate(values):
-        require(ok(v), path, f"{field}[{i}]" if isinstance(value, list) else field,
-                f"must be {what}, got {shown(v)}")
+        check(v, path, f"{field}[{i}]" if isinstance(value, list) else field)
     return values
 
 

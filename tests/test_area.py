@@ -55,7 +55,7 @@ def test_bitfusion_matches_its_simulators_area_model():
 def test_area_follows_the_fields_not_the_load():
     hw = load_hw("bitfusion_physical")
     base = area.area_of(hw)
-    wider = area.area_of(replace(hw, unroll={"K": 64, "C": 16}))
+    wider = area.area_of(replace(hw, array=replace(hw.array, unroll={"K": 64, "C": 16})))
     assert wider.components_mm2["array"] == pytest.approx(2 * base.components_mm2["array"])
     bigger = replace(hw, buffers=tuple(replace(b, size_bits=2 * b.size_bits) for b in hw.buffers))
     assert area.area_of(bigger).components_mm2["wbuf"] == pytest.approx(2 * base.components_mm2["wbuf"])

@@ -119,7 +119,7 @@ def test_stride_fold_geometry():
 
 
 def test_stripes_first_layer_mapping_is_a_choice_with_stride_fold_default():
-    channels = replace(STRIPES, model_params={"first_layer": "channels"})
+    channels = replace(STRIPES, array=replace(STRIPES.array, params={"first_layer": "channels"}))
     folded = compute_cycles(ALEXNET_CONV1, STRIPES)
     unfolded = compute_cycles(ALEXNET_CONV1, channels)
     # Lane steps per window: 121 taps x ceil(3/16) = 121 on channels; 9 taps x ceil(48/16) = 27 folded.
@@ -146,16 +146,16 @@ def test_first_layer_mapping_is_checked():
 def roomy(name):
     hw = load_hw(name)
     return replace(hw, buffers=tuple(replace(b, size_bits=b.size_bits * 4096) for b in hw.buffers),
-                   weights_on_chip="always", activations_on_chip="always")
+                   mapping=replace(hw.mapping, weights_on_chip="always", activations_on_chip="always"))
 
 
 @pytest.mark.parametrize("name,k", [("loom", 1), ("loom_2b", 2)])
 def test_loom_fc_scales_with_weight_bits_only(name, k):
     hw = roomy(name)
-    columns = hw.unroll["P"]
+    columns = hw.array.unroll["P"]
     assert k * columns == 16  # the window columns hold a 16-bit activation's bits
     # One step: all filter rows x 16 lanes; 512 inputs -> 32 steps per filter block.
-    blocks = -(-256 // hw.unroll["K"])
+    blocks = -(-256 // hw.array.unroll["K"])
     for w_bits in (1, 2, 3, 5, 8, 11, 16):
         for a_bits in (1, 4, 8, 9, 16):
             assert compute_cycles(fc(512, 256, a_bits, w_bits), hw) == blocks * 32 * -(-w_bits // k), (w_bits, a_bits)
@@ -164,7 +164,7 @@ def test_loom_fc_scales_with_weight_bits_only(name, k):
 @pytest.mark.parametrize("name,k", [("loom", 1), ("loom_2b", 2)])
 def test_loom_conv_scales_with_both_precisions(name, k):
     hw = roomy(name)
-    u_k, u_p = hw.unroll["K"], hw.unroll["P"]
+    u_k, u_p = hw.array.unroll["K"], hw.array.unroll["P"]
     layer = conv(64, 128, 16, 16, 16, w_bits=16)
     steps = -(-128 // u_k) * 9 * 4 * (256 // u_p)
     for w_bits, a_bits in ((16, 16), (8, 8), (5, 7), (1, 16), (3, 2)):

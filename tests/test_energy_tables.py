@@ -20,18 +20,18 @@ def test_horowitz_derivations():
 def test_bit_parallel_mac_energy(name):
     hw = load_hw(name)
     units = 1 + 4.04 + 0.12 if name == "eyeriss" else 1  # Eyeriss: a MAC with its RF and inter-PE traffic
-    assert hw.compute_pj_per_op == pytest.approx(units * energy.int_mac_pj(16))
+    assert hw.compute.energy_pj_per_op == pytest.approx(units * energy.int_mac_pj(16))
 
 
 @pytest.mark.parametrize("name", ["stripes", "unpu"])
 def test_serial_lane_energy(name):
-    assert load_hw(name).compute_pj_per_op == pytest.approx(energy.int_add_pj(16) + 0.1 / 16, abs=0.0001)
+    assert load_hw(name).compute.energy_pj_per_op == pytest.approx(energy.int_add_pj(16) + 0.1 / 16, abs=0.0001)
 
 
 @pytest.mark.parametrize("name, k", [("loom", 1), ("loom_2b", 2)])
 def test_loom_lane_energy(name, k):
     per_bit_product = energy.int_mac_pj(16) / 256
-    assert load_hw(name).compute_pj_per_op == pytest.approx(per_bit_product * k * k, rel=0.03)
+    assert load_hw(name).compute.energy_pj_per_op == pytest.approx(per_bit_product * k * k, rel=0.03)
 
 
 @pytest.mark.parametrize("name", ["bitfusion", "loom", "loom_2b", "unpu", "bitsystolic_os", "bitsystolic_ws"])
@@ -51,7 +51,7 @@ def test_bitfusion_core_energy_from_synthesis():
 def test_bitsystolic_pe_from_synthesis():
     hw = load_hw("bitsystolic_os")
     dynamic, leakage = energy.PE_SYNTH_45NM_500MHZ[(1, 1, 2, 2)]
-    assert hw.compute_pj_per_op == pytest.approx(dynamic * 1e-9 / 500e6 * 1e12, rel=1e-3)
+    assert hw.compute.energy_pj_per_op == pytest.approx(dynamic * 1e-9 / 500e6 * 1e12, rel=1e-3)
     assert hw.static_mw == pytest.approx(256 * leakage * 1e-6, rel=1e-3)
 
 

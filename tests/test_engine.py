@@ -54,7 +54,7 @@ def test_dadiannao_gains_nothing_below_16_bits():
 
 def test_declared_full_precision_takes_multiple_passes():
     hw = load_hw("dadiannao")
-    declared = dataclasses.replace(hw, full_precision="declared")
+    declared = dataclasses.replace(hw, precision=dataclasses.replace(hw.precision, full_precision="declared"))
     native = build_cost_table(NET, default_options(), hw, 1)
     wide = build_cost_table(NET, default_options(), declared, 1)
     m = native.metric("compute_cycles")
@@ -91,7 +91,7 @@ def test_cost_never_decreases_with_bits_and_skip_is_cheapest(hw, bits, batch):
     table = build_cost_table(NET_FULL_PROJECTION, options, hw, batch)
     # (A memory-bound layer may take a tiling with more compute cycles and fewer stalls: only the total,
     # which the mapper minimises, is monotone.)
-    timed = ("cycles",) if hw.objective == "cycles" else ()
+    timed = ("cycles",) if hw.mapping.objective == "cycles" else ()
     _assert_monotone(table, len(options), (*timed, "ops"))
     # Weights and activations grown one at a time also never get cheaper.
     mixed = (Option("skip", 0, 0), Option("a", bits[0], bits[0]), Option("b", bits[0], bits[-1]),
@@ -103,7 +103,7 @@ def test_cost_never_decreases_with_bits_and_skip_is_cheapest(hw, bits, batch):
 @given(bits=option_bits)
 @pytest.mark.parametrize("hw", CONFIGS, ids=lambda h: h.name)
 def test_energy_never_decreases_with_bits_under_an_energy_objective(hw, bits):
-    hw = dataclasses.replace(hw, objective="energy")
+    hw = dataclasses.replace(hw, mapping=dataclasses.replace(hw.mapping, objective="energy"))
     bits = _datapath_widths(hw, bits)
     options = (Option("skip", 0, 0), *(Option(f"b{b}", b, b) for b in bits))
     table = build_cost_table(NET_FULL_PROJECTION, options, hw, 2)
@@ -215,7 +215,8 @@ def test_wider_than_supported_is_an_error_when_the_config_says_so(make_trace):
     from dfs_sim.errors import InputError
 
     hw = load_hw("dadiannao")
-    strict = dataclasses.replace(hw, wider="error", full_precision="declared")
+    strict = dataclasses.replace(hw, precision=dataclasses.replace(hw.precision, wider="error",
+                                                                   full_precision="declared"))
     with pytest.raises(InputError, match="precision.max_bits"):
         simulate(make_trace(n=4), strict)
 

@@ -28,7 +28,8 @@ def configured(n, m, bandwidth, wbuf, ibuf, obuf):
     hw = load_hw("bitfusion")
     sizes = {"wbuf": wbuf, "ibuf": ibuf, "obuf": obuf}
     buffers = tuple(dataclasses.replace(b, size_bits=int(sizes[b.name]) * 8) for b in hw.buffers)
-    return dataclasses.replace(hw, unroll={"K": int(m), "C": int(n)}, dram_bits_per_cycle=float(bandwidth),
+    return dataclasses.replace(hw, array=dataclasses.replace(hw.array, unroll={"K": int(m), "C": int(n)}),
+                               dram=dataclasses.replace(hw.dram, bandwidth_bits_per_cycle=float(bandwidth)),
                                buffers=buffers)
 
 
@@ -64,7 +65,7 @@ def test_authors_optimizer_on_other_configurations_is_reproduced_exactly():
 def test_bitfusion_config_selects_the_simulator_conventions_explicitly():
     raw = yaml.safe_load((shipped_configs_dir() / "bitfusion.yaml").read_text())
     assert raw["mapping"]["conventions"] == "bitfusion-sim"
-    assert all(load_hw(path).conventions == "physical" for path in shipped_configs_dir().glob("*.yaml")
+    assert all(load_hw(path).mapping.conventions == "physical" for path in shipped_configs_dir().glob("*.yaml")
                if path.stem != "bitfusion")
 
 

@@ -34,11 +34,12 @@ def run(hw, *layers, batch=1):
 def test_dram_output_bits_grow_with_real_output_channels(name):
     # A 1x1 convolution writes its 14 x 14 x c_out outputs at array.output_bits (it is the network's last layer):
     # the padding of the array to its lanes moves nothing.
-    hw = dataclasses.replace(load_hw(name), conventions="physical")
+    hw = load_hw(name)
+    hw = dataclasses.replace(hw, mapping=dataclasses.replace(hw.mapping, conventions="physical"))
     written = {c_out: run(hw, conv(16, c_out, 14, kernel=1)).loc["conv", "dram_outputs_write_bits"]
                for c_out in (16, 32, 128)}
     for c_out, bits in written.items():
-        assert bits == 14 * 14 * c_out * hw.output_bits
+        assert bits == 14 * 14 * c_out * hw.array.output_bits
     assert written[128] == 8 * written[16]
 
 
@@ -65,7 +66,7 @@ def ideal_steps(hw, c_in, c_out, pixels, taps, bits):
 def test_outputs_that_are_not_powers_of_two_cost_their_real_size(name, size):
     # Two layers, so that the measured one is neither unfolded (im2col) nor the network's last.
     hw = load_hw(name)
-    bits = (16, 16) if hw.max_bits >= 16 else (8, 8)
+    bits = (16, 16) if hw.precision.max_bits >= 16 else (8, 8)
     rows = run(hw, conv(16, 16, size, bits=bits, name="first"), conv(16, 16, size, bits=bits),
                conv(16, 16, size, kernel=1, bits=bits, name="last"))
     row = rows.loc["conv"]
@@ -91,9 +92,9 @@ def test_loom_cycles_are_proportional_to_both_precisions(name):
     # fit the 32 KB half of WBUF (9 x 64 x 128 x 16 bits), so the search splits the kernel's rows instead of
     # idling filter lanes; time stays exactly ideal steps x ceil(pw/k) x ceil(pa/k).
     hw = load_hw(name)
-    k = hw.model_params["bits_per_cycle"]
-    filter_blocks = math.ceil(128 / hw.unroll["K"])
-    steps = filter_blocks * (9 * 64 // hw.unroll["C"]) * math.ceil(28 * 28 / hw.unroll["P"])  # x reduction x pixel folds
+    k = hw.array.params["bits_per_cycle"]
+    filter_blocks = math.ceil(128 / hw.array.unroll["K"])
+    steps = filter_blocks * (9 * 64 // hw.array.unroll["C"]) * math.ceil(28 * 28 / hw.array.unroll["P"])  # x reduction x pixel folds
     for pw, pa in ((16, 16), (8, 8), (4, 4), (8, 4), (2, 2)):
         rows = run(hw, conv(64, 64, 28, bits=(pw, pa), name="first"), conv(64, 128, 28, bits=(pw, pa)),
                    conv(128, 16, 28, kernel=1, bits=(pw, pa), name="last"))
@@ -128,7 +129,7 @@ def test_systolic_configs_account_buffers_by_their_own_dataflow():
     for name, flow in (("bitsystolic_os", "output-stationary"), ("bitsystolic_ws", "weight-stationary")):
         raw = yaml.safe_load((shipped_configs_dir() / f"{name}.yaml").read_text())
         assert raw["mapping"]["dataflow"] == raw["array"]["params"]["dataflow"] == flow
-        assert load_hw(name).dataflow == flow
+        assert load_hw(name).mapping.dataflow == flow
 
 
 def test_output_stationary_fc_credits_only_busy_lanes():
@@ -175,7 +176,7 @@ def test_output_storage_precision_follows_the_consumer():
     # A block's output is read across a gate (the next block at any option, the gate at full precision):
     # stored at the widest width its consumer may need.
     assert out[names.index("block2.conv2")].tolist() == [0, 16, 16, 16, 16]
-    assert out[names.index("fc")].tolist() == [hw.output_bits] * 5  # the network's result
+    assert out[names.index("fc")].tolist() == [hw.array.output_bits] * 5  # the network's result
     # A static network: each output at the bits its consumer stores.
     layers = (conv(3, 8, 8, bits=(8, 4), name="a"), conv(8, 8, 8, bits=(8, 2), name="b"), conv(8, 8, 8, name="c"))
     static = Network("s", layers, (), (3, 8, 8))

@@ -53,7 +53,7 @@ def test_the_stored_runs_cover_the_crosscheck(stored):
     assert set(runs.index) == {(b, f) for b in ("shipped", "unbounded") for f in ("os", "ws")}
     assert len(set(runs)) == 1  # every layer in every buffer set and dataflow
     for flow in ("os", "ws"):
-        params = load_hw(scalesim.HW_NAMES[flow]).model_params
+        params = load_hw(scalesim.HW_NAMES[flow]).array.params
         assert params["dataflow"] == scalesim.FLOW_NAMES[flow]
         arrays = set(zip(stored["array_rows"], stored["array_cols"], strict=True))
         assert arrays == {(params["rows"], params["columns"])}

@@ -23,8 +23,9 @@ from dfs_sim.hardware.config import load_hw
 from dfs_sim.workload.network import Layer, Network
 
 
-def tiny(hw, c_out=32, w_bits=8, a_bits=8, **changes):
-    hw = dataclasses.replace(load_hw(hw), im2col="never", **changes)  # channels on the lanes, not unfolded
+def tiny(hw, c_out=32, w_bits=8, a_bits=8, **mapping):
+    hw = load_hw(hw)  # channels on the lanes, not unfolded:
+    hw = dataclasses.replace(hw, mapping=dataclasses.replace(hw.mapping, im2col="never", **mapping))
     layer = Layer("conv", "conv", 16, c_out, 4, 4, 4, 4, kernel=3, stride=1, padding=1, precision="fixed",
                   w_bits=w_bits, a_bits=a_bits)
     row = simulate_network(Network("tiny", (layer,), (), (16, 4, 4)), hw, batch=1).per_layer_cases

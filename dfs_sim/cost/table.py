@@ -74,8 +74,8 @@ def precision_cases(options, hw: HwConfig) -> tuple[np.ndarray, np.ndarray]:
     full = [o.full_precision for o in options] + [True]
     mapped = []
     for (w, a), is_full in zip(declared, full):
-        if is_full and hw.full_precision == "native":
-            w, a = hw.max_bits, hw.max_bits
+        if is_full and hw.precision.full_precision == "native":
+            w, a = hw.precision.max_bits, hw.precision.max_bits
         mapped.append((w, a))
     return np.array(declared, dtype=np.int64), np.array(mapped, dtype=np.int64)
 
@@ -135,8 +135,8 @@ def output_storage_bits(network: Network, run_bits: np.ndarray, hw: HwConfig) ->
     conventions."""
     n_layers, n_cases = run_bits.shape[:2]
     stored_a = np.where(run_bits[..., 1] > 0, _storage_bits(hw, run_bits[..., 1], "activations"), 0)
-    out = np.full((n_layers, n_cases), hw.output_bits, dtype=np.int64)
-    if hw.conventions == "bitfusion-sim":
+    out = np.full((n_layers, n_cases), hw.array.output_bits, dtype=np.int64)
+    if hw.mapping.conventions == "bitfusion-sim":
         return np.where(run_bits[..., 1] > 0, out, 0)
     layers = network.layers
     for i in range(n_layers - 1):
@@ -179,8 +179,10 @@ def cost_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a, 
         out[:, names.index(f"{buffer.name}_write_bits")] = writes
         out[:, names.index(f"energy_{buffer.name}_pj")] = reads * buffer.read_pj_per_bit + writes * buffer.write_pj_per_bit
     out[:, names.index("ops")] = ops
-    out[:, names.index("energy_compute_pj")] = ops * hw.compute_pj_per_op + found["compute_cycles"] * hw.compute_pj_per_cycle
-    out[:, names.index("energy_dram_pj")] = (found["dram_read_bits"] + found["dram_write_bits"]) * hw.dram_pj_per_bit
+    out[:, names.index("energy_compute_pj")] = (ops * hw.compute.energy_pj_per_op
+                                                + found["compute_cycles"] * hw.compute_pj_per_cycle)
+    out[:, names.index("energy_dram_pj")] = ((found["dram_read_bits"] + found["dram_write_bits"])
+                                             * hw.dram.energy_pj_per_bit)
     out[:, names.index("energy_static_pj")] = found["cycles"] * static_pj_per_cycle(hw)
     return out, found
 
@@ -218,13 +220,13 @@ def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a,
         entries[field] = col[column]
     entries["ic"] = col["c_in"] // groups
     entries["oc"] = col["c_out"] // groups
-    entries["im2col"] = reads_input & (kind == KIND_CODES["conv"]) & (hw.im2col == "input-layers")
+    entries["im2col"] = reads_input & (kind == KIND_CODES["conv"]) & (hw.mapping.im2col == "input-layers")
     entries["is_pool"] = kind == KIND_CODES["pool"]
     entries["in_elems"] = in_elems
     entries["out_elems"] = out_elems
     entries["pool_ops"] = col["macs"]
     entries["w_bits"], entries["a_bits"], entries["out_bits"] = w_bits, a_bits, o_bits
-    entries["psum_bits"] = hw.output_bits
+    entries["psum_bits"] = hw.array.output_bits
     for field in ("u_k", "u_c", "u_p", "u_n", "cycles_per_step", "passes", "fill_per_pixel_fold",
                   "fill_per_reduction_fold"):
         entries[field] = getattr(array, field)
@@ -233,10 +235,10 @@ def build_entries(network: Network, hw: HwConfig, layer_index, store_w, store_a,
     entries["o_dram"] = last | ~on_chip
     # Feature maps the accelerator wrote itself may be coded on the DRAM link; the network input is not.
     entries["in_code"] = np.where(reads_input, 1.0, dram_ratio(
-        hw.fmap_compression, network.column("input_density")[layer_index], a_bits, hw.rlc_run_bits,
-        hw.rlc_word_bits))
-    entries["out_code"] = dram_ratio(hw.fmap_compression, network.column("output_density")[layer_index], o_bits,
-                                     hw.rlc_run_bits, hw.rlc_word_bits)
+        hw.dram.fmap_compression, network.column("input_density")[layer_index], a_bits, hw.dram.rlc_run_bits,
+        hw.dram.rlc_word_bits))
+    entries["out_code"] = dram_ratio(hw.dram.fmap_compression, network.column("output_density")[layer_index], o_bits,
+                                     hw.dram.rlc_run_bits, hw.dram.rlc_word_bits)
     return entries, ops
 
 
@@ -270,14 +272,14 @@ def hardware_record(hw: HwConfig) -> np.ndarray:
         record[f"buf_{key}"] = names.index(buffer.name)
         record[f"e_{key}_read"] = buffer.read_pj_per_bit
         record[f"e_{key}_write"] = buffer.write_pj_per_bit
-    record["dram_bits_per_cycle"] = hw.dram_bits_per_cycle
-    record["dataflow"] = DATAFLOW_AUTO if hw.dataflow == "auto" else DATAFLOWS.index(hw.dataflow) - 1
-    record["objective"] = OBJECTIVES.index(hw.objective)
-    record["e_dram"] = hw.dram_pj_per_bit
+    record["dram_bits_per_cycle"] = hw.dram.bandwidth_bits_per_cycle
+    record["dataflow"] = DATAFLOW_AUTO if hw.mapping.dataflow == "auto" else DATAFLOWS.index(hw.mapping.dataflow) - 1
+    record["objective"] = OBJECTIVES.index(hw.mapping.objective)
+    record["e_dram"] = hw.dram.energy_pj_per_bit
     record["e_cycle"] = hw.compute_pj_per_cycle
     record["e_static"] = static_pj_per_cycle(hw)
     record["vector_lanes"] = hw.vector_lanes
-    record["conventions"] = CONVENTIONS.index(hw.conventions)
+    record["conventions"] = CONVENTIONS.index(hw.mapping.conventions)
     return record
 
 
@@ -290,24 +292,24 @@ def _activations_fit(hw: HwConfig, in_bits: np.ndarray, out_bits: np.ndarray) ->
 
 
 def _check_widths(run_bits, hw: HwConfig, declared, options, source: str) -> None:
-    if hw.wider != "error":
+    if hw.precision.wider != "error":
         return
-    _, too_wide_cases = np.nonzero(run_bits.max(axis=2) > hw.max_bits)
+    _, too_wide_cases = np.nonzero(run_bits.max(axis=2) > hw.precision.max_bits)
     for case in too_wide_cases:
         if case < len(options):
             what = f"option '{options[case].name}' ({declared[case][0]}/{declared[case][1]} bits)"
         else:
             what = f"the full-precision reference ({FULL_PRECISION_BITS}/{FULL_PRECISION_BITS} bits)"
         raise InputError(hw.path, "precision.max_bits",
-                         f"runs at most {hw.max_bits} bits (precision.wider: error) but {what} needs more"
+                         f"runs at most {hw.precision.max_bits} bits (precision.wider: error) but {what} needs more"
                          f"{' in ' + source if source else ''}; set precision.full_precision: native or "
                          f"wider: multi-pass")
 
 
 def _storage_bits(hw: HwConfig, bits: np.ndarray, what: str) -> np.ndarray:
-    layout = hw.weight_layout if what == "weights" else hw.activation_layout
+    layout = hw.storage.weights if what == "weights" else hw.storage.activations
     if layout == "fixed":
-        return np.maximum(bits, hw.fixed_bits)
+        return np.maximum(bits, hw.storage.fixed_bits)
     return bits  # bit-plane fetches b planes; packed stores b bits
 
 
@@ -331,10 +333,10 @@ def resident_weight_bits(network: Network, run_bits: np.ndarray, hw: HwConfig) -
         widths = sorted({int(w) for w in run_bits[i, :, 0] if w > 0})
         if not widths:
             continue
-        if hw.weight_layout == "packed":
+        if hw.storage.weights == "packed":
             need = sum(widths)
-        elif hw.weight_layout == "fixed":
-            need = max(max(widths), hw.fixed_bits)
+        elif hw.storage.weights == "fixed":
+            need = max(max(widths), hw.storage.fixed_bits)
         else:
             need = max(widths)
         total += layer.weights * need

@@ -144,10 +144,7 @@ def area_of(hw) -> Area | None:
         return None
     parts = {}
     if spec.lane_um2 is not None:
-        lanes = 1
-        for value in hw.unroll.values():
-            lanes *= value
-        parts["array"] = lanes * spec.lane_um2 * 1e-6
+        parts["array"] = hw.lanes * spec.lane_um2 * 1e-6
     sizes_kb = {b.name: b.size_bits / 8192 for b in hw.buffers}
     for name, density in spec.buffer_mm2_per_kb.items():
         parts[name] = sizes_kb[name] * density

@@ -1,22 +1,29 @@
 """Accelerator descriptions: a validated YAML schema (see docs/hardware.md).
 
+Each YAML section is a frozen dataclass (ArraySpec, PrecisionSpec, ComputeSpec, Buffer, DramSpec,
+StaticSpec, StorageSpec, BatchSpec, MappingSpec; the area's is AreaSpec in area.py) whose fields are
+the section's keys, read by a small table of `Key`s: `hw.dram.bandwidth_bits_per_cycle` is the
+`dram.bandwidth_bits_per_cycle` of the YAML and of `--set`. HwConfig composes them with the
+top-level keys and the provenance (path, sources, overrides, the YAML data).
+
 Every section that carries numbers names the entry of `sources:` it comes from, so a config
 cannot hold an uncited number. Unknown keys, wrong types and impossible values are errors that
 name the file and the field.
 
 Derived configs: a YAML may `extends:` another (a shipped name or a path), overriding its keys;
 `--set section.key=value` and `HwConfig.replace({...})` override keys of a loaded config. All three
-edit the YAML data and parse it again, so every derived quantity (vector lanes, per-array energies,
-area, the digest) follows the overridden values; `dataclasses.replace` recomputes them too, since
-they are not constructor arguments.
+edit the YAML data and parse it again. Every derived quantity (vector lanes, per-array energies,
+area, the digest) is a property computed from the fields, so it follows any change.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, ClassVar
 
 from dfs_sim.errors import InputError, existing_file, input_boundary, require, shown
 from dfs_sim.errors import is_int as _is_int
@@ -35,99 +42,110 @@ DATAFLOWS = ("auto", "input-stationary", "output-stationary", "weight-stationary
 # How data movement is charged: what the hardware would do, or Bit Fusion's simulator's conventions
 # (docs/hardware.md, "Conventions").
 CONVENTIONS = ("physical", "bitfusion-sim")
+RESIDENCIES = ("auto", "always", "never")
+MAX_LANES = 1 << 24
 
-_SCHEMA_KEYS = {
-    "top": {"extends", "name", "model", "description", "technology_nm", "clock_mhz", "array", "precision", "compute",
-            "buffers", "dram", "static", "storage", "batch", "mapping", "area", "sources", "source"},
-    "array": {"unroll", "vector_lanes", "output_bits", "params", "source"},
-    "precision": {"native_bits", "min_bits", "max_bits", "wider", "full_precision", "source"},
-    "compute": {"energy_pj_per_op", "op", "energy_pj_per_cycle", "array_lanes", "source"},
-    "buffer": {"name", "holds", "size_kb", "read_pj_per_bit", "write_pj_per_bit", "double_buffered", "source"},
-    "dram": {"bandwidth_bits_per_cycle", "energy_pj_per_bit", "fmap_compression", "rlc_run_bits", "rlc_word_bits",
-             "source"},
-    "static": {"power_mw", "array_lanes", "source"},
-    "storage": {"weights", "activations", "fixed_bits", "source"},
-    "batch": {"size", "policy", "source"},
-    "mapping": {"objective", "dataflow", "weights_on_chip", "activations_on_chip", "im2col", "conventions", "source"},
-    "area": AREA_KEYS,
-}
+REQUIRED = object()
 
 
 @dataclass(frozen=True)
-class Buffer:
-    name: str
-    holds: tuple[str, ...]
-    size_bits: int
-    read_pj_per_bit: float
-    write_pj_per_bit: float
-    double_buffered: bool
+class Key:
+    """How one YAML key is checked. `kind`: int, float (any number, kept as written), str, bool or dict;
+    numbers lie in [low, high]; a key with `choices` must be one of them. `default`: REQUIRED (none), a
+    value, or a function of the keys of the section read before it. `check(value, source, field)`: a
+    rule of the key's own, returning the value to keep."""
+
+    kind: type
+    low: float = 0
+    high: float = 0
+    choices: tuple = ()
+    default: object = REQUIRED
+    check: Callable | None = None
+
+    def checked(self, value: object, source: object, field: str) -> object:
+        if self.choices:
+            require(isinstance(value, str) and value in self.choices, source, field,
+                    f"must be one of {', '.join(self.choices)}, got {shown(value)}")
+        elif self.kind is bool:  # the string "false" or the number 0 is an error, not a truthy value
+            require(isinstance(value, bool), source, field, f"must be true or false, got {shown(value)}")
+        elif self.kind is str:
+            require(isinstance(value, str) and (value != "" or self.default == ""), source, field,
+                    f"must be a string, got {shown(value)}")
+        elif self.kind in (dict, list):
+            require(isinstance(value, self.kind), source, field,
+                    f"must be a {'mapping' if self.kind is dict else 'list'}")
+        else:  # the bounds say what is physically meaningful (and keep costs finite)
+            integer = self.kind is int
+            ok = _is_int(value) if integer else (isinstance(value, (int, float)) and not isinstance(value, bool))
+            low, high = (int(self.low), int(self.high)) if integer else (f"{self.low:g}", f"{self.high:g}")
+            require(ok and self.low <= value <= self.high, source, field,
+                    f"must be {'an integer' if integer else 'a number'} in [{low}, {high}], got {shown(value)}")
+            value = int(value) if integer else value
+        return self.check(value, source, field) if self.check else value
+
+
+def read_keys(keys: dict, data: dict, source: object, where: str, known: dict | None = None) -> dict:
+    """The values of the keys of `data` (the mapping at `where`), each checked by its Key; an absent key
+    takes its default (null is a value, an error, unless the default is null). `known`: values a default
+    may depend on, besides the keys read before it."""
+    got = dict(known or {})
+    for name, key in keys.items():
+        field = f"{where}.{name}" if where else name
+        value = data.get(name)
+        require(value is not None or key.default is not REQUIRED, source, field, "is required")
+        if name not in data or (value is None and key.default is None):
+            got[name] = key.default(got) if callable(key.default) else key.default
+        else:
+            got[name] = key.checked(value, source, field)
+    return {name: got[name] for name in keys}
+
+
+class Section:
+    """A YAML section as a frozen dataclass: its fields are its keys, checked by KEYS."""
+
+    KEYS: ClassVar[dict]
+    NAME: ClassVar[str]
+
+    @classmethod
+    def from_dict(cls, data: object, source: object, sources: dict, known: dict | None = None, where: str = ""):
+        where = where or cls.NAME
+        require(isinstance(data, dict), source, where, "must be a mapping")
+        _no_unknown(data, set(cls.KEYS) | {"source"}, source, where)
+        _cited(data, where, sources, source)
+        values = read_keys(cls.KEYS, data, source, where, known)
+        return cls(**cls.finish(values, data, source, where))
+
+    @classmethod
+    def finish(cls, values: dict, data: dict, source: object, where: str) -> dict:
+        """Rules between keys; the values to construct from."""
+        return values
+
+
+def _unroll(unroll: dict, source: object, field: str) -> dict:
+    require(bool(unroll), source, field, f"must map dimensions ({', '.join(UNROLL_DIMS)}) to parallel lanes")
+    for dim in unroll:
+        require(dim in UNROLL_DIMS, source, f"{field}.{dim}", f"unknown dimension (use {', '.join(UNROLL_DIMS)})")
+    return {dim: Key(int, 1, MAX_CHANNELS).checked(lanes, source, f"{field}.{dim}") for dim, lanes in unroll.items()}
+
+
+def _params(params: dict, source: object, field: str) -> dict:
+    for key, value in params.items():  # each model checks its own; these bounds keep its arithmetic in int64
+        require(isinstance(value, str) or (_is_int(value) and 0 <= value <= MAX_CHANNELS), source,
+                f"{field}.{key}", f"must be a string or an integer in [0, {MAX_CHANNELS}], got {shown(value)}")
+    return dict(params)
 
 
 @dataclass(frozen=True)
-class HwConfig:
-    path: str
-    name: str
-    model: str
-    description: str
-    technology_nm: int
-    clock_mhz: float
-    unroll: dict
-    model_params: dict
-    native_bits: int
-    min_bits: int
-    max_bits: int
-    wider: str  # "multi-pass" or "error"
-    full_precision: str  # "declared" or "native"
-    compute_pj_per_op: float
-    stated_pj_per_cycle: float  # compute.energy_pj_per_cycle as written
-    compute_op: str
-    buffers: tuple[Buffer, ...]
-    dram_bits_per_cycle: float
-    dram_pj_per_bit: float
-    stated_static_mw: float  # static.power_mw as written
-    weight_layout: str
-    activation_layout: str
-    fixed_bits: int
-    batch_size: int
-    batch_policy: str
-    objective: str
-    output_bits: int = 32
-    dataflow: str = "auto"
-    weights_on_chip: str = "auto"
-    activations_on_chip: str = "auto"
-    im2col: str = "input-layers"
-    conventions: str = "physical"
-    fmap_compression: str = "none"
-    rlc_run_bits: int = 5
-    rlc_word_bits: int = 64
-    sources: dict = field(default_factory=dict)
-    area: AreaSpec | None = None  # dfs_sim/hardware/area.py computes the area from it and the fields above
-    stated_vector_lanes: int | None = None  # array.vector_lanes; None: the K x P lanes
-    # The lane count a per-array figure (compute.energy_pj_per_cycle, static.power_mw) was stated for;
-    # None: the figure does not scale with the array.
-    compute_array_lanes: int | None = None
-    static_array_lanes: int | None = None
-    overrides: tuple = ()  # ((dotted key, value), ...) applied by --set or replace(), in order
-    raw: dict = field(default=None, repr=False, compare=False)  # the YAML data (after extends) it was parsed from
-    # Derived from the fields above, never passed in: dataclasses.replace() recomputes them.
-    vector_lanes: int = field(init=False)
-    compute_pj_per_cycle: float = field(init=False)
-    static_mw: float = field(init=False)
-    digest: str = field(init=False)  # of everything that determines a cost (not the name, path or sources)
+class ArraySpec(Section):
+    NAME = "array"
+    KEYS = {"unroll": Key(dict, check=_unroll), "vector_lanes": Key(int, 1, MAX_LANES, default=None),
+            "output_bits": Key(int, 1, MAX_OUTPUT_BITS, default=32),
+            "params": Key(dict, default=lambda got: {}, check=_params)}
 
-    def __post_init__(self):
-        lanes = self.lanes
-        derived = {
-            "vector_lanes": self.stated_vector_lanes or max(self.unroll.get("K", 1) * self.unroll.get("P", 1), 1),
-            "compute_pj_per_cycle": self.stated_pj_per_cycle * _lane_scale(lanes, self.compute_array_lanes),
-            "static_mw": self.stated_static_mw * _lane_scale(lanes, self.static_array_lanes),
-        }
-        for name, value in derived.items():
-            object.__setattr__(self, name, value)
-        content = {f.name: getattr(self, f.name) for f in fields(self)
-                   if f.init and f.name not in ("path", "name", "description", "sources", "overrides", "raw")}
-        object.__setattr__(self, "digest", hashlib.sha256(
-            json.dumps(content, sort_keys=True, default=repr).encode()).hexdigest()[:16])
+    unroll: dict  # dimension (UNROLL_DIMS) -> parallel lanes
+    vector_lanes: int | None  # as written; None: the K x P lanes (HwConfig.vector_lanes)
+    output_bits: int  # the width partial sums are kept and written at
+    params: dict  # the compute model's own parameters
 
     @property
     def lanes(self) -> int:
@@ -135,6 +153,271 @@ class HwConfig:
         for value in self.unroll.values():
             total *= value
         return total
+
+
+@dataclass(frozen=True)
+class PrecisionSpec(Section):
+    NAME = "precision"
+    KEYS = {"native_bits": Key(int, 1, MAX_BITS), "min_bits": Key(int, 1, MAX_BITS, default=1),
+            "max_bits": Key(int, 1, MAX_BITS, default=lambda got: got["native_bits"]),
+            "wider": Key(str, choices=("multi-pass", "error"), default="multi-pass"),
+            "full_precision": Key(str, choices=("declared", "native"), default="declared")}
+
+    native_bits: int
+    min_bits: int
+    max_bits: int
+    wider: str  # wider operands than max_bits: "multi-pass" or "error"
+    full_precision: str  # "declared" (full precision runs at its declared bits) or "native"
+
+    @classmethod
+    def finish(cls, values, data, source, where):
+        require(values["min_bits"] <= values["max_bits"], source, f"{where}.min_bits",
+                f"must not exceed {where}.max_bits")
+        return values
+
+
+@dataclass(frozen=True)
+class ComputeSpec(Section):
+    NAME = "compute"
+    KEYS = {"energy_pj_per_op": Key(float, 0, 1e6, default=0.0), "op": Key(str),
+            "energy_pj_per_cycle": Key(float, 0, 1e9, default=0.0),
+            "array_lanes": Key(int, 1, MAX_LANES, default=None)}
+
+    energy_pj_per_op: float
+    op: str  # what one op is
+    energy_pj_per_cycle: float  # as written, for array_lanes lanes (HwConfig.compute_pj_per_cycle scales it)
+    array_lanes: int | None  # the lanes a per-array figure was stated for; None: it does not scale
+
+    @classmethod
+    def finish(cls, values, data, source, where):
+        require("energy_pj_per_op" in data or "energy_pj_per_cycle" in data, source, where,
+                "needs energy_pj_per_op and/or energy_pj_per_cycle")
+        return {**values, "energy_pj_per_op": float(values["energy_pj_per_op"]),
+                "energy_pj_per_cycle": float(values["energy_pj_per_cycle"])}
+
+
+def _holds(holds: list, source: object, field: str) -> tuple:
+    require(holds and all(isinstance(h, str) and h in OPERANDS for h in holds) and len(set(holds)) == len(holds),
+            source, field, f"must list distinct operands among {', '.join(OPERANDS)}")
+    return tuple(holds)
+
+
+@dataclass(frozen=True)
+class Buffer(Section):
+    NAME = "buffers"
+    KEYS = {"name": Key(str), "holds": Key(list, check=_holds), "size_kb": Key(float, 1e-3, 1e7),
+            "read_pj_per_bit": Key(float, 0, 1e4), "write_pj_per_bit": Key(float, 0, 1e4),
+            "double_buffered": Key(bool, default=False)}
+
+    name: str
+    holds: tuple[str, ...]
+    size_bits: int
+    read_pj_per_bit: float
+    write_pj_per_bit: float
+    double_buffered: bool
+
+    @classmethod
+    def finish(cls, values, data, source, where):
+        size_kb = values.pop("size_kb")
+        return {**values, "size_bits": int(round(size_kb * 8192))}
+
+
+@dataclass(frozen=True)
+class DramSpec(Section):
+    NAME = "dram"
+    KEYS = {"fmap_compression": Key(str, choices=COMPRESSIONS, default="none"),
+            "rlc_run_bits": Key(int, 1, 16, default=5), "rlc_word_bits": Key(int, 1, 4096, default=64),
+            "bandwidth_bits_per_cycle": Key(float, 1e-3, 1e7), "energy_pj_per_bit": Key(float, 0, 1e5)}
+
+    fmap_compression: str  # how feature maps are coded on the link (dfs_sim/hardware/link_coding.py)
+    rlc_run_bits: int
+    rlc_word_bits: int
+    bandwidth_bits_per_cycle: float
+    energy_pj_per_bit: float
+
+    @classmethod
+    def finish(cls, values, data, source, where):
+        low = values["rlc_run_bits"] + MAX_VALUE_BITS + 1
+        word = values["rlc_word_bits"]
+        require(word >= low, source, f"{where}.rlc_word_bits", f"must be an integer in [{low}, 4096] (a run, a "
+                f"{MAX_VALUE_BITS}-bit value and the end bit), got {word}")
+        return values
+
+
+@dataclass(frozen=True)
+class StaticSpec(Section):
+    NAME = "static"
+    KEYS = {"power_mw": Key(float, 0, 1e7), "array_lanes": Key(int, 1, MAX_LANES, default=None)}
+
+    power_mw: float  # as written, for array_lanes lanes (HwConfig.static_mw scales it)
+    array_lanes: int | None  # the lanes it was stated for; None: it does not scale
+
+
+@dataclass(frozen=True)
+class StorageSpec(Section):
+    NAME = "storage"
+    KEYS = {"weights": Key(str, choices=STORAGE_LAYOUTS, default="packed"),
+            "activations": Key(str, choices=("packed", "fixed"), default="packed"),
+            "fixed_bits": Key(int, 1, MAX_BITS, default=lambda got: got["native_bits"])}
+
+    weights: str  # layout of stored weights
+    activations: str
+    fixed_bits: int  # the width a "fixed" layout stores at (default: precision.native_bits)
+
+
+def check_batch_size(size: object, source: object = "--batch", field: str | None = None) -> int:
+    return BatchSpec.KEYS["size"].checked(size, source, field)
+
+
+def check_batch_policy(policy: object, source: object = "--policy", field: str | None = None) -> str:
+    return BatchSpec.KEYS["policy"].checked(policy, source, field)
+
+
+@dataclass(frozen=True)
+class BatchSpec(Section):
+    """The batch a run uses unless the engine is given another (simulate(batch=, policy=))."""
+
+    NAME = "batch"
+    KEYS = {"size": Key(int, 1, MAX_BATCH, default=1), "policy": Key(str, choices=BATCH_POLICIES, default="lockstep")}
+
+    size: int
+    policy: str
+
+    def run(self, size: int | None = None, policy: str | None = None) -> "BatchSpec":
+        """The batch of a run: `size` and `policy` where given (checked; errors name --batch and --policy),
+        else these defaults."""
+        return BatchSpec(self.size if size is None else check_batch_size(size),
+                         self.policy if policy is None else check_batch_policy(policy))
+
+
+@dataclass(frozen=True)
+class MappingSpec(Section):
+    NAME = "mapping"
+    KEYS = {"objective": Key(str, choices=OBJECTIVES, default="cycles"),
+            "dataflow": Key(str, choices=DATAFLOWS, default="auto"),
+            "weights_on_chip": Key(str, choices=RESIDENCIES, default="auto"),
+            "activations_on_chip": Key(str, choices=RESIDENCIES, default="auto"),
+            "im2col": Key(str, choices=("input-layers", "never"), default="input-layers"),
+            "conventions": Key(str, choices=CONVENTIONS, default="physical")}
+
+    objective: str
+    dataflow: str
+    weights_on_chip: str
+    activations_on_chip: str
+    im2col: str
+    conventions: str
+
+    @classmethod
+    def finish(cls, values, data, source, where):
+        if values["conventions"] == "bitfusion-sim":
+            for key in ("weights_on_chip", "activations_on_chip"):
+                require(key not in data, source, f"{where}.{key}",
+                        "conflicts with conventions: bitfusion-sim, which moves every layer to and from DRAM")
+        return values
+
+
+SECTIONS = {cls.NAME: cls for cls in (ArraySpec, PrecisionSpec, ComputeSpec, DramSpec, StaticSpec, StorageSpec,
+                                      BatchSpec, MappingSpec)}
+OPTIONAL_SECTIONS = ("batch", "mapping")
+
+
+def _name_length(name: str, source: object, field: str) -> str:
+    require(len(name) <= MAX_NAME_CHARS, source, field, f"must be at most {MAX_NAME_CHARS} characters")
+    return name
+
+
+def _known_model(model: str, source: object, field: str) -> str:
+    from dfs_sim.hardware.accelerators import MODELS
+
+    require(model in MODELS, source, field, f"unknown compute model '{model}' (known: {', '.join(sorted(MODELS))})")
+    return model
+
+
+TOP_KEYS = {"name": Key(str, check=_name_length), "description": Key(str, default=""),
+            "model": Key(str, check=_known_model)}
+TOP_NUMBERS = {"clock_mhz": Key(float, 1e-3, 1e5), "technology_nm": Key(int, 1, 1000)}
+TOP_LEVEL = (set(TOP_KEYS) | set(TOP_NUMBERS) | set(SECTIONS)
+             | {"extends", "buffers", "area", "sources", "source"})
+
+# What the digest hashes, by the name it hashes it under. The names are those of the flat HwConfig
+# before the sections, so the digests recorded in traces/ and traces/checkpoints/ stay valid;
+# tests/test_hw_config.py checks that every field of every section is here.
+DIGEST_FIELDS = {
+    "model": "model", "technology_nm": "technology_nm", "clock_mhz": "clock_mhz",
+    "unroll": "array.unroll", "stated_vector_lanes": "array.vector_lanes", "output_bits": "array.output_bits",
+    "model_params": "array.params",
+    "native_bits": "precision.native_bits", "min_bits": "precision.min_bits", "max_bits": "precision.max_bits",
+    "wider": "precision.wider", "full_precision": "precision.full_precision",
+    "compute_pj_per_op": "compute.energy_pj_per_op", "compute_op": "compute.op",
+    "stated_pj_per_cycle": "compute.energy_pj_per_cycle", "compute_array_lanes": "compute.array_lanes",
+    "buffers": "buffers",
+    "fmap_compression": "dram.fmap_compression", "rlc_run_bits": "dram.rlc_run_bits",
+    "rlc_word_bits": "dram.rlc_word_bits", "dram_bits_per_cycle": "dram.bandwidth_bits_per_cycle",
+    "dram_pj_per_bit": "dram.energy_pj_per_bit",
+    "stated_static_mw": "static.power_mw", "static_array_lanes": "static.array_lanes",
+    "weight_layout": "storage.weights", "activation_layout": "storage.activations",
+    "fixed_bits": "storage.fixed_bits",
+    "batch_size": "batch.size", "batch_policy": "batch.policy",
+    "objective": "mapping.objective", "dataflow": "mapping.dataflow", "weights_on_chip": "mapping.weights_on_chip",
+    "activations_on_chip": "mapping.activations_on_chip", "im2col": "mapping.im2col",
+    "conventions": "mapping.conventions",
+    "area": "area",
+}
+
+
+@dataclass(frozen=True)
+class HwConfig:
+    path: str
+    name: str
+    model: str  # the compute model (dfs_sim/hardware/accelerators)
+    description: str
+    technology_nm: int
+    clock_mhz: float
+    array: ArraySpec
+    precision: PrecisionSpec
+    compute: ComputeSpec
+    buffers: tuple[Buffer, ...]
+    dram: DramSpec
+    static: StaticSpec
+    storage: StorageSpec
+    batch: BatchSpec  # the defaults of simulate(batch=, policy=)
+    mapping: MappingSpec
+    area: AreaSpec | None  # dfs_sim/hardware/area.py computes the area from it and the fields above
+    sources: dict
+    overrides: tuple = ()  # ((dotted key, value), ...) applied by --set or replace(), in order
+    raw: dict = dataclasses.field(default=None, repr=False, compare=False)  # the YAML data (after extends)
+
+    # Derived quantities: properties, so that no change to the fields can leave them stale.
+    @property
+    def lanes(self) -> int:
+        return self.array.lanes
+
+    @property
+    def vector_lanes(self) -> int:
+        """Lanes of the vector unit (pooling, element-wise): array.vector_lanes, else K x P."""
+        unroll = self.array.unroll
+        return self.array.vector_lanes or max(unroll.get("K", 1) * unroll.get("P", 1), 1)
+
+    @property
+    def compute_pj_per_cycle(self) -> float:
+        return self.compute.energy_pj_per_cycle * _lane_scale(self.lanes, self.compute.array_lanes)
+
+    @property
+    def static_mw(self) -> float:
+        return self.static.power_mw * _lane_scale(self.lanes, self.static.array_lanes)
+
+    @property
+    def digest(self) -> str:
+        """Of everything that determines a cost (not the name, path, description, sources or overrides)."""
+        content = {name: self.get(path) for name, path in DIGEST_FIELDS.items()}
+        return hashlib.sha256(json.dumps(content, sort_keys=True, default=repr).encode()).hexdigest()[:16]
+
+    def get(self, dotted: str) -> object:
+        """The field at a dotted path: get("dram.bandwidth_bits_per_cycle")."""
+        value = self
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        return value
 
     @property
     def label(self) -> str:
@@ -145,46 +428,22 @@ class HwConfig:
 
     def replace(self, overrides: dict) -> "HwConfig":
         """This config with `overrides` ({"array.unroll.K": 64, "buffers.wbuf.size_kb": 128, ...}) applied to
-        its YAML data and parsed again: validated, and every derived quantity recomputed. Errors name the key.
-        The batch size and policy (with_batch) carry over unless overridden."""
-        import dataclasses
-
-        run = {"batch_size": self.batch_size, "batch_policy": self.batch_policy}
+        its YAML data and parsed again: validated, and every derived quantity recomputed. Errors name the key."""
         parsed = None if self.raw is None else hw_from_dict(self.raw, self.path)
-        require(parsed is not None and dataclasses.replace(parsed, **run) == _without_overrides(self), self.path,
-                None, "was changed with dataclasses.replace, so its YAML data no longer describes it: make every "
-                      "change through HwConfig.replace")
-        config = apply_overrides(self.raw, overrides, self.path, done=self.overrides)
-        keep = {name: value for (name, key), value in zip((("batch_size", "batch.size"),
-                                                            ("batch_policy", "batch.policy")), run.values())
-                if key not in overrides}
-        return dataclasses.replace(config, **keep)
+        require(parsed is not None and parsed == dataclasses.replace(self, overrides=()), self.path, None,
+                "was changed with dataclasses.replace, so its YAML data no longer describes it: make every "
+                "change through HwConfig.replace")
+        return apply_overrides(self.raw, overrides, self.path, done=self.overrides)
 
     def residency(self, what: str) -> str:
         """'auto', 'always' or 'never': whether the weights (what='weights') or a layer's activations
         ('activations') stay on chip. Bit Fusion's simulator's conventions move every layer to and from DRAM."""
-        if self.conventions == "bitfusion-sim":
+        if self.mapping.conventions == "bitfusion-sim":
             return "never"
-        return self.weights_on_chip if what == "weights" else self.activations_on_chip
+        return self.mapping.weights_on_chip if what == "weights" else self.mapping.activations_on_chip
 
     def buffer_for(self, operand: str) -> Buffer:
         return next(b for b in self.buffers if operand in b.holds)
-
-    def with_batch(self, size: int | None = None, policy: str | None = None) -> "HwConfig":
-        from dataclasses import replace
-
-        # These override the config, so errors name the override, not the file.
-        if size is not None:
-            check_batch_size(size)
-        if policy is not None:
-            require(policy in BATCH_POLICIES, "--policy", None, f"must be one of {', '.join(BATCH_POLICIES)}")
-        return replace(self, batch_size=size or self.batch_size, batch_policy=policy or self.batch_policy)
-
-
-def check_batch_size(size: object, source: str = "--batch") -> int:
-    require(_is_int(size) and 1 <= size <= MAX_BATCH, source, None,
-            f"must be an integer in [1, {MAX_BATCH}], got {shown(size)}")
-    return size
 
 
 def load_hw(spec: str | Path | dict, overrides: dict | list | tuple | None = None) -> HwConfig:
@@ -251,7 +510,7 @@ def resolve_extends(data: object, source: object, base_dir: Path, chain: tuple) 
 def _child_cites_its_numbers(child: dict, sources: dict, source: object) -> None:
     _cited(child, "top level", sources, source, keys=("clock_mhz", "technology_nm"))
     for key, value in child.items():
-        if key in _SCHEMA_KEYS and isinstance(value, dict):
+        if (key in SECTIONS or key == "area") and isinstance(value, dict):
             _cited(value, key, sources, source)
     for i, raw in enumerate(child.get("buffers") or []):
         if isinstance(raw, dict):
@@ -309,8 +568,6 @@ def apply_overrides(data: dict, overrides: dict, source: object, done: tuple = (
         if (err.field or "").split(".")[0].split("[")[0] in sections:
             raise InputError("--set", err.field, f"{err.message} (in {source})") from None
         raise
-    import dataclasses
-
     return dataclasses.replace(config, overrides=tuple(done) + tuple(overrides.items()))
 
 
@@ -331,23 +588,13 @@ def _set_path(data: dict, key: str, value: object) -> None:
             continue
         require(isinstance(node, dict), "--set", key, f"{'.'.join(parts[:depth])} is a value, not a section")
         if part not in node:
-            require(depth > 0 or part in _SCHEMA_KEYS["top"], "--set", key, f"unknown section {shown(part)}")
+            require(depth > 0 or part in TOP_LEVEL, "--set", key, f"unknown section {shown(part)}")
             node[part] = {}
         node = node[part]
         require(isinstance(node, (dict, list)), "--set", key, f"{where} is a value, not a section")
     require(isinstance(node, dict), "--set", key, f"{'.'.join(parts[:-1])} is a list; name a buffer, e.g. "
                                                   f"buffers.wbuf.size_kb")
     node[parts[-1]] = value
-
-
-def _lane_scale(lanes: int, stated_for: int | None) -> float:
-    return 1.0 if stated_for is None else lanes / stated_for
-
-
-def _without_overrides(config: HwConfig) -> HwConfig:
-    import dataclasses
-
-    return dataclasses.replace(config, overrides=())
 
 
 def shipped_configs_dir() -> Path:
@@ -384,11 +631,15 @@ def _lexists(path: Path) -> bool:
     return True
 
 
+def _lane_scale(lanes: int, stated_for: int | None) -> float:
+    return 1.0 if stated_for is None else lanes / stated_for
+
+
 def hw_from_dict(data: object, source: object) -> HwConfig:
     require(isinstance(data, dict), source, None, "a hardware config must be a YAML mapping")
     require("extends" not in data, source, "extends", "is resolved when a file or dict is loaded (load_hw), "
                                                       "not afterwards: --set and replace() cannot change it")
-    _no_unknown(data, "top", source, "")
+    _no_unknown(data, TOP_LEVEL, source, "")
     sources = data.get("sources")
     require(isinstance(sources, dict) and sources, source, "sources",
             "must map source ids to citations (every number needs a source)")
@@ -396,161 +647,51 @@ def hw_from_dict(data: object, source: object) -> HwConfig:
         require(isinstance(key, str), source, "sources", "source ids must be strings")
         require(isinstance(cite, str) and cite.strip(), source, f"sources.{key}", "must be a citation string")
 
-    def section(key: str, required: bool = True) -> dict:
-        value = data.get(key)
-        if value is None and not required:
-            return {}
-        require(isinstance(value, dict), source, key, "must be a mapping")
-        _no_unknown(value, key, source, f"{key}.")
-        _cited(value, key, sources, source)
-        return value
+    top = read_keys(TOP_KEYS, data, source, "")
+    _cited(data, "top level", sources, source, keys=tuple(TOP_NUMBERS))
+    top.update(read_keys(TOP_NUMBERS, data, source, ""))
+    top["clock_mhz"] = float(top["clock_mhz"])
 
-    name = _get(data, "name", str, source)
-    require(len(name) <= MAX_NAME_CHARS, source, "name", f"must be at most {MAX_NAME_CHARS} characters")
-    description = data.get("description", "")
-    require(isinstance(description, str), source, "description", "must be a string")
+    def section(name: str, **known):
+        value = data.get(name)
+        return SECTIONS[name].from_dict({} if value is None and name in OPTIONAL_SECTIONS else value,
+                                        source, sources, known)
+
+    array, precision, compute = section("array"), section("precision"), section("compute")
+    buffers = _buffers(data.get("buffers"), source, sources)
+    dram, static = section("dram"), section("static")
+    storage = section("storage", native_bits=precision.native_bits)
+    batch, mapping = section("batch"), section("mapping")
+    area = {} if data.get("area") is None else data["area"]
+    require(isinstance(area, dict), source, "area", "must be a mapping")
+    _no_unknown(area, AREA_KEYS, source, "area")
+    _cited(area, "area", sources, source)
+    config = HwConfig(
+        path=str(source), **top, array=array, precision=precision, compute=compute, buffers=buffers, dram=dram,
+        static=static, storage=storage, batch=batch, mapping=mapping,
+        area=area_from_dict(area, [b.name for b in buffers], source), sources=dict(sources), raw=data)
     from dfs_sim.hardware.accelerators import MODELS
 
-    model = _get(data, "model", str, source)
-    require(model in MODELS, source, "model", f"unknown compute model '{model}' (known: {', '.join(sorted(MODELS))})")
-    _cited(data, "top level", sources, source, keys=("clock_mhz", "technology_nm"))
-    clock = _number(data, "clock_mhz", source, "", low=1e-3, high=1e5)
-    tech = _number(data, "technology_nm", source, "", low=1, high=1000, integer=True)
+    MODELS[config.model].validate(config)
+    return config
 
-    array = section("array")
-    unroll = array.get("unroll")
-    require(isinstance(unroll, dict) and unroll, source, "array.unroll",
-            f"must map dimensions ({', '.join(UNROLL_DIMS)}) to parallel lanes")
-    for dim, lanes in unroll.items():
-        require(dim in UNROLL_DIMS, source, f"array.unroll.{dim}", f"unknown dimension (use {', '.join(UNROLL_DIMS)})")
-        require(_is_int(lanes) and 1 <= lanes <= MAX_CHANNELS, source, f"array.unroll.{dim}",
-                f"must be an integer in [1, {MAX_CHANNELS}]")
-    vector_lanes = array.get("vector_lanes")
-    if vector_lanes is not None:
-        vector_lanes = _number(array, "vector_lanes", source, "array.", low=1, high=1 << 24, integer=True)
-    params = array.get("params", {})
-    require(isinstance(params, dict), source, "array.params", "must be a mapping")
-    for key, value in params.items():  # each model checks its own; these bounds keep its arithmetic in int64
-        require(isinstance(value, str) or (_is_int(value) and 0 <= value <= MAX_CHANNELS), source,
-                f"array.params.{key}", f"must be a string or an integer in [0, {MAX_CHANNELS}], got {shown(value)}")
-    output_bits = _number(array, "output_bits", source, "array.", low=1, high=MAX_OUTPUT_BITS, integer=True,
-                          default=32)
 
-    precision = section("precision")
-    native = _number(precision, "native_bits", source, "precision.", low=1, high=MAX_BITS, integer=True)
-    min_bits = _number(precision, "min_bits", source, "precision.", low=1, high=MAX_BITS, integer=True, default=1)
-    max_bits = _number(precision, "max_bits", source, "precision.", low=1, high=MAX_BITS, integer=True,
-                       default=native)
-    require(min_bits <= max_bits, source, "precision.min_bits", "must not exceed precision.max_bits")
-    wider = precision.get("wider", "multi-pass")
-    require(wider in ("multi-pass", "error"), source, "precision.wider", "must be 'multi-pass' or 'error'")
-    full = precision.get("full_precision", "declared")
-    require(full in ("declared", "native"), source, "precision.full_precision", "must be 'declared' or 'native'")
-
-    compute = section("compute")
-    compute_pj = _number(compute, "energy_pj_per_op", source, "compute.", low=0, high=1e6, default=0.0)
-    cycle_pj = _number(compute, "energy_pj_per_cycle", source, "compute.", low=0, high=1e9, default=0.0)
-    require("energy_pj_per_op" in compute or "energy_pj_per_cycle" in compute, source, "compute",
-            "needs energy_pj_per_op and/or energy_pj_per_cycle")
-    compute_lanes = _lanes_stated(compute, "compute", source)
-    op = compute.get("op", "")
-    require(isinstance(op, str) and op, source, "compute.op", "must describe what one op is")
-
-    raw_buffers = data.get("buffers")
+def _buffers(raw_buffers: object, source: object, sources: dict) -> tuple[Buffer, ...]:
     require(isinstance(raw_buffers, list) and raw_buffers, source, "buffers", "must be a non-empty list")
-    buffers = []
-    for i, raw in enumerate(raw_buffers):
-        where = f"buffers[{i}]"
-        require(isinstance(raw, dict), source, where, "must be a mapping")
-        _no_unknown(raw, "buffer", source, f"{where}.")
-        _cited(raw, where, sources, source)
-        bname = _get(raw, "name", str, source, where + ".")
-        holds = raw.get("holds")
-        require(isinstance(holds, list) and holds and all(isinstance(h, str) and h in OPERANDS for h in holds)
-                and len(set(holds)) == len(holds), source, f"{where}.holds",
-                f"must list distinct operands among {', '.join(OPERANDS)}")
-        size_kb = _number(raw, "size_kb", source, f"{where}.", low=1e-3, high=1e7)
-        buffers.append(Buffer(bname, tuple(holds), int(round(size_kb * 8192)),
-                              _number(raw, "read_pj_per_bit", source, f"{where}.", low=0, high=1e4),
-                              _number(raw, "write_pj_per_bit", source, f"{where}.", low=0, high=1e4),
-                              _bool(raw, "double_buffered", source, f"{where}.", default=False)))
+    buffers = tuple(Buffer.from_dict(raw, source, sources, where=f"buffers[{i}]") for i, raw in enumerate(raw_buffers))
     for operand in OPERANDS:
         holders = [b.name for b in buffers if operand in b.holds]
         require(len(holders) == 1, source, "buffers",
                 f"{operand} must be held by exactly one buffer (held by {holders or 'none'})")
     require(len({b.name for b in buffers}) == len(buffers), source, "buffers", "buffer names must be unique")
-
-    dram = section("dram")
-    compression = dram.get("fmap_compression", "none")
-    require(compression in COMPRESSIONS, source, "dram.fmap_compression", f"must be one of {', '.join(COMPRESSIONS)}")
-    run_bits = _number(dram, "rlc_run_bits", source, "dram.", low=1, high=16, integer=True, default=5)
-    word_bits = _number(dram, "rlc_word_bits", source, "dram.", low=run_bits + MAX_VALUE_BITS + 1, high=4096,
-                        integer=True, default=64)
-    static = section("static")
-    static_lanes = _lanes_stated(static, "static", source)
-    storage = section("storage")
-    w_layout = storage.get("weights", "packed")
-    require(w_layout in STORAGE_LAYOUTS, source, "storage.weights", f"must be one of {', '.join(STORAGE_LAYOUTS)}")
-    a_layout = storage.get("activations", "packed")
-    require(a_layout in ("packed", "fixed"), source, "storage.activations", "must be 'packed' or 'fixed'")
-    fixed_bits = _number(storage, "fixed_bits", source, "storage.", low=1, high=MAX_BITS, integer=True,
-                         default=native)
-    batch = section("batch", required=False)
-    batch_size = _number(batch, "size", source, "batch.", low=1, high=MAX_BATCH, integer=True, default=1)
-    policy = batch.get("policy", "lockstep")
-    require(policy in BATCH_POLICIES, source, "batch.policy", f"must be one of {', '.join(BATCH_POLICIES)}")
-    mapping = section("mapping", required=False)
-    objective = mapping.get("objective", "cycles")
-    require(objective in OBJECTIVES, source, "mapping.objective", f"must be one of {', '.join(OBJECTIVES)}")
-    dataflow = mapping.get("dataflow", "auto")
-    require(dataflow in DATAFLOWS, source, "mapping.dataflow", f"must be one of {', '.join(DATAFLOWS)}")
-    residency = {}
-    for key in ("weights_on_chip", "activations_on_chip"):
-        residency[key] = mapping.get(key, "auto")
-        require(residency[key] in ("auto", "always", "never"), source, f"mapping.{key}",
-                "must be 'auto', 'always' or 'never'")
-    im2col = mapping.get("im2col", "input-layers")
-    require(im2col in ("input-layers", "never"), source, "mapping.im2col", "must be 'input-layers' or 'never'")
-    conventions = mapping.get("conventions", "physical")
-    require(conventions in CONVENTIONS, source, "mapping.conventions", f"must be one of {', '.join(CONVENTIONS)}")
-    if conventions == "bitfusion-sim":
-        for key in ("weights_on_chip", "activations_on_chip"):
-            require(key not in mapping, source, f"mapping.{key}",
-                    "conflicts with conventions: bitfusion-sim, which moves every layer to and from DRAM")
-
-    config = HwConfig(
-        path=str(source), name=name, model=model, description=description,
-        technology_nm=int(tech), clock_mhz=float(clock), unroll={k: int(v) for k, v in unroll.items()},
-        stated_vector_lanes=None if vector_lanes is None else int(vector_lanes), model_params=dict(params), native_bits=int(native), min_bits=int(min_bits),
-        max_bits=int(max_bits), wider=wider, full_precision=full, compute_pj_per_op=float(compute_pj),
-        stated_pj_per_cycle=float(cycle_pj), compute_array_lanes=compute_lanes, compute_op=op, buffers=tuple(buffers),
-        dram_bits_per_cycle=_number(dram, "bandwidth_bits_per_cycle", source, "dram.", low=1e-3, high=1e7),
-        dram_pj_per_bit=_number(dram, "energy_pj_per_bit", source, "dram.", low=0, high=1e5),
-        stated_static_mw=_number(static, "power_mw", source, "static.", low=0, high=1e7), static_array_lanes=static_lanes,
-        weight_layout=w_layout, activation_layout=a_layout, fixed_bits=int(fixed_bits),
-        batch_size=int(batch_size), batch_policy=policy, objective=objective, output_bits=int(output_bits),
-        dataflow=dataflow, weights_on_chip=residency["weights_on_chip"],
-        activations_on_chip=residency["activations_on_chip"], im2col=im2col, conventions=conventions,
-        fmap_compression=compression, rlc_run_bits=int(run_bits), rlc_word_bits=int(word_bits),
-        sources=dict(sources), area=area_from_dict(section("area", required=False), [b.name for b in buffers], source),
-        raw=data,
-    )
-    MODELS[model].validate(config)
-    return config
+    return buffers
 
 
-def _lanes_stated(section: dict, where: str, source: object) -> int | None:
-    """`array_lanes`: the lane count a per-array figure in `section` was stated for (it then scales with the
-    config's lanes); absent: the figure does not scale."""
-    if "array_lanes" not in section:
-        return None
-    return int(_number(section, "array_lanes", source, f"{where}.", low=1, high=1 << 24, integer=True))
-
-
-def _no_unknown(mapping: dict, schema: str, source: object, prefix: str) -> None:
-    unknown = set(mapping) - _SCHEMA_KEYS[schema]
+def _no_unknown(mapping: dict, known: set, source: object, where: str) -> None:
+    unknown = set(mapping) - known
     if unknown:
-        raise InputError(source, f"{prefix}{sorted(map(str, unknown))[0]}", "unknown key")
+        first = sorted(map(str, unknown))[0]
+        raise InputError(source, f"{where}.{first}" if where else first, "unknown key")
 
 
 def _cited(mapping: dict, where: str, sources: dict, source: object, keys=None) -> None:
@@ -570,26 +711,3 @@ def _cited(mapping: dict, where: str, sources: dict, source: object, keys=None) 
         require(isinstance(c, str) and c in sources, source, field_name, f"{shown(c)} is not an id in sources:")
 
 
-def _get(mapping: dict, key: str, kind: type, source: object, prefix: str = "") -> object:
-    value = mapping.get(key)
-    require(isinstance(value, kind) and value != "", source, f"{prefix}{key}",
-            f"is required and must be a {'string' if kind is str else kind.__name__}, got {shown(value)}")
-    return value
-
-
-def _bool(mapping: dict, key: str, source: object, prefix: str, *, default: bool) -> bool:
-    """A true/false field: the string "false" or the number 0 is an error, not a truthy value."""
-    value = mapping.get(key, default)
-    require(isinstance(value, bool), source, f"{prefix}{key}", f"must be true or false, got {shown(value)}")
-    return value
-
-
-def _number(mapping: dict, key: str, source: object, prefix: str, *, low: float, high: float,
-            integer: bool = False, default=None):
-    """A number in [low, high]; the bounds say what is physically meaningful (and keep costs finite)."""
-    value = mapping.get(key, default)
-    require(value is not None, source, f"{prefix}{key}", "is required")
-    ok = _is_int(value) if integer else (isinstance(value, (int, float)) and not isinstance(value, bool))
-    require(ok, source, f"{prefix}{key}", f"must be {'an integer' if integer else 'a number'}, got {shown(value)}")
-    require(low <= value <= high, source, f"{prefix}{key}", f"{shown(value)} is out of range [{low:g}, {high:g}]")
-    return value

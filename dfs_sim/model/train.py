@@ -197,7 +197,7 @@ def stage_costs(model: GatedResNet, cost: str, device) -> tuple[torch.Tensor, di
     metric, hw_name = cost.split("@")
     hw = dfs_sim.load_hw(hw_name)
     table = dfs_sim.unit_costs(derive_network(model), model.options, hw, metric)
-    info = {"metric": metric, "hw": hw_name, "hw_name": hw.name, "hw_digest": hw.digest, "batch": hw.batch_size,
+    info = {"metric": metric, "hw": hw_name, "hw_name": hw.name, "hw_digest": hw.digest, "batch": hw.batch.size,
             "normalised": "each cell / the mean over gated blocks of a block's full-precision cost",
             "table": np.round(table, 6).tolist()}
     return torch.tensor(table, dtype=torch.float32, device=device), info

@@ -116,7 +116,8 @@ def energy_components(hw) -> dict:
 def fmap_compression(network, hw) -> dict:
     """How feature maps cross the DRAM link, and for how many layers the trace knows their sparsity."""
     known = ~(np.isnan(network.column("input_density")) & np.isnan(network.column("output_density")))
-    return {"scheme": hw.fmap_compression, "layers_with_densities": int(known.sum()), "layers": len(network.layers)}
+    return {"scheme": hw.dram.fmap_compression, "layers_with_densities": int(known.sum()),
+            "layers": len(network.layers)}
 
 
 def precision_mapping(result) -> dict:
@@ -131,10 +132,10 @@ def precision_mapping(result) -> dict:
         cases.append({"option": name, "declared_bits": declared,
                       "stored_bits": [int(b) for b in table.mapped_bits[i]],
                       "runs_at_bits": [int(b) for b in table.runs_at_bits[i]]})
-    rule = ("full precision runs at its declared bits" if hw.full_precision == "declared"
-            else f"full precision maps to the native {hw.max_bits} bits")
-    return {"full_precision": hw.full_precision, "rule": rule, "wider": hw.wider, "bit_serial": table.bit_serial,
-            "cases": cases[:-1]}
+    rule = ("full precision runs at its declared bits" if hw.precision.full_precision == "declared"
+            else f"full precision maps to the native {hw.precision.max_bits} bits")
+    return {"full_precision": hw.precision.full_precision, "rule": rule, "wider": hw.precision.wider,
+            "bit_serial": table.bit_serial, "cases": cases[:-1]}
 
 
 def budget_section(result, metrics: dict, comp, bitops) -> dict:

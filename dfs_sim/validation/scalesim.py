@@ -53,8 +53,9 @@ def hw_for(dataflow: str, variant: str) -> HwConfig:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
     big = tuple(replace(b, size_bits=UNBOUNDED_KB * 8192) for b in hw.buffers)
-    link = UNBOUNDED_LINK if variant == "unbounded" else hw.dram_bits_per_cycle
-    return replace(hw, name=f"{hw.name} ({variant})", buffers=big, dram_bits_per_cycle=link)
+    link = UNBOUNDED_LINK if variant == "unbounded" else hw.dram.bandwidth_bits_per_cycle
+    return replace(hw, name=f"{hw.name} ({variant})", buffers=big,
+                   dram=replace(hw.dram, bandwidth_bits_per_cycle=link))
 
 
 def layer_network(row, bits: int = COMPARED_BITS) -> tuple[Network, str]:

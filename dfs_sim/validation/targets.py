@@ -111,9 +111,9 @@ def conventions_effect() -> list[ConventionEffect]:
     from dataclasses import replace
 
     conventions = load_hw("bitfusion")
-    physical = replace(conventions, conventions="physical")
-    variants = (("every layer to and from DRAM", replace(physical, weights_on_chip="never",
-                                                          activations_on_chip="never")),
+    physical = replace(conventions, mapping=replace(conventions.mapping, conventions="physical"))
+    variants = (("every layer to and from DRAM", replace(physical, mapping=replace(
+                    physical.mapping, weights_on_chip="never", activations_on_chip="never"))),
                 ("what fits stays on chip", physical))
     networks = [load_network(NETWORKS / f"bitfusion_{name}.yaml") for name in BITFUSION_NETWORKS]
     theirs = _network_sums(conventions, networks)

@@ -97,7 +97,7 @@ def test_cost_arithmetic_at_the_bounds_is_exact_and_finite(model):
     macs = [conv.macs * limits.MAX_BATCH, fc.macs * limits.MAX_BATCH]  # exact Python integers
     if model == "bitfusion":  # one op per MAC
         assert values[:, names.index("ops")].tolist() == [float(m) for m in macs]
-    lanes = np.prod(list(hw.unroll.values()))
+    lanes = np.prod(list(hw.array.unroll.values()))
     assert np.all(values[:, names.index("cycles")] >= np.array(macs, dtype=float) / lanes / 16)
     # Weights cross DRAM at least once, at their full width.
     assert values[1, names.index("dram_read_bits")] >= fc.weights * limits.MAX_BITS

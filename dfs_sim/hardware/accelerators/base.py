@@ -67,7 +67,7 @@ def passes(bits, width) -> np.ndarray:
 
 def unrolled(config, size: int, dims=("K", "C", "P", "N")) -> list[np.ndarray]:
     """The config's lanes per dimension, broadcast to `size` entries (N = 0 when not unrolled)."""
-    return [np.full(size, config.unroll.get(d, 0 if d == "N" else 1), dtype=np.int64) for d in dims]
+    return [np.full(size, config.array.unroll.get(d, 0 if d == "N" else 1), dtype=np.int64) for d in dims]
 
 
 class ComputeModel:
@@ -80,14 +80,14 @@ class ComputeModel:
     params: tuple[str, ...] = ()
 
     def validate(self, config) -> None:
-        """Check model-specific parameters (config.model_params)."""
-        for key in config.model_params:
+        """Check model-specific parameters (config.array.params)."""
+        for key in config.array.params:
             if key not in self.params:
                 raise InputError(config.path, f"array.params.{key}", f"unknown parameter for model '{self.name}'")
 
     def effective_bits(self, config, w_bits: np.ndarray, a_bits: np.ndarray):
         """Operand widths the datapath really runs at (e.g. rounded up to what it supports)."""
-        return np.maximum(w_bits, config.min_bits), np.maximum(a_bits, config.min_bits)
+        return np.maximum(w_bits, config.precision.min_bits), np.maximum(a_bits, config.precision.min_bits)
 
     def array_network(self, config, network: Network) -> Network:
         """The network as the array runs it (e.g. a stem relaid in memory); the cost engine tiles this."""
@@ -122,14 +122,14 @@ class FirstLayerMapped(ComputeModel):
 
     def validate(self, config) -> None:
         super().validate(config)
-        value = config.model_params.get("first_layer", FIRST_LAYER_MAPPINGS[0])
+        value = config.array.params.get("first_layer", FIRST_LAYER_MAPPINGS[0])
         if value not in FIRST_LAYER_MAPPINGS:
             raise InputError(config.path, "array.params.first_layer",
                              f"must be one of {', '.join(FIRST_LAYER_MAPPINGS)}")
 
     def array_network(self, config, network: Network) -> Network:
         """The network with its input-reading convolutions stride-folded, when the config asks for it."""
-        if config.model_params.get("first_layer", FIRST_LAYER_MAPPINGS[0]) != "stride-fold":
+        if config.array.params.get("first_layer", FIRST_LAYER_MAPPINGS[0]) != "stride-fold":
             return network
         layers = tuple(fold_stride_into_channels(layer) if network.reads_network_input(i) and layer.kind == "conv"
                        and layer.stride > 1 and layer.groups == 1 else layer

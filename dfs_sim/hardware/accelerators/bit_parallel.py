@@ -17,10 +17,10 @@ class BitParallel(FirstLayerMapped):
 
     def effective_bits(self, config, w_bits, a_bits):
         # Narrower operands occupy the full datapath anyway.
-        return np.maximum(w_bits, config.native_bits), np.maximum(a_bits, config.native_bits)
+        return np.maximum(w_bits, config.precision.native_bits), np.maximum(a_bits, config.precision.native_bits)
 
     def _passes(self, config, work: Work) -> np.ndarray:
-        return passes(work.w_bits, config.max_bits) * passes(work.a_bits, config.max_bits)
+        return passes(work.w_bits, config.precision.max_bits) * passes(work.a_bits, config.precision.max_bits)
 
     def array_mapping(self, config, work: Work) -> ArrayMapping:
         u_k, u_c, u_p, u_n = unrolled(config, len(work.macs))

@@ -24,7 +24,7 @@ class BitFusion(ComputeModel):
 
     def fusion(self, config, work: Work) -> tuple[np.ndarray, np.ndarray]:
         """(MACs per Fusion Unit per cycle, passes) at the entry's bits."""
-        top = config.max_bits
+        top = config.precision.max_bits
         narrow = (top // np.minimum(work.a_bits, top)) * (top // np.minimum(work.w_bits, top))
         return narrow, passes(work.a_bits, top) * passes(work.w_bits, top)
 
@@ -40,7 +40,7 @@ class BitFusion(ComputeModel):
 
 def _fused_width(config, bits):
     """Round up to a width the bricks fuse to (2, 4, 8), or to whole 8-bit slices when wider."""
-    bits = np.maximum(np.asarray(bits), config.min_bits)
-    top = config.max_bits
+    bits = np.maximum(np.asarray(bits), config.precision.min_bits)
+    top = config.precision.max_bits
     fused = top // (top // np.minimum(bits, top))
     return np.where(bits > top, passes(bits, top) * top, fused)

@@ -28,25 +28,25 @@ class BitSystolic(ComputeModel):
 
     def validate(self, config) -> None:
         super().validate(config)
-        p = config.model_params
+        p = config.array.params
         for key in ("rows", "columns", "slice_bits"):
             if not (isinstance(p.get(key), int) and p[key] >= 1):
                 raise InputError(config.path, f"array.params.{key}", "must be a positive integer")
         if p.get("dataflow") not in DATAFLOWS:
             raise InputError(config.path, "array.params.dataflow", f"must be one of {', '.join(DATAFLOWS)}")
-        if config.unroll != {"K": p["columns"]} | ({"P": p["rows"]} if p["dataflow"] == DATAFLOWS[0]
+        if config.array.unroll != {"K": p["columns"]} | ({"P": p["rows"]} if p["dataflow"] == DATAFLOWS[0]
                                                    else {"C": p["rows"]}):
             raise InputError(config.path, "array.unroll", "must map columns to K and rows to P (output-stationary) "
                                                           "or to C (weight-stationary)")
 
     def _slices(self, config, work: Work):
-        k = config.model_params["slice_bits"]
-        top = config.max_bits
+        k = config.array.params["slice_bits"]
+        top = config.precision.max_bits
         within = ceil_div(np.minimum(work.w_bits, top), k) * ceil_div(np.minimum(work.a_bits, top), k)
         return within, passes(work.w_bits, top) * passes(work.a_bits, top)
 
     def array_mapping(self, config, work: Work) -> ArrayMapping:
-        p = config.model_params
+        p = config.array.params
         rows, cols = p["rows"], p["columns"]
         size = len(work.macs)
         within, n_passes = self._slices(config, work)

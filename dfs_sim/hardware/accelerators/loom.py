@@ -22,12 +22,12 @@ class Loom(ComputeModel):
 
     def validate(self, config) -> None:
         super().validate(config)
-        k = config.model_params.get("bits_per_cycle", 1)
+        k = config.array.params.get("bits_per_cycle", 1)
         if k not in (1, 2, 4):
             raise InputError(config.path, "array.params.bits_per_cycle", "must be 1, 2 or 4")
 
     def _steps(self, config, work: Work):
-        k = config.model_params.get("bits_per_cycle", 1)
+        k = config.array.params.get("bits_per_cycle", 1)
         return ceil_div(work.w_bits, k), ceil_div(work.a_bits, k), k
 
     def array_mapping(self, config, work: Work) -> ArrayMapping:

@@ -38,7 +38,7 @@ class Stripes(FirstLayerMapped):
         over_filters = vector & ~batch_faster
         return ArrayMapping(u_k=u_k, u_c=u_c, u_p=np.where(over_filters, 1, u_p), u_n=u_n,
                             cycles_per_step=np.where(over_filters, filters_rate, a_bits),
-                            passes=passes(work.w_bits, config.max_bits))
+                            passes=passes(work.w_bits, config.precision.max_bits))
 
     def ops(self, config, work: Work) -> np.ndarray:
-        return work.macs * work.a_bits * passes(work.w_bits, config.max_bits)
+        return work.macs * work.a_bits * passes(work.w_bits, config.precision.max_bits)
