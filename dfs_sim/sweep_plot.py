@@ -53,13 +53,21 @@ def pareto_rows(table, with_area: bool = True):
 def plot_pareto(table, output: str | Path) -> Path:
     from dfs_sim.plot.common import pyplot, save_figure
 
+    from matplotlib.ticker import NullFormatter
+
     plt = pyplot()
     traces = list(dict.fromkeys(table["trace"]))
     with_accuracy = accuracy_is_an_axis(table)
     panels = len(traces) + with_accuracy
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 1, 4.2), squeeze=False, constrained_layout=True)
+    columns = min(panels, 3)
+    rows_of_panels = -(-panels // columns)
+    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(5.2 * columns + 1, 4.2 * rows_of_panels),
+                             squeeze=False, constrained_layout=True)
+    axes = axes.ravel()
+    for ax in axes[panels:]:
+        ax.set_visible(False)
     scatter = None
-    for ax, trace in zip(axes[0], traces):
+    for ax, trace in zip(axes, traces):
         rows = table[table["trace"] == trace]
         ok = rows["feasible"].astype(bool) & rows[PARETO_AXES[1]].notna()
         out = rows[~rows["feasible"].astype(bool) & rows[PARETO_AXES[1]].notna()]
@@ -73,15 +81,17 @@ def plot_pareto(table, output: str | Path) -> Path:
         ax.step(edge[PARETO_AXES[0]], edge[PARETO_AXES[1]], where="post", color="tab:red", lw=1.2,
                 label="energy-latency front")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overprint each other
         ax.set_xlabel("latency per input's batch, mean (µs)")
         ax.set_ylabel("energy per input, mean (µJ)")
-        accuracy = f", {rows['accuracy'].iloc[0]:.2f} % accurate" if rows["accuracy"].notna().all() else ""
+        scored = rows.loc[ok, "accuracy"]
+        accuracy = f", {scored.iloc[0]:.2f} % accurate" if len(scored) and scored.notna().all() else ""
         ax.set_title(Path(trace).name + accuracy, fontsize=9)
         ax.legend(fontsize=7, frameon=False)
     if scatter is not None and scatter.get_array() is not None:
-        fig.colorbar(scatter, ax=axes[0, :len(traces)].tolist(), label="area (mm²)")
+        fig.colorbar(scatter, ax=axes[:len(traces)].tolist(), label="area (mm²)")
     if with_accuracy:
-        _accuracy_panel(axes[0, -1], table, traces)
+        _accuracy_panel(axes[panels - 1], table, traces)
     return save_figure(fig, output)
 
 
