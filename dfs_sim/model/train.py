@@ -192,7 +192,7 @@ def stage_costs(model: GatedResNet, cost: str, device) -> tuple[torch.Tensor, di
     require(cost.count("@") == 1 and all(cost.split("@")), "--cost", None,
             f"must be 'proxy' or 'METRIC@HW' (e.g. energy@bitfusion), got '{cost}'")
     import dfs_sim
-    from dfs_sim.model.emit import derive_network
+    from dfs_sim.model.layer_table import derive_network
 
     metric, hw_name = cost.split("@")
     hw = dfs_sim.load_hw(hw_name)

@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dfs_sim.model import emit  # noqa: E402
+from dfs_sim.model import emit, layer_table  # noqa: E402
 from dfs_sim.model.data import DATASETS, Batches  # noqa: E402
 from dfs_sim.model.gated_resnet import GatedResNet, ModelConfig, resolve_force  # noqa: E402
 from dfs_sim.model.train import predict  # noqa: E402
@@ -135,11 +135,11 @@ def legacy(model, data, force, gate_probs):
 
 
 def recorded(model, data, force, gate_probs):
-    recorder = emit.dfs_recorder(model)
+    recorder = layer_table.dfs_recorder(model)
     with recorder.measure() as probe:
         result = predict(model, data, force=force, gate_probs=gate_probs)
     recorder.check_runs(probe, result["decisions"])
-    return emit.derive_network(model, probe), result
+    return layer_table.derive_network(model, probe), result
 
 
 CASES = [
@@ -206,7 +206,7 @@ def test_recorder_table_is_dfs_resnet(depths, channels, size, classes, options):
     names = {4: "skip,8,16,full", 7: "skip,8,10,12,14,16,full"}[options]
     model = GatedResNet(ModelConfig(depths=depths, in_channels=channels, input_size=size, num_classes=classes,
                                     options=parse_options(names)))
-    network = emit.derive_network(model)
+    network = layer_table.derive_network(model)
     expected = dfs_resnet(depths, in_channels=channels, input_size=size, num_classes=classes, n_options=options)
     assert tuple(replace(layer, input_density=None, output_density=None) for layer in network.layers) == \
         expected.layers

@@ -4,7 +4,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 from dfs_sim.errors import InputError  # noqa: E402
-from dfs_sim.model.emit import derive_network  # noqa: E402
+from dfs_sim.model.layer_table import derive_network  # noqa: E402
 from dfs_sim.model.gated_resnet import GatedResNet, ModelConfig, load_weights, parse_options  # noqa: E402
 from dfs_sim.workload.resnet import dfs_resnet  # noqa: E402
 

@@ -133,7 +133,7 @@ def test_checkpoint_selection_prefers_accuracy_within_tolerance_then_closeness()
 
 def test_real_cost_table_comes_from_the_simulator():
     import dfs_sim
-    from dfs_sim.model.emit import derive_network
+    from dfs_sim.model.layer_table import derive_network
 
     net = model(options=parse_options("skip,2,4,8"))
     costs, info = train.stage_costs(net, "energy@bitfusion", "cpu")
