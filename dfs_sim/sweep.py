@@ -645,16 +645,25 @@ def best_points(table, axes) -> list[str]:
     return lines
 
 
+def _terminal_width(stream) -> int:
+    """Columns of the terminal `stream` writes to; 0 if it is not one (or one of no size, where a bar draws
+    nothing)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 0
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 class Progress:
     """Points done, points per second and the ETA on stderr: a tqdm bar on a terminal, otherwise (a log, CI,
-    or without tqdm) a line at most every 10 s."""
+    a terminal of no size, or without tqdm) a line at most every 10 s."""
 
     def __init__(self, total: int, done: int = 0, stream=None):
         self.stream = stream or sys.stderr
         self.total, self.done, self.began, self.last = total, done, time.monotonic(), 0.0
         self.start_done = done
         self.bar = None
-        if getattr(self.stream, "isatty", lambda: False)():
+        if _terminal_width(self.stream) > 0:
             try:
                 from tqdm import tqdm
             except ImportError:
