@@ -7,8 +7,9 @@ from dfs_sim.workload.resnet import dfs_resnet
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def small_network():
+    """DFS-ResNet20 on 28x28 single-channel inputs (a frozen Network: shared by every test)."""
     return dfs_resnet((3, 3, 3), in_channels=1, input_size=28, num_classes=10, n_options=4)
 
 
