@@ -99,13 +99,16 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
         hw = load_hw(hw)
     run = hw.batch.run(batch, policy)
     size, mode = run.size, run.policy
-    table = build_cost_table(trace.network, trace.options, hw, size, source=trace.path)
+    n = trace.n_inputs
+    n_units = trace.network.n_units
+    # Without gated units every batch holds `size` inputs but the last (n % size), whatever the policy: only
+    # those group sizes are costed (a static network's run is one batch). With units, bucketed groups take any size.
+    formed = (size, n % size) if n_units == 0 else None
+    table = build_cost_table(trace.network, trace.options, hw, size, source=trace.path, batch_sizes=formed)
     unit_small = table.per_input_columns(table.unit_cost)
     base_small = table.per_input_columns(table.base_cost)
     rank = _width_rank(table.case_bits)
     policy_code = aggregate.LOCKSTEP if mode == "lockstep" else aggregate.BUCKETED
-    n = trace.n_inputs
-    n_units = trace.network.n_units
     n_cases = table.case_bits.shape[0]
     out = np.zeros((n, aggregate.N_OUT))
     hist = np.zeros((n_units, n_cases, size), dtype=np.int64)
@@ -124,16 +127,21 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
                 kernels.gather_sum(decisions, comp_table, 0.0, comp[rows])
             kernels.gather_sum(decisions, bitops_table, bitops_base, bitops[rows])
 
-    totals = np.einsum("ucr,ucrm->m", hist, table.unit_cost) + np.einsum("r,rm->m", batch_sizes, table.base_cost)
+    sizes = table.costed
+    if hist[..., ~sizes].any() or batch_sizes[~sizes].any():
+        raise RuntimeError("a group size was formed that the cost table did not cost")
+    totals = (np.einsum("ucr,ucrm->m", hist[..., sizes], table.unit_cost[:, :, sizes])
+              + np.einsum("r,rm->m", batch_sizes[sizes], table.base_cost[sizes]))
     runs = _layer_runs(trace, table, hist, batch_sizes)
-    layer_case_totals = np.einsum("lcr,lcrm->lcm", runs, table.layer_cost)
+    layer_case_totals = np.einsum("lcr,lcrm->lcm", runs[..., sizes], table.layer_cost[:, :, sizes])
     layer_runs = np.einsum("lcr,r->lc", runs, np.arange(1, size + 1))
     full, full_latency = _full_precision(table, n, size)
     reference_cost, reference_latency = full, full_latency
     different = reference_network(trace.network, reference, hw)
     if different is not None:
         reference_cost, reference_latency = _full_precision(
-            build_cost_table(different, trace.options, hw, size, source=trace.path), n, size)
+            build_cost_table(different, trace.options, hw, size, source=trace.path, batch_sizes=(size, n % size)), n,
+            size)
 
     clock_hz = hw.clock_mhz * 1e6
     per_input = pd.DataFrame({

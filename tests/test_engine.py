@@ -237,3 +237,29 @@ def test_paper_traces_reproduce_the_supplement(tmp_path):
         assert costs[trace.decisions].mean() * 100 == pytest.approx(pct, abs=0.01)
         skipping = (trace.decisions == 0).any(axis=1).mean()
         assert skipping == (pytest.approx(0.11, abs=0.001) if budget == 30 else 0.0)
+
+
+def test_a_table_of_some_group_sizes_costs_them_as_the_full_table_does():
+    hw = load_hw("bitfusion")  # batch 16 by default
+    options = default_options()
+    full = build_cost_table(NET, options, hw, 6)
+    some = build_cost_table(NET, options, hw, 6, batch_sizes=(2,))
+    assert some.costed.tolist() == [False, True, False, False, False, True]  # the largest always: its mapping
+    np.testing.assert_array_equal(some.layer_cost[:, :, some.costed], full.layer_cost[:, :, some.costed])
+    assert np.isnan(some.layer_cost[:, :, ~some.costed]).all() and np.isnan(some.unit_cost[:, :, ~some.costed]).all()
+    assert some.mapping.tobytes() == full.mapping.tobytes()
+
+
+def test_a_network_without_units_costs_only_the_batches_it_forms(make_trace, tmp_path):
+    # Every batch is full but the last, whatever the policy: the results equal those of a table of every size.
+    from dfs_sim.workload.network import Network
+
+    static = Network("static", tuple(dataclasses.replace(layer, precision="fixed", w_bits=8, a_bits=8, unit=None)
+                                     for layer in NET.layers), (), NET.input_shape)
+    path = make_trace(n=11, network=static, decisions=np.zeros((11, 0), dtype=np.uint8))
+    for policy in ("lockstep", "bucketed"):
+        result = simulate(path, "stripes", batch=4, policy=policy)
+        assert result.table.costed.tolist() == [False, False, True, True]
+        every = engine.build_cost_table(static, result.trace.options, result.hw, 4)
+        np.testing.assert_array_equal(result.table.layer_cost[:, :, 2:], every.layer_cost[:, :, 2:])
+        assert np.isfinite(result.totals).all() and np.isfinite(result.per_input.drop(columns=["computation_pct"]).to_numpy(float)).all()

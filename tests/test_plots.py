@@ -20,10 +20,12 @@ UNIT = re.compile(r"\((µJ|µs|B|cycles|%)|%")
 HWS = ("dadiannao", "stripes", "loom", "bitfusion")
 
 
-@pytest.fixture
-def model_traces(tmp_path, small_network):
+@pytest.fixture(scope="module")
+def model_traces(tmp_path_factory, small_network):
     """A small 'trained model' at three budgets, a nested one, and static references (all 8-bit,
-    all full, all skip at chance accuracy), with labels."""
+    all full, all skip at chance accuracy), with labels. Written once for the module's tests, which only
+    read them (each writes its outputs into its own tmp_path)."""
+    tmp_path = tmp_path_factory.mktemp("model_traces")
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 60)
 

@@ -70,7 +70,7 @@ def test_changed_decision_fails(tmp_path, make_trace, capsys):
     assert main(["regress", "--baseline", str(baseline)]) == 0
 
 
-def test_corrupted_baselines_are_one_line_errors(tmp_path, make_trace):
+def test_corrupted_baselines_are_one_line_errors(tmp_path, make_trace, capsys):
     baseline, _, _ = _small_baseline(tmp_path, make_trace)
     good = json.loads(baseline.read_text())
     variants = {
@@ -82,11 +82,15 @@ def test_corrupted_baselines_are_one_line_errors(tmp_path, make_trace):
     for name, text in variants.items():
         path = tmp_path / f"{name}.json"
         path.write_text(text)
-        done = subprocess.run([sys.executable, "-m", "dfs_sim.cli", "regress", "--baseline", str(path)],
-                              capture_output=True, text=True)
-        assert done.returncode == 2, name
-        assert str(path) in done.stderr and len(done.stderr.strip().splitlines()) == 1, name
-        assert "Traceback" not in done.stderr
+        capsys.readouterr()
+        assert main(["regress", "--baseline", str(path)]) == 2, name
+        err = capsys.readouterr().err
+        assert str(path) in err and len(err.strip().splitlines()) == 1, name
+    # What a user sees from the console: exit 2 and the one line, no traceback.
+    done = subprocess.run([sys.executable, "-m", "dfs_sim.cli", "regress", "--baseline", str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and str(path) in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
 
 
 def test_derived_config_cases_store_their_overrides(tmp_path, make_trace, capsys):

@@ -1,5 +1,6 @@
 """`dfs-sim validate`: targets against published figures, their documentation, and the command's exit code."""
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,21 +16,14 @@ from dfs_sim.workload.network import load_network
 
 
 @pytest.fixture(scope="session")
-def targets():
-    """Every target, built once per test run."""
-    return {t.target: t for t in validation.all_targets()}
+def targets(validation_run):
+    """Every target by name, built once per test run (tests/conftest.py)."""
+    return {t.target: t for t in validation_run["targets"]}
 
 
 @pytest.fixture(scope="session")
-def comparisons():
-    return validation.unvalidated()
-
-
-@pytest.fixture
-def cached_validation(monkeypatch, targets, comparisons):
-    """`dfs-sim validate` in-process on the session's targets (all_targets itself is tested above)."""
-    monkeypatch.setattr(validation, "all_targets", lambda: list(targets.values()))
-    monkeypatch.setattr(validation, "unvalidated", lambda: comparisons)
+def comparisons(validation_run):
+    return validation_run["unvalidated"]
 
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
@@ -46,6 +40,30 @@ def test_every_target_cites_a_source_and_is_documented(targets):
         section = section[:section.index("\n\n")]
         for tolerance in {t.tolerance_pct for t in targets.values() if t.source == source}:
             assert f"tolerance {tolerance:g} %" in section, (source, tolerance)
+
+
+# "Surname et al., Title, VENUE YEAR": a paper the published figure is read from.
+PAPER = re.compile(r"^[A-Z][\w-]+ et al\., [^,]+, [A-Z]{3,} (19|20)\d\d\b")
+# A simulator's public repository, or a file of it, that produced the published figure.
+REPOSITORY_REFERENCE = re.compile(r"github\.com/[\w.-]+/[\w.-]+|\b[\w-]+\.(?:ipynb|csv|py)\b")
+ROOT = Path(__file__).resolve().parents[1]
+# Where the source strings themselves are written: naming a reference there proves nothing.
+SOURCE_DEFINITIONS = {ROOT / "dfs_sim" / "validation" / "targets.py", ROOT / "dfs_sim" / "validation" / "scalesim.py"}
+
+
+def test_every_target_cites_where_its_published_figure_comes_from(targets):
+    """A paper (authors, title, venue and year), or another simulator's output: then the source names that
+    simulator's repository or file, and the figures are committed beside a header that names it too."""
+    holders = [p for folder in ("dfs_sim", "benchmarks") for p in (ROOT / folder).rglob("*")
+               if p.suffix in (".csv", ".py", ".md") and p not in SOURCE_DEFINITIONS]
+    texts = [p.read_text(errors="replace") for p in holders]
+    for source in {t.source for t in targets.values()}:
+        if PAPER.match(source):
+            continue
+        references = REPOSITORY_REFERENCE.findall(source)
+        assert references, f"cites neither a paper nor a simulator's repository: {source}"
+        for reference in references:
+            assert any(reference in text for text in texts), f"{reference} is not named where its figures are"
 
 
 def test_targets_pass_or_fail_for_their_documented_reason(targets):
@@ -155,8 +173,9 @@ def test_validate_table_ends_with_what_is_not_validated(capsys, cached_validatio
     assert "not validated, published vs ours" in text
 
 
-def test_validate_shows_how_much_bit_fusions_simulator_conventions_matter(capsys, cached_validation):
-    rows = validation.conventions_effect()
+def test_validate_shows_how_much_bit_fusions_simulator_conventions_matter(capsys, cached_validation,
+                                                                          validation_run):
+    rows = validation_run["conventions"]
     assert len(rows) == 6
     for row in rows:  # the physical rules move less and take less time than the simulator's conventions
         assert row.physical < row.conventions
@@ -197,7 +216,7 @@ def test_network_with_gates_needs_a_trace(tmp_path, small_network):
     assert main(["run", "--network", str(path)]) == 2
 
 
-def test_validate_fails_when_a_target_fails(monkeypatch, capsys):
+def test_validate_fails_when_a_target_fails(monkeypatch, capsys, cached_validation):
     off = validation.Target("made-up target", "nowhere", 1.0, 1.5, 10.0)  # 50 % off, 10 % allowed
     monkeypatch.setattr(validation, "all_targets", lambda: [off])
     monkeypatch.setattr(validation, "unvalidated", lambda: [])
@@ -205,7 +224,7 @@ def test_validate_fails_when_a_target_fails(monkeypatch, capsys):
     assert "FAIL" in capsys.readouterr().out
 
 
-def test_validate_accepts_a_documented_failure_but_not_a_stale_one(monkeypatch, capsys):
+def test_validate_accepts_a_documented_failure_but_not_a_stale_one(monkeypatch, capsys, cached_validation):
     monkeypatch.setattr(validation, "unvalidated", lambda: [])
     known = validation.Target("made-up target", "nowhere", 1.0, 1.5, 10.0, known_failure="a stated reason")
     monkeypatch.setattr(validation, "all_targets", lambda: [known])

@@ -37,6 +37,7 @@ class CostTable:
     mapping: np.ndarray  # [layers, cases] RESULT records: the mapping of one batch of the largest size
     runs_at_bits: np.ndarray  # [cases, 2] the (weight, activation) widths the datapath really runs mapped_bits at
     bit_serial: str  # which operands the datapath streams bit by bit ("none", "activations", ...)
+    costed: np.ndarray  # [batch sizes] bool: the group sizes costed (the others hold NaN)
 
     def metric(self, name: str) -> int:
         return self.metric_names.index(name)
@@ -80,7 +81,10 @@ def precision_cases(options, hw: HwConfig) -> tuple[np.ndarray, np.ndarray]:
     return np.array(declared, dtype=np.int64), np.array(mapped, dtype=np.int64)
 
 
-def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, source: str = "") -> CostTable:
+def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, source: str = "",
+                     batch_sizes=None) -> CostTable:
+    """Every layer's cost at every case, for groups of 1 to max_batch inputs; with `batch_sizes`, only for
+    groups of those sizes and of max_batch (the others hold NaN, so that no sum can use them unnoticed)."""
     network = MODELS[hw.model].array_network(hw, network)  # e.g. a stem relaid for the lanes
     declared, mapped = precision_cases(options, hw)
     n_cases = len(declared)
@@ -88,6 +92,8 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
     layers = network.layers
     n_layers = len(layers)
     batches = np.arange(1, max_batch + 1, dtype=np.int64)
+    costed = np.ones(max_batch, dtype=bool) if batch_sizes is None else np.isin(batches, batch_sizes)
+    costed[-1] = True  # the mapping below is that of a batch of max_batch
 
     # Per layer and case: which bits it runs at (0 = does not run).
     run_bits = np.zeros((n_layers, n_cases, 2), dtype=np.int64)
@@ -96,7 +102,7 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
     _check_widths(run_bits, hw, declared, options, source)
 
     # One entry per (layer, case, batch) that runs.
-    li, ci, bi = np.nonzero(np.broadcast_to(run_bits[:, :, :1] > 0, (n_layers, n_cases, len(batches))))
+    li, ci, bi = np.nonzero(np.broadcast_to((run_bits[:, :, :1] > 0) & costed, (n_layers, n_cases, len(batches))))
     weights_resident = hw.residency("weights") == "always" or (
         hw.residency("weights") == "auto" and resident_weight_bits(network, run_bits, hw) <= _capacity(hw, "weights"))
     out_bits = output_storage_bits(network, run_bits, hw)
@@ -104,6 +110,7 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
                                  batches[bi], weights_resident, source)
     names = metric_names(hw)
     layer_cost = np.zeros((n_layers, n_cases, len(batches), len(names)))
+    layer_cost[:, :, ~costed] = np.nan
     layer_cost[li, ci, bi] = values
     largest = bi == len(batches) - 1
     mapping = np.zeros((n_layers, n_cases), dtype=RESULT)
@@ -121,7 +128,7 @@ def build_cost_table(network: Network, options, hw: HwConfig, max_batch: int, so
     model = MODELS[hw.model]
     runs_at = np.stack(model.effective_bits(hw, mapped[:, 0], mapped[:, 1]), axis=-1).astype(np.int64)
     return CostTable(names, layer_cost, unit_cost, base_cost, declared, mapped, full_case, bool(weights_resident),
-                     tuple(b.name for b in hw.buffers), stored_bits, mapping, runs_at, model.serial)
+                     tuple(b.name for b in hw.buffers), stored_bits, mapping, runs_at, model.serial, costed)
 
 
 def output_storage_bits(network: Network, run_bits: np.ndarray, hw: HwConfig) -> np.ndarray:

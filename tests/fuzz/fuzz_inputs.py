@@ -17,7 +17,7 @@ import struct
 import warnings
 import zipfile
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +95,17 @@ class ZipEntry:
     central: int  # offset of the central directory entry
     data: int  # offset of the member's bytes
     size: int  # compressed size
+
+
+@cache
+def _parsed_yaml(text: str):
+    return yaml.safe_load(text)
+
+
+def parsed_yaml(text: str):
+    """yaml.safe_load(text) for a shipped file's text: each text is parsed once, and every case gets its own
+    copy to mutate."""
+    return copy.deepcopy(_parsed_yaml(text))
 
 
 def zip_layout(data: bytes) -> tuple[list[ZipEntry], int, int]:
@@ -833,7 +844,7 @@ BOOL_SWAPS = ("false", "true", "False", "no", 0, 1, "0", None, [], "yes")
 
 def gen_hw_types(rng, i, seeds):
     name, text = _hw_seed(rng, seeds)
-    data = yaml.safe_load(text)
+    data = parsed_yaml(text)
     if rng.random() < 0.3:  # a true/false field given something else
         buffer = rng.randrange(len(data["buffers"]))
         target = rng.choice((("buffers", buffer, "double_buffered"), ("array", "spatial_reuse")))
@@ -851,7 +862,7 @@ def gen_hw_types(rng, i, seeds):
 
 def gen_hw_numbers(rng, i, seeds):
     name, text = _hw_seed(rng, seeds)
-    data = yaml.safe_load(text)
+    data = parsed_yaml(text)
     if rng.random() < 0.5:
         body, note = huge_number_text(data, rng)
         return _hw_case("hw.numbers", i, body, f"{name}: {note}", rng, seeds)
@@ -864,13 +875,13 @@ def gen_hw_keys(rng, i, seeds):
     if rng.random() < 0.2:  # an integer key among the citations
         data = text.replace("sources:\n", "sources:\n  7: \"a citation\"\n", 1)
         return _hw_case("hw.keys", i, data.encode(), f"{name}: int key under sources", rng, seeds, True)
-    body, op = yaml_key_mutation(yaml.safe_load(text), rng)
+    body, op = yaml_key_mutation(parsed_yaml(text), rng)
     return _hw_case("hw.keys", i, body, f"{name}: {op}", rng, seeds, True)
 
 
 def gen_hw_aliases(rng, i, seeds):
     name, text = _hw_seed(rng, seeds)
-    body, note = yaml_alias_mutation(yaml.safe_load(text), rng)
+    body, note = yaml_alias_mutation(parsed_yaml(text), rng)
     return _hw_case("hw.aliases", i, body, f"{name}: {note}", rng, seeds, "anchor" not in note)
 
 
@@ -882,7 +893,7 @@ def gen_hw_encoding(rng, i, seeds):
 
 def gen_hw_nesting(rng, i, seeds):
     name, text = _hw_seed(rng, seeds)
-    body, note, refuse = nesting_mutation(yaml.safe_load(text), rng)
+    body, note, refuse = nesting_mutation(parsed_yaml(text), rng)
     return _hw_case("hw.nesting", i, body, f"{name}: {note}", rng, seeds, refuse)
 
 
@@ -905,7 +916,7 @@ def _net_seed(rng, seeds) -> tuple[str, str]:
 
 def gen_net_types(rng, i, seeds):
     name, text = _net_seed(rng, seeds)
-    data = yaml.safe_load(text)
+    data = parsed_yaml(text)
     if rng.random() < 0.6:  # inside a layer: where the numbers are
         layer = rng.randrange(len(data["layers"]))
         sub, note = mutate_data(data["layers"][layer], rng)
@@ -918,7 +929,7 @@ def gen_net_types(rng, i, seeds):
 
 def gen_net_numbers(rng, i, seeds):
     name, text = _net_seed(rng, seeds)
-    data = yaml.safe_load(text)
+    data = parsed_yaml(text)
     layer = rng.randrange(len(data["layers"]))
     op = rng.random()
     if op < 0.35:  # the issue's overflow: a huge size with the MAC count left to derive
@@ -942,7 +953,7 @@ def gen_net_numbers(rng, i, seeds):
 
 def gen_net_text(rng, i, seeds):
     name, text = _net_seed(rng, seeds)
-    data = yaml.safe_load(text)
+    data = parsed_yaml(text)
     op = rng.choice(("text", "text", "keys", "aliases", "encoding", "nesting", "json"))
     if op == "text":
         body, what, refuse = yaml_text_mutation(text, rng)
@@ -963,7 +974,7 @@ def gen_net_text(rng, i, seeds):
 def gen_net_json(rng, i, seeds, data=None, name=None):
     if data is None:
         name, text = _net_seed(rng, seeds)
-        data = yaml.safe_load(text)
+        data = parsed_yaml(text)
     text = json.dumps(data)
     op = rng.choice(("dup", "nan", "big", "deep", "trailing", "types"))
     refuse = True

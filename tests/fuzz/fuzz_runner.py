@@ -19,6 +19,7 @@ import traceback
 import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -185,6 +186,7 @@ def _option(argv, flag, default=None):
     return argv[argv.index(flag) + 1] if flag in argv else default
 
 
+@cache  # the shipped files do not change during the run (test_fuzz.py checks it)
 def _shipped_batch(hw: str) -> int:
     path = REPO / "hw_configs" / f"{hw}.yaml"
     data = yaml.safe_load(path.read_text()) if path.is_file() else {}
