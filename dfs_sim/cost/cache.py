@@ -1,4 +1,5 @@
-"""An on-disk cache of tiling-search results, shared by runs and sweeps (`--cache DIR`).
+"""An on-disk cache of tiling-search results: `dfs-sim sweep --cache DIR` keeps it in DIR/search/, and any
+Python caller can switch it on with use_cache(DIR).
 
 The search is a pure function of one ENTRY record (layer shape, stored bits, batch, array mapping,
 residency) and the HARDWARE record every entry of a config shares (buffers, DRAM link, energies,
