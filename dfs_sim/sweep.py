@@ -375,14 +375,6 @@ def _store(path: Path, values: dict) -> None:
         pass  # a full or read-only cache costs speed, not results
 
 
-def file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def summary_values(summary: dict) -> dict:
     values = {"accuracy": summary["accuracy"], "computation_pct": summary["computation_pct"],
               "bitops_pct": summary["bitops_pct"]}
@@ -528,13 +520,14 @@ def run_sweep(spec: SweepSpec, output: Path, *, workers: int | None = None, sche
               backend: str = "auto", progress=None, cache: Path | None = None) -> dict:
     """Run every point not already in OUTPUT.parts/, then write OUTPUT (Parquet or CSV by its suffix, point
     order). Returns counts. `progress`: a factory such as Progress, called as progress(total, done) and then
-    with the points of each chunk as it finishes. `cache`: a directory of whole
-    results (keyed by config digest, trace contents, batch, policy and code) and tiling-search results
-    (keyed by the search's hardware record and code), reused by later sweeps and runs."""
+    with the points of each chunk as it finishes. `cache`: a directory of whole results (keyed by config
+    digest, trace contents, batch, policy and code) and tiling-search results (keyed by the search's
+    hardware record and code), reused by later sweeps."""
     import pandas as pd
 
     from dfs_sim.atomic import atomic_file
     from dfs_sim.cost.cache import code_digest
+    from dfs_sim.hashing import file_sha256
 
     fmt = result_format(output)
     checked = check_points(spec)
@@ -564,7 +557,7 @@ def run_sweep(spec: SweepSpec, output: Path, *, workers: int | None = None, sche
                       "axes": list(spec.axes), "points": points, "cache": None if cache is None else str(cache)})
     if cache is not None and tasks:
         cache.mkdir(parents=True, exist_ok=True)
-        shared = {"trace_digests": {t: file_digest(t) for t in spec.traces}, "code": code_digest()}
+        shared = {"trace_digests": {t: file_sha256(t) for t in spec.traces}, "code": code_digest()}
         for task in tasks:
             task.update(shared)
     columns = columns_for(spec)

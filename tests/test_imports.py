@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dfs_sim"
 # Lowest first. A module's layer is that of the longest prefix listed; a new module must be placed here.
 LAYERS = (
     ("base", ("dfs_sim", "dfs_sim.errors", "dfs_sim.limits", "dfs_sim.atomic", "dfs_sim.jsonio", "dfs_sim.yamlio",
-              "dfs_sim.resources", "dfs_sim.output")),
+              "dfs_sim.resources", "dfs_sim.output", "dfs_sim.hashing")),
     ("workload", ("dfs_sim.workload",)),
     ("hardware", ("dfs_sim.hardware",)),
     ("trace", ("dfs_sim.trace", "dfs_sim.shipped_traces", "dfs_sim.reference")),

@@ -1,7 +1,6 @@
 """Trace emission: the layer table derived from the model itself, per-input decisions, provenance."""
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -10,6 +9,7 @@ import torch
 
 import dfs_sim
 from dfs_sim.errors import require
+from dfs_sim.hashing import file_sha256
 from dfs_sim.model.data import DATASETS, DEFAULT_ROOTS, Batches, load_split
 from dfs_sim.model.gated_resnet import GatedResNet, resolve_force
 from dfs_sim.model.layer_table import derive_network, dfs_recorder
@@ -20,14 +20,6 @@ def _option_names(model: GatedResNet, force) -> str:
     if isinstance(force, list):
         return ",".join(model.options[k].name for k in force)
     return model.options[force].name
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def git_commit() -> str | None:
