@@ -11,6 +11,7 @@ unreadable or of another layout is ignored and rewritten, so a damaged cache cos
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def active() -> Path | None:
     return _ACTIVE["directory"]
 
 
+@functools.cache
 def code_digest() -> str:
     """Of every source file of dfs_sim: a cached result is reused only by the code that computed it."""
     root = Path(__file__).resolve().parents[1]
@@ -41,18 +43,9 @@ def code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-_CODE: list[str] = []
-
-
-def _code() -> str:
-    if not _CODE:
-        _CODE.append(code_digest())
-    return _CODE[0]
-
-
 def cache_file(directory: Path, hardware: np.ndarray) -> Path:
     key = hashlib.sha256(b"".join([hardware.tobytes(), repr(ENTRY.descr).encode(), repr(HARDWARE.descr).encode(),
-                                   repr(RESULT.descr).encode(), _code().encode()])).hexdigest()[:24]
+                                   repr(RESULT.descr).encode(), code_digest().encode()])).hexdigest()[:24]
     return directory / f"search-{key}.npz"
 
 
@@ -98,8 +91,8 @@ def cached_search(entries: np.ndarray, hardware: np.ndarray, search) -> np.ndarr
     path = cache_file(directory, hardware)
     known = _read(path)
     keys = [row.tobytes() for row in np.ascontiguousarray(entries).view(np.uint8).reshape(len(entries), -1)]
-    missing = np.array([i for i, key in enumerate(keys) if key not in known], dtype=np.int64)
-    hits = np.setdiff1d(np.arange(len(entries)), missing)
+    seen = np.array([key in known for key in keys], dtype=bool)
+    hits, missing = np.flatnonzero(seen), np.flatnonzero(~seen)
     _COUNTS["reused"] += len(hits)
     _COUNTS["searched"] += len(missing)
     if len(hits):
@@ -128,4 +121,3 @@ def take_counts() -> dict:
 def clear_memory() -> None:
     """Forget what this process read, so the files are read again (tests)."""
     _MEMORY.clear()
-    _CODE.clear()
