@@ -50,9 +50,9 @@ CASE_KEYS = ("trace", "hw", "set", "batch", "policy")
 
 
 def case_name(case: dict) -> str:
-    derived = "".join(f" {k}={v}" for k, v in (case.get("set") or {}).items())
+    derived = " ".join(f"{k}={v}" for k, v in (case.get("set") or {}).items())
     extra = "".join(f", {k} {case[k]}" for k in ("batch", "policy") if case.get(k) is not None)
-    return f"{Path(case['trace']).name} on {Path(case['hw']).stem}{' [' + derived[1:] + ']' if derived else ''}{extra}"
+    return f"{Path(case['trace']).name} on {Path(case['hw']).stem}{f' [{derived}]' if derived else ''}{extra}"
 
 
 def _case_key(case: dict) -> tuple:
