@@ -306,7 +306,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from dfs_sim.sweep import Progress, best_points, load_spec, result_format, run_sweep
+    from dfs_sim.sweep import Progress, best_points, load_spec, run_sweep
 
     spec = load_spec(args.spec)
     output = args.output or spec.output
@@ -315,7 +315,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.workers is not None and not 1 <= args.workers <= 1024:
         raise InputError("--workers", None, f"must be in [1, 1024], got {args.workers}")
     path = check_output_path(output, inputs=[args.spec, *spec.traces])
-    result_format(path)
     if args.plot is not None:
         from dfs_sim.plot.common import check_figure_path
 
