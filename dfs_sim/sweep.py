@@ -614,7 +614,7 @@ BEST_OBJECTIVES = ("energy_uj_mean", "latency_us_mean", "energy_delay_uj_us", "a
 def best_points(table, axes) -> list[str]:
     """One line per objective and trace: the feasible point that minimises it; where accuracy is an axis,
     then the accuracy-energy front over all traces, cheapest first."""
-    from dfs_sim.sweep_plot import accuracy_is_an_axis, pareto_mask
+    from dfs_sim.sweep_plot import accuracy_energy_front, accuracy_is_an_axis
 
     def params(row) -> str:
         return (", ".join(f"{k}={row[k]}" for k in axes) or "the base config") + f", batch {row['batch']}, {row['policy']}"
@@ -630,9 +630,7 @@ def best_points(table, axes) -> list[str]:
             lines.append(f"best {objective} on {Path(trace).name}: {row[objective]:.6g} at point {int(row['point'])} "
                          f"({params(row)})")
     if accuracy_is_an_axis(table):
-        run = feasible.dropna(subset=["energy_uj_mean"])
-        front = run[pareto_mask(run["energy_uj_mean"].to_numpy(float), -run["accuracy"].to_numpy(float))]
-        for _, row in front.sort_values("energy_uj_mean", kind="stable").iterrows():
+        for _, row in accuracy_energy_front(table).iterrows():
             lines.append(f"accuracy-energy front: {row['accuracy']:.2f} % at {row['energy_uj_mean']:.6g} uJ, "
                          f"{Path(row['trace']).name} at point {int(row['point'])} ({params(row)})")
     return lines

@@ -30,6 +30,13 @@ def accuracy_is_an_axis(table) -> bool:
     return bool(len(accuracy)) and bool(accuracy.notna().all()) and accuracy.nunique() > 1
 
 
+def accuracy_energy_front(table):
+    """The feasible rows that ran and that no other is as accurate and cheaper than, cheapest first."""
+    feasible = table[table["feasible"].astype(bool) & table["energy_uj_mean"].notna()]
+    front = feasible[pareto_mask(feasible["energy_uj_mean"].to_numpy(float), -feasible["accuracy"].to_numpy(float))]
+    return front.sort_values("energy_uj_mean", kind="stable")
+
+
 def pareto_rows(table, with_area: bool = True):
     """The feasible rows on the energy-latency(-area) front: per trace, or, where accuracy is an axis,
     over all rows with accuracy maximised too (a cheaper point of a less accurate model does not hide
@@ -102,8 +109,7 @@ def _accuracy_panel(ax, table, traces) -> None:
     for trace in traces:
         rows = feasible[feasible["trace"] == trace]
         ax.scatter(rows["energy_uj_mean"], rows["accuracy"], s=14, label=Path(trace).stem)
-    edge = feasible[pareto_mask(feasible["energy_uj_mean"].to_numpy(float), -feasible["accuracy"].to_numpy(float))]
-    edge = edge.sort_values("energy_uj_mean")
+    edge = accuracy_energy_front(table)
     ax.step(edge["energy_uj_mean"], edge["accuracy"], where="post", color="tab:red", lw=1.2,
             label="accuracy-energy front")
     ax.set_xlabel("energy per input, mean (µJ)")
