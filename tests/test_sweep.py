@@ -233,6 +233,7 @@ def test_accuracy_is_a_pareto_axis_where_traces_differ_in_it():
     lines = best_points(table.assign(batch=1, policy="lockstep", energy_delay_uj_us=1.0), [])
     assert [line for line in lines if line.startswith("accuracy-energy front")] == [
         "accuracy-energy front: 80.00 % at 1 uJ, cheap at point 0 (the base config, batch 1, lockstep)",
+        "accuracy-energy front: 80.00 % at 1 uJ, cheap at point 1 (the base config, batch 1, lockstep)",  # a tie
         "accuracy-energy front: 90.00 % at 1.5 uJ, good at point 0 (the base config, batch 1, lockstep)"]
     # Without labels, or at equal accuracy, accuracy is not an axis: one front per trace.
     per_trace = [(0, "cheap"), (0, "dear"), (0, "good")]
