@@ -70,26 +70,24 @@ def cluster_start_seconds(workers: int) -> float:
 
 def in_process_seconds_per_point(spec, count: int) -> float:
     """One worker's time per point without any scheduler: run_chunk on `count` new points in this process."""
-    from dfs_sim.sweep import check_points, run_chunk
+    from dfs_sim.sweep import check_points, chunk_task, run_chunk
 
     checked = check_points(spec)
-    points = [(p.index, p.overrides, p.batch, p.policy) + checked[p.index] for p in spec.points]
-    task = {"base_data": spec.base_data, "traces": list(spec.traces), "axes": list(spec.axes)}
-    run_chunk(task | {"points": points[-1:]})  # load the trace and compile the kernels first
+    run_chunk(chunk_task(spec, checked, spec.points[-1:]))  # load the trace and compile the kernels first
+    task = chunk_task(spec, checked, spec.points[:count])
     start = time.perf_counter()
-    run_chunk(task | {"points": points[:count]})
+    run_chunk(task)
     return (time.perf_counter() - start) / count
 
 
 def chunk_peak_bytes(spec, size: int) -> int:
     """The peak traced memory of one chunk of `size` points: flat in `size` if a chunk holds one point's
     per-input data at a time."""
-    from dfs_sim.sweep import check_points, run_chunk
+    from dfs_sim.sweep import check_points, chunk_task, run_chunk
 
     checked = check_points(spec)
-    points = [(p.index, p.overrides, p.batch, p.policy) + checked[p.index] for p in spec.points[:size]]
-    task = {"base_data": spec.base_data, "traces": list(spec.traces), "axes": list(spec.axes), "points": points}
-    run_chunk(task | {"points": points[:1]})
+    run_chunk(chunk_task(spec, checked, spec.points[:1]))
+    task = chunk_task(spec, checked, spec.points[:size])
     tracemalloc.start()
     run_chunk(task)
     peak = tracemalloc.get_traced_memory()[1]

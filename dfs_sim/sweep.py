@@ -516,6 +516,13 @@ def _parquet_safe(frame):
     return frame
 
 
+def chunk_task(spec: SweepSpec, checked: dict, points, chunk: int = 0, cache: Path | None = None) -> dict:
+    """What run_chunk needs for `points` (check_points' result for each rides along)."""
+    return {"chunk": chunk, "base_data": spec.base_data, "traces": list(spec.traces), "axes": list(spec.axes),
+            "points": [(p.index, p.overrides, p.batch, p.policy) + checked[p.index] for p in points],
+            "cache": None if cache is None else str(cache)}
+
+
 def run_sweep(spec: SweepSpec, output: Path, *, workers: int | None = None, scheduler: str | None = None,
               backend: str = "auto", progress=None, cache: Path | None = None) -> dict:
     """Run every point not already in OUTPUT.parts/, then write OUTPUT (Parquet or CSV by its suffix, point
@@ -551,10 +558,7 @@ def run_sweep(spec: SweepSpec, output: Path, *, workers: int | None = None, sche
         chunk = start // spec.chunk
         if part(chunk).is_file():
             continue
-        points = [(p.index, p.overrides, p.batch, p.policy) + checked[p.index]
-                  for p in spec.points[start:start + spec.chunk]]
-        tasks.append({"chunk": chunk, "base_data": spec.base_data, "traces": list(spec.traces),
-                      "axes": list(spec.axes), "points": points, "cache": None if cache is None else str(cache)})
+        tasks.append(chunk_task(spec, checked, spec.points[start:start + spec.chunk], chunk, cache))
     if cache is not None and tasks:
         cache.mkdir(parents=True, exist_ok=True)
         shared = {"trace_digests": {t: file_sha256(t) for t in spec.traces}, "code": code_digest()}
