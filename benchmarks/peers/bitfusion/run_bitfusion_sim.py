@@ -1,8 +1,8 @@
 """Run the Bit Fusion authors' optimizer on configurations they did not publish, for tests/test_mapping_bitfusion.py.
 
-    python3 -m venv /tmp/bf-venv && /tmp/bf-venv/bin/pip install numpy
-    git clone https://github.com/hsharma35/bitfusion /tmp/bitfusion   # commit 04ec1c8
-    /tmp/bf-venv/bin/python benchmarks/peers/bitfusion/run_bitfusion_sim.py /tmp/bitfusion \
+    python3 -m venv ../bf-venv && ../bf-venv/bin/pip install numpy       # beside the checkout, not in it
+    git clone https://github.com/hsharma35/bitfusion ../bitfusion       # commit 04ec1c8
+    ../bf-venv/bin/python benchmarks/peers/bitfusion/run_bitfusion_sim.py ../bitfusion \
         > benchmarks/peers/bitfusion/bitfusion_sim_other_configs.csv
 
 Nothing of the simulator is copied here: this script imports it from the checkout given on the

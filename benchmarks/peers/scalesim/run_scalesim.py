@@ -9,7 +9,7 @@ environment (this same file with `--worker`), and appends one CSV row per run. T
 inside the package, so `dfs-sim validate` and the tests read it without SCALE-Sim installed.
 
     python benchmarks/peers/scalesim/run_scalesim.py                    # all runs not yet in the CSV
-    python benchmarks/peers/scalesim/run_scalesim.py --only resnet20_c1 --fresh -o /tmp/x.csv
+    python benchmarks/peers/scalesim/run_scalesim.py --only resnet20_c1 --fresh -o one_layer.csv
     python benchmarks/peers/scalesim/run_scalesim.py --report      # ours vs SCALE-Sim, markdown (needs dfs_sim)
 
 Each run is resumable: rows already in the output CSV are skipped. See README.md for timings.
