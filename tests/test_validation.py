@@ -234,3 +234,50 @@ def test_validate_accepts_a_documented_failure_but_not_a_stale_one(monkeypatch, 
     monkeypatch.setattr(validation, "all_targets", lambda: [stale])
     assert main(["validate"]) == 1
     assert "STALE" in capsys.readouterr().out
+
+
+def _searches_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "validation_searches.py"
+    spec = importlib.util.spec_from_file_location("validation_searches", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_shipped_searches_are_what_the_search_computes(capsys):
+    """`scripts/validation_searches.py --check`: every shipped entry searched again gives the same bytes, and
+    validate finds every entry it needs among them."""
+    assert _searches_script().main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_a_wrong_or_stale_shipped_search_is_caught(tmp_path):
+    import numpy as np
+
+    script = _searches_script()
+    first, second = sorted(validation.SEARCHES.glob("search-*.npz"))[:2]
+    with np.load(first, allow_pickle=False) as data:
+        arrays = {name: data[name].copy() for name in data.files}
+    arrays["results"][0, 0] ^= 1  # one bit of one result
+    with open(tmp_path / first.name, "wb") as handle:
+        np.savez(handle, **arrays)
+    (tmp_path / "search-000000000000000000000000.npz").write_bytes(second.read_bytes())  # another search code
+    found = script.wrong_results(tmp_path)
+    assert len(found) == 2
+    assert found[0].startswith("search-000") and "another search code" in found[0]
+    assert found[1] == f"{first.name}: 1 of {len(arrays['entries'])} results differ from a fresh search"
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_validate_reads_the_shipped_searches_unless_fresh(monkeypatch, capsys, fresh):
+    from dfs_sim.cost import cache
+
+    seen = []
+    monkeypatch.setattr(validation, "all_targets", lambda: seen.append((cache.active(), cache._ACTIVE["writable"]))
+                        or [])
+    monkeypatch.setattr(validation, "unvalidated", lambda: [])
+    monkeypatch.setattr(validation, "conventions_effect", lambda: [])
+    assert main(["validate", "--format", "json"] + (["--fresh"] if fresh else [])) == 0
+    assert seen == [(None, False)] if fresh else [(validation.SEARCHES, False)]
+    assert cache.active() is None  # and nothing stays switched on after the command

@@ -4,8 +4,8 @@ The targets live in `targets.py`; the data they compare with (the Bit Fusion sim
 results, its Eyeriss baseline) in the CSV files beside it. `docs/validation.md` lists every target,
 its source and tolerance, and what is not validated.
 """
-from dfs_sim.validation.targets import (COVERAGE, DATA, NETWORKS, Comparison, ConventionEffect, Coverage, Target,
+from dfs_sim.validation.targets import (COVERAGE, DATA, NETWORKS, SEARCHES, Comparison, ConventionEffect, Coverage, Target,
                                         all_targets, conventions_effect, unvalidated)
 
-__all__ = ["COVERAGE", "DATA", "NETWORKS", "Comparison", "ConventionEffect", "Coverage", "Target", "all_targets",
+__all__ = ["COVERAGE", "DATA", "NETWORKS", "SEARCHES", "Comparison", "ConventionEffect", "Coverage", "Target", "all_targets",
            "conventions_effect", "unvalidated"]

@@ -19,6 +19,9 @@ from dfs_sim.validation.record import Target
 from dfs_sim.workload.network import Layer, Network, load_network
 
 DATA = Path(__file__).resolve().parent
+# The tiling searches of every target, as a read-only search cache (dfs_sim/cost/cache.py), written and
+# checked against a fresh search by scripts/validation_searches.py.
+SEARCHES = DATA / "searches"
 NETWORKS = shipped_configs_dir() / "networks"
 BITFUSION_NETWORKS = ("alexnet", "svhn", "cifar10", "lenet5", "vgg7", "resnet18", "rnn", "lstm")
 STRIPES_NETWORKS = ("alexnet", "nin", "googlenet", "vgg_m", "vgg_s", "vgg_19")
