@@ -19,6 +19,7 @@ from dfs_sim.report.format import summary_html, summary_rows
 from dfs_sim.report.layers import per_layer_case_frame, per_layer_frame
 from dfs_sim.report.summary import build_summary
 from dfs_sim.trace import Trace, load_trace
+from dfs_sim.workload.network import Network
 
 CHUNK_INPUTS = 1 << 18  # inputs simulated at a time: bounds memory on memory-mapped traces
 # Below this many inputs one thread beats several: the kernels take well under a millisecond and
@@ -28,7 +29,9 @@ PARALLEL_MIN_INPUTS = 1 << 16
 
 @dataclass
 class SimResult:
-    trace: Trace
+    network: Network
+    source: str  # the trace's file, or the static network's name
+    options: tuple  # the trace's options; none for a static network
     hw: HwConfig
     table: CostTable
     per_input: pd.DataFrame
@@ -43,10 +46,20 @@ class SimResult:
     reference: Reference = FULL  # what "% of reference" compares against (dfs_sim/reference.py)
     reference_cost: np.ndarray | None = None  # [metrics]: per-input cost of the reference run
     reference_latency_cycles: float = 0.0
+    trace: Trace | None = None  # the simulated trace; None for a static network (simulate_network)
 
     @property
     def n_inputs(self) -> int:
-        return self.trace.n_inputs
+        return len(self.per_input)
+
+    @property
+    def name(self) -> str:
+        return self.network.name if self.trace is None else self.trace.name
+
+    @property
+    def budget_pct(self) -> float | None:
+        """The computation budget the trace's model was trained for (none for a static network)."""
+        return None if self.trace is None else self.trace.budget_pct
 
     def mean(self, metric: str) -> float:
         return float(self.totals[self.table.metric(metric)] / max(self.n_inputs, 1))
@@ -74,7 +87,7 @@ class SimResult:
         energy = s["metrics"]["energy_uj"]
         accuracy = "" if s["accuracy"] is None else f", accuracy {s['accuracy']:.2f} %"
         pct = s["reference"]["metrics"]["energy_uj"]["pct"]
-        return (f"<SimResult {self.trace.name} on {self.hw.name}: {self.n_inputs:,} inputs, batch {self.batch}, "
+        return (f"<SimResult {self.name} on {self.hw.name}: {self.n_inputs:,} inputs, batch {self.batch}, "
                 f"energy {energy['mean']:.4g} µJ/input = {'n/a' if pct is None else f'{pct:.1f}'} % of "
                 f"{self.reference.label(self.hw)}{accuracy}>")
 
@@ -135,48 +148,70 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
     runs = _layer_runs(trace, table, hist, batch_sizes)
     layer_case_totals = np.einsum("lcr,lcrm->lcm", runs[..., sizes], table.layer_cost[:, :, sizes])
     layer_runs = np.einsum("lcr,r->lc", runs, np.arange(1, size + 1))
-    full, full_latency = _full_precision(table, n, size)
-    reference_cost, reference_latency = full, full_latency
-    different = reference_network(trace.network, reference, hw)
-    if different is not None:
-        reference_cost, reference_latency = _full_precision(
-            build_cost_table(different, trace.options, hw, size, source=trace.path, batch_sizes=(size, n % size)), n,
-            size)
-
-    clock_hz = hw.clock_mhz * 1e6
-    per_input = pd.DataFrame({
-        "cycles": out[:, aggregate.OUT_CYCLES],
-        "latency_us": out[:, aggregate.OUT_LATENCY] / clock_hz * 1e6,
-        "energy_uj": out[:, aggregate.OUT_ENERGY] * 1e-6,
-        "dram_bytes": out[:, aggregate.OUT_DRAM] / 8,
-        "sram_bytes": out[:, aggregate.OUT_SRAM] / 8,
-        "computation_pct": comp / n_units * 100 if n_units else np.full(n, np.nan),
-        "bitops_pct": bitops / bitops_full * 100,
-    })
+    per_input = _per_input_frame(out, comp / n_units * 100 if n_units else np.full(n, np.nan),
+                                 bitops / bitops_full * 100, hw)
     if trace.labels is not None:
         per_input["label"] = np.asarray(trace.labels)
     if trace.predictions is not None:
         per_input["prediction"] = np.asarray(trace.predictions)
     if trace.has_accuracy:
         per_input["correct"] = per_input["label"] == per_input["prediction"]
-    return SimResult(trace, hw, table, per_input, totals, layer_case_totals, layer_runs, full, full_latency, size,
-                     mode, dict(budgets or {}), reference=reference, reference_cost=reference_cost,
-                     reference_latency_cycles=reference_latency)
+    return _result(trace.network, trace.path, trace.options, hw, table, per_input, totals, layer_case_totals,
+                   layer_runs, size, mode, budgets, reference, trace=trace)
 
 
-def simulate_network(network, hw: HwConfig | str, *, batch: int | None = None, policy: str | None = None,
+def _per_input_frame(out: np.ndarray, computation_pct: np.ndarray, bitops_pct: np.ndarray, hw: HwConfig):
+    clock_hz = hw.clock_mhz * 1e6
+    return pd.DataFrame({
+        "cycles": out[:, aggregate.OUT_CYCLES],
+        "latency_us": out[:, aggregate.OUT_LATENCY] / clock_hz * 1e6,
+        "energy_uj": out[:, aggregate.OUT_ENERGY] * 1e-6,
+        "dram_bytes": out[:, aggregate.OUT_DRAM] / 8,
+        "sram_bytes": out[:, aggregate.OUT_SRAM] / 8,
+        "computation_pct": computation_pct,
+        "bitops_pct": bitops_pct,
+    })
+
+
+def _result(network, source, options, hw, table, per_input, totals, layer_case_totals, layer_runs, size, mode,
+            budgets, reference, trace=None) -> SimResult:
+    """The result, with the full-precision run and the reference run ("% of reference") of the same inputs."""
+    n = len(per_input)
+    full, full_latency = _full_precision(table, n, size)
+    reference_cost, reference_latency = full, full_latency
+    different = reference_network(network, reference, hw)
+    if different is not None:
+        reference_cost, reference_latency = _full_precision(
+            build_cost_table(different, options, hw, size, source=source, batch_sizes=(size, n % size)), n, size)
+    return SimResult(network, source, options, hw, table, per_input, totals, layer_case_totals, layer_runs, full,
+                     full_latency, size, mode, dict(budgets or {}), reference=reference, reference_cost=reference_cost,
+                     reference_latency_cycles=reference_latency, trace=trace)
+
+
+def simulate_network(network: Network, hw: HwConfig | str, *, batch: int | None = None, policy: str | None = None,
                      budgets: dict | None = None, reference: Reference | str | None = None) -> SimResult:
     """Run a static network (its layers' own precisions, no gated units) on `hw` for one batch.
-    `reference` defaults to the network's own highest declared precision (dfs_sim/reference.py)."""
-    from dfs_sim.trace import default_options
+    `reference` defaults to the network's own highest declared precision (dfs_sim/reference.py).
 
+    Every input of the batch takes the same path, so this reads the batch's cost from the cost table
+    directly: no decisions, no options, no per-input kernels (the policy cannot change the cost)."""
+    if network.n_units:
+        raise InputError(network.name, "units", "a network with gated units needs a trace (simulate)")
     if not isinstance(hw, HwConfig):
         hw = load_hw(hw)
     run = hw.batch.run(batch, policy)
-    trace = Trace(path=network.name, network=network, options=default_options(),
-                  decisions=np.zeros((run.size, network.n_units), dtype=np.uint8))
-    return simulate(trace, hw, batch=run.size, policy=run.policy, budgets=budgets,
-                    reference=parse_reference(reference) or static_default(network))
+    size = run.size
+    table = build_cost_table(network, (), hw, size, source=network.name, batch_sizes=(size,))
+    batch_cost = table.per_input_columns(table.base_cost)[size - 1]  # cycles, energy, DRAM, SRAM bits of the batch
+    out = np.zeros((size, aggregate.N_OUT))
+    out[:, [aggregate.OUT_CYCLES, aggregate.OUT_ENERGY, aggregate.OUT_DRAM, aggregate.OUT_SRAM]] = batch_cost / size
+    out[:, aggregate.OUT_LATENCY] = batch_cost[0]
+    bitops, bitops_full = _static_bitops(network, table)
+    per_input = _per_input_frame(out, np.full(size, np.nan), np.full(size, bitops / bitops_full * 100), hw)
+    layer_case_totals = table.layer_cost[:, :1, size - 1]  # every layer ran once, in the one case
+    layer_runs = np.full((len(table.layer_cost), 1), float(size))
+    return _result(network, network.name, (), hw, table, per_input, table.base_cost[size - 1], layer_case_totals,
+                   layer_runs, size, run.policy, budgets, parse_reference(reference) or static_default(network))
 
 
 @contextmanager
@@ -241,16 +276,24 @@ def _proxy_tables(trace: Trace, table: CostTable):
         comp[:, c] = option.computation_cost
     comp[:, -1] = 1.0
     bitops = np.zeros((max(network.n_units, 1), n_cases))
+    for layer in network.layers:
+        if layer.follows_unit:
+            bits = layer.case_bits(table.case_bits)
+            bitops[layer.unit] += layer.macs * bits[:, 0] * bits[:, 1]
+    base, full = _static_bitops(network, table)
+    return comp, bitops, base, full
+
+
+def _static_bitops(network: Network, table: CostTable) -> tuple[float, float]:
+    """MAC-weighted bit-ops of the layers that follow no unit, and of the whole network at full precision."""
     base = 0.0
     full = 0.0
     for layer in network.layers:
         full += layer.macs * FULL_PRECISION_BITS * FULL_PRECISION_BITS
-        bits = layer.case_bits(table.case_bits)
-        if layer.follows_unit:
-            bitops[layer.unit] += layer.macs * bits[:, 0] * bits[:, 1]
-        else:
+        if not layer.follows_unit:
+            bits = layer.case_bits(table.case_bits)
             base += layer.macs * bits[0, 0] * bits[0, 1]
-    return comp, bitops, base, full
+    return base, full
 
 
 def _layer_runs(trace: Trace, table: CostTable, hist: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:

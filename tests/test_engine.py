@@ -2,6 +2,7 @@ import dataclasses
 
 import numba
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -250,12 +251,45 @@ def test_a_table_of_some_group_sizes_costs_them_as_the_full_table_does():
     assert some.mapping.tobytes() == full.mapping.tobytes()
 
 
-def test_a_network_without_units_costs_only_the_batches_it_forms(make_trace, tmp_path):
-    # Every batch is full but the last, whatever the policy: the results equal those of a table of every size.
+def _static(network):
     from dfs_sim.workload.network import Network
 
-    static = Network("static", tuple(dataclasses.replace(layer, precision="fixed", w_bits=8, a_bits=8, unit=None)
-                                     for layer in NET.layers), (), NET.input_shape)
+    return Network("static", tuple(dataclasses.replace(layer, precision="fixed", w_bits=8, a_bits=8, unit=None)
+                                   for layer in network.layers), (), network.input_shape)
+
+
+@pytest.mark.parametrize("hw_name", ["stripes", "bitfusion", "eyeriss"])
+def test_a_static_network_costs_what_a_trace_of_one_batch_of_it_costs(make_trace, hw_name):
+    """simulate_network reads one batch's cost from the table, with no decisions or per-input kernels; it
+    must give exactly what the general path gives for a decision-less trace of the same batch."""
+    from dfs_sim.engine import simulate_network
+
+    static = _static(NET)
+    direct = simulate_network(static, hw_name, batch=4)  # reference: the network's own 8/8 bits
+    traced = simulate(make_trace(n=4, network=static, decisions=np.zeros((4, 0), dtype=np.uint8), labels=False),
+                      hw_name, batch=4, reference="8/8")
+    assert direct.trace is None and direct.options == () and direct.n_inputs == 4
+    pd.testing.assert_frame_equal(direct.per_input, traced.per_input)
+    np.testing.assert_array_equal(direct.totals, traced.totals)
+    np.testing.assert_array_equal(direct.layer_case_totals[:, 0], traced.layer_case_totals.sum(axis=1))
+    np.testing.assert_array_equal(direct.layer_runs[:, 0], traced.layer_runs.sum(axis=1))
+    np.testing.assert_array_equal(direct.reference_cost, traced.reference_cost)
+    pd.testing.assert_frame_equal(direct.per_layer, traced.per_layer)
+    assert direct.summary["metrics"] == traced.summary["metrics"]
+    assert direct.summary["precision_mapping"]["cases"] == []  # a static network has no options to list
+
+
+def test_a_network_with_units_is_not_static(small_network):
+    from dfs_sim.engine import simulate_network
+    from dfs_sim.errors import InputError
+
+    with pytest.raises(InputError, match="needs a trace"):
+        simulate_network(small_network, "stripes")
+
+
+def test_a_network_without_units_costs_only_the_batches_it_forms(make_trace, tmp_path):
+    # Every batch is full but the last, whatever the policy: the results equal those of a table of every size.
+    static = _static(NET)
     path = make_trace(n=11, network=static, decisions=np.zeros((11, 0), dtype=np.uint8))
     for policy in ("lockstep", "bucketed"):
         result = simulate(path, "stripes", batch=4, policy=policy)

@@ -49,6 +49,8 @@ def spread(values) -> dict:
 def trace_dynamics(result, metrics=("energy_uj", "cycles")) -> dict:
     """Decision diversity of a simulated trace, and the per-input spread of its cost on that hardware."""
     trace = result.trace
+    if trace is None:
+        raise ValueError("a static network has no decisions: simulate a trace")
     out = decision_diversity(trace.decisions, len(trace.options))
     out["hw"] = result.hw.name
     out["batch"] = result.batch

@@ -148,13 +148,19 @@ def render_summary(summary: dict, fmt: str) -> str:
 def summary_table(s: dict) -> str:
     out = io.StringIO()
     w = out.write
-    w(f"trace     {s['trace']}  ({s['network']}, {s['n_inputs']:,} inputs)\n")
+    mapping = s["precision_mapping"]
+    static = not mapping["cases"]  # a trace has options; a static network (run --network) has none
+    if static:
+        w(f"network   {s['network']}  (static: one batch of {s['n_inputs']:,} inputs, each layer at its own "
+          f"precision)\n")
+    else:
+        w(f"trace     {s['trace']}  ({s['network']}, {s['n_inputs']:,} inputs)\n")
     w(f"hardware  {s['hw']}  [{s['hw_config']}]  model={s['hw_model']}  batch={s['batch']['size']} "
       f"({s['batch']['policy']})\n")
-    mapping = s["precision_mapping"]
     cases = ", ".join(f"{c['option']}->{'skip' if c['runs_at_bits'] is None else '%d/%d' % tuple(c['runs_at_bits'])}"
                       for c in mapping["cases"])
-    w(f"precision bit-serial: {mapping['bit_serial']}; {mapping['rule']}; options run at (w/a bits): {cases}\n")
+    w(f"precision bit-serial: {mapping['bit_serial']}; {mapping['rule']}"
+      + ("" if static else f"; options run at (w/a bits): {cases}") + "\n")
     w(f"area      {area_line(s.get('area'), s.get('energy_components', {}))}\n")
     w(f"weights   {'resident on chip' if s['weights_resident_on_chip'] else 'fetched from DRAM every batch'}\n")
     coding = s["fmap_compression"]

@@ -16,17 +16,18 @@ PER_INPUT_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
 def per_input_frame(result) -> pd.DataFrame:
     """Per input: cost metrics (as in the summary), energy as % of the reference, how many units chose
     each option (`units_<option>`), every unit's option index (`decisions`, space-separated, in the
-    order of the network's units), label, prediction and whether it was correct."""
-    trace = result.trace
+    order of the network's units), label, prediction and whether it was correct. A static network has
+    no options and no decisions, so no such columns."""
     frame = result.per_input.copy()
     frame.insert(0, "input", np.arange(len(frame)))
     reference = result.summary["reference"]["metrics"]["energy_uj"]["value"]
     frame.insert(frame.columns.get_loc("energy_uj") + 1, "energy_pct_of_reference",
                  100.0 * frame["energy_uj"] / reference if reference else np.nan)
-    decisions = np.asarray(trace.decisions)
-    for k, option in enumerate(trace.options):
-        frame[f"units_{option.name}"] = (decisions == k).sum(axis=1)
-    frame["decisions"] = [" ".join(map(str, row)) for row in decisions.tolist()] if decisions.shape[1] else ""
+    if result.trace is not None:
+        decisions = np.asarray(result.trace.decisions)
+        for k, option in enumerate(result.options):
+            frame[f"units_{option.name}"] = (decisions == k).sum(axis=1)
+        frame["decisions"] = [" ".join(map(str, row)) for row in decisions.tolist()] if decisions.shape[1] else ""
     order = [c for c in frame.columns if c not in ("label", "prediction", "correct")]
     return frame[order + [c for c in ("label", "prediction", "correct") if c in frame.columns]]
 

@@ -10,7 +10,7 @@ from dfs_sim.cost.records import DATAFLOW_NAMES, loop_order_names, resident_name
 
 def per_layer_frame(result) -> pd.DataFrame:
     """One row per layer: per-input means of every metric (docs/report-format.md)."""
-    network = result.trace.network
+    network = result.network
     frame = pd.DataFrame({
         "layer": [layer.name for layer in network.layers],
         "kind": [layer.kind for layer in network.layers],
@@ -28,8 +28,8 @@ def per_layer_case_frame(result) -> pd.DataFrame:
     layer one row (case '-'). Metrics are per-input means of what the layer spent at that case (summed over
     a layer's rows they give its per_layer row); the mapping columns describe one run of a batch of the
     configured size at that case (docs/report-format.md)."""
-    network, table = result.trace.network, result.table
-    n_options = len(result.trace.options)
+    network, table = result.network, result.table
+    n_options = len(result.options)
     rows, cells = [], []
     for i, layer in enumerate(network.layers):
         cases = [c for c in range(n_options) if table.stored_bits[i, c, 1] > 0] if layer.follows_unit else [0]
@@ -38,7 +38,7 @@ def per_layer_case_frame(result) -> pd.DataFrame:
             cells.append({
                 "layer": layer.name, "kind": layer.kind,
                 "unit": network.units[layer.unit] if layer.unit is not None else "", "precision": layer.precision,
-                "case": result.trace.options[c].name if layer.follows_unit else "-",
+                "case": result.options[c].name if layer.follows_unit else "-",
                 "macs": layer.macs,
                 "w_bits": int(table.stored_bits[i, c, 0]), "a_bits": int(table.stored_bits[i, c, 1]),
                 "output_stored_bits": int(table.stored_bits[i, c, 2]),

@@ -27,7 +27,7 @@ def metric_stats(values: np.ndarray, full_precision: float) -> dict:
 
 
 def build_summary(result) -> dict:
-    table, hw, trace = result.table, result.hw, result.trace
+    table, hw, network = result.table, result.hw, result.network
     frame = result.per_input
     clock_hz = hw.clock_mhz * 1e6
     cycles, energy_pj, dram_bits, sram_bits = table.per_input_columns(result.full_precision)
@@ -44,22 +44,22 @@ def build_summary(result) -> dict:
     breakdown = {name.removeprefix("energy_").removesuffix("_pj"): result.mean(name) * 1e-6 for name in energy_names}
     # From the count, not the mean: 9398 of 10,000 is 93.98, not 93.97999999999999.
     accuracy = 100.0 * int(frame["correct"].sum()) / len(frame) if "correct" in frame and len(frame) else None
-    comp = float(frame["computation_pct"].mean()) if len(frame) and trace.network.n_units else None
+    comp = float(frame["computation_pct"].mean()) if len(frame) and network.n_units else None
     bitops = float(frame["bitops_pct"].mean()) if len(frame) else None
     summary = {
         "schema": SCHEMA,
         "tool_version": __version__,
-        "trace": trace.path,
-        "network": trace.network.name,
+        "trace": result.source,
+        "network": network.name,
         "hw": hw.label,
         "hw_config": hw.path,
         "hw_model": hw.model,
-        "n_inputs": trace.n_inputs,
+        "n_inputs": result.n_inputs,
         "batch": {"size": result.batch, "policy": result.policy},
         "precision_mapping": precision_mapping(result),
         "weights_resident_on_chip": table.weights_resident,
-        "fmap_compression": fmap_compression(trace.network, hw),
-        "budget_pct": trace.budget_pct,
+        "fmap_compression": fmap_compression(network, hw),
+        "budget_pct": result.budget_pct,
         "computation_pct": _finite(comp),
         "bitops_pct": _finite(bitops),
         "accuracy": accuracy,
@@ -121,9 +121,9 @@ def fmap_compression(network, hw) -> dict:
 
 
 def precision_mapping(result) -> dict:
-    table, hw, trace = result.table, result.hw, result.trace
+    table, hw = result.table, result.hw
     cases = []
-    names = [o.name for o in trace.options] + ["full-precision reference"]
+    names = [o.name for o in result.options] + ["full-precision reference"]
     for i, name in enumerate(names):
         declared = [int(b) for b in table.case_bits[i]]
         if declared == [0, 0]:
@@ -139,8 +139,8 @@ def precision_mapping(result) -> dict:
 
 
 def budget_section(result, metrics: dict, comp, bitops) -> dict:
-    section = {"target_pct": result.trace.budget_pct, "against_target": None, "absolute": {}}
-    target = result.trace.budget_pct
+    section = {"target_pct": result.budget_pct, "against_target": None, "absolute": {}}
+    target = result.budget_pct
     if target is not None:
         against = {"computation_pct": comp, "bitops_pct": bitops}
         against.update({name: stats["pct_of_full_precision"] for name, stats in metrics.items()})
