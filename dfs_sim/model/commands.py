@@ -64,6 +64,11 @@ def register(subparsers) -> None:
                        help="dfs stage: online budget controller; the gates' decision bias follows lam, which "
                             "integrates each batch's cost error (lam += gain * (cost - budget)); 0 turns it off "
                             "and leaves the budget to the sign rule alone, as the reference")
+    train.add_argument("--explore", type=float, default=0.0,
+                       help="dfs stage: share of (input, block) pairs that run an option drawn at random instead "
+                            "of the gate's, so that options the gates do not choose yet still train (their "
+                            "quantized paths, their batch norms); the gates' decisions and the budget are "
+                            "unchanged (default 0)")
     train.add_argument("--tolerance", type=float, default=2.0,
                        help="dfs stage: epochs within this many points of the budget on the validation split "
                             "compete on validation accuracy")

@@ -228,7 +228,8 @@ class GatedResNet(nn.Module):
     def gate_parameters(self):
         return [*self.gates.parameters(), *self.lstm.parameters(), *self.gate_fc.parameters()]
 
-    def forward(self, x: torch.Tensor, *, candidates: str = "chosen", force=None, gates: bool = True) -> Output:
+    def forward(self, x: torch.Tensor, *, candidates: str = "chosen", force=None, gates: bool = True,
+                explore: float = 0.0, generator: torch.Generator | None = None) -> Output:
         """Run the network.
 
         candidates="chosen" runs, per block, only the option each input chose (inputs grouped
@@ -237,10 +238,16 @@ class GatedResNet(nn.Module):
         every gated block to one option index, to a per-block list of option indices, or (FULL)
         to full precision whatever the option set (decisions then read -1); gates=False skips
         the gates (only with force).
+
+        `explore` (training, candidates="all"): each input's block runs, with this probability, an option
+        drawn uniformly from the set (from `generator`) instead of the gate's choice, so every option's
+        path trains even where the gates never choose it; the returned decisions stay the gates' own.
         """
         require(candidates in ("chosen", "all"), "forward", "candidates", "must be 'chosen' or 'all'")
         require(gates or force is not None, "forward", "gates", "the gates may only be left out with force")
         require(force != FULL or candidates == "chosen", "forward", "force", "full precision runs chosen-only")
+        require(explore == 0 or (candidates == "all" and force is None), "forward", "explore",
+                "exploration mixes every candidate under the gates' decisions")
         fixed = None if force == FULL else self.config.fixed_bits  # what the undecided layers run at
         x = F.relu(self.stem_bn(self.stem(x, fixed)))
         x = self.blocks[0].execute(x, self.blocks[0].shortcut(x, fixed), fixed)
@@ -262,6 +269,10 @@ class GatedResNet(nn.Module):
             else:
                 choice = (logits + self.decision_bias).argmax(1)
             decisions.append(choice)
+            if explore:
+                drawn = torch.randint(len(self.options), (batch,), generator=generator).to(x.device)
+                flip = (torch.rand(batch, generator=generator) < explore).to(x.device)
+                choice = torch.where(flip, drawn, choice)
             if candidates == "all":
                 mask = F.one_hot(choice, len(self.options)).to(x.dtype)
                 if force is None and torch.is_grad_enabled():

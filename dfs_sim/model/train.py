@@ -75,6 +75,7 @@ class StageArgs:
     val_size: int | None = None  # None: the previous stage's (5000 for a new backbone)
     calibration_batches: int = 20  # gates stage: batches that calibrate never-set activation ranges
     gate_margin: float = 1.0  # gates stage: the top option's logit lead at which the hinge stops pushing
+    explore: float = 0.0  # dfs stage: share of (input, block) pairs that run a random option (every path trains)
     max_batches: int | None = None  # per epoch; None = the whole split
     eval_limit: int | None = None  # evaluate on the first N validation (and test) inputs only
     seed: int = 0
@@ -292,6 +293,9 @@ def run_stage(args: StageArgs) -> dict:
             "trains a static reference in the dfs stage, without a budget")
     if args.stage != "dfs":
         require(args.cost == "proxy", "--cost", None, "only the dfs stage trains against a cost")
+    require(0 <= args.explore < 1, "--explore", None, "must be a share in [0, 1)")
+    require(args.explore == 0 or (args.stage == "dfs" and args.static is None), "--explore", None,
+            "explores the gates' options in the dfs stage (not with --static)")
     if args.stage != "backbone":
         for flag in ("act_range", "projection", "arch"):
             value = getattr(args, flag)
@@ -408,6 +412,9 @@ def run_stage(args: StageArgs) -> dict:
         started = time.perf_counter()
         model.train(args.stage != "gates")  # a frozen backbone keeps its BN statistics and ranges
         sums = np.zeros(4)  # loss, correct, cost, inputs
+        # Exploration draws from its own generator, seeded per epoch as the batches are, so a resumed run
+        # explores exactly as the uninterrupted one.
+        explorer = torch.Generator().manual_seed(args.seed * 1_000_003 + epoch) if args.explore else None
         bar = tqdm(train_batches.epoch(epoch), total=steps_per_epoch, disable=not args.progress,
                    desc=f"{args.stage} {epoch + 1}/{args.epochs}", mininterval=10)
         for step, (x, y) in enumerate(bar):
@@ -415,7 +422,7 @@ def run_stage(args: StageArgs) -> dict:
                 break
             if controlled:
                 set_decision_bias(model, costs, lam)
-            loss, correct, cost = _step(model, args, x, y, costs, pinned)
+            loss, correct, cost = _step(model, args, x, y, costs, pinned, explorer)
             if controlled:
                 lam += args.controller_gain * (cost - args.budget / 100) / cost_spread
             optimizer.zero_grad(set_to_none=True)
@@ -552,7 +559,7 @@ def _with_new_gates(model: GatedResNet, args: StageArgs, device) -> GatedResNet:
     return fresh
 
 
-def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None):
+def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explorer=None):
     """One stage-specific forward; returns (loss, correct count, batch cost fraction)."""
     if pinned is not None:  # a static reference: its options pinned, trained (quantization-aware) on CE alone
         out = model(x, force=pinned, gates=False)
@@ -570,7 +577,7 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None):
         # the gates choose it everywhere without saturating their softmax (stage 3 must move them).
         loss = F.multi_margin_loss(gate_logits, target, margin=args.gate_margin)
         return loss, int((out.logits.argmax(1) == y).sum()), computation
-    out = model(x, candidates="all")
+    out = model(x, candidates="all", explore=args.explore, generator=explorer)
     p = (out.gate_logits + model.decision_bias).softmax(-1)  # the distribution the decision is the argmax of
     mask = F.one_hot(out.decisions, len(model.options)).to(p.dtype) - p.detach() + p
     soft_cost = (mask * costs).sum(-1).mean()

@@ -110,6 +110,25 @@ def test_straight_through_mask_trains_the_gates():
     assert model.lstm.weight_ih.grad.abs().sum() > 0
 
 
+def test_exploration_runs_other_options_but_reports_the_gates_decisions():
+    x = torch.randn(64, 1, 12, 12)
+    model = calibrate(small_model(), x)  # untrained gates: every input chooses the same option per block
+    with torch.no_grad():
+        plain = model(x, candidates="all")
+        explored = [model(x, candidates="all", explore=0.5, generator=torch.Generator().manual_seed(7))
+                    for _ in range(2)]
+        # Every input explored at every block: the network's output is that of the drawn options.
+        drawn = model(x, candidates="all", explore=0.999999, generator=torch.Generator().manual_seed(7))
+    for out in (*explored, drawn):  # the gates' own argmax, on the features exploration led to
+        assert torch.equal(out.decisions, (out.gate_logits + model.decision_bias).argmax(-1))
+        assert torch.equal(out.decisions[:, 0], plain.decisions[:, 0])  # the first gate reads unexplored features
+    assert torch.equal(explored[0].logits, explored[1].logits)  # reproducible from the generator
+    assert not torch.allclose(explored[0].logits, plain.logits)
+    assert not torch.allclose(drawn.logits, explored[0].logits)
+    with pytest.raises(InputError, match="explore"):
+        model(x, explore=0.5)  # only over all candidates, where the mask mixes them
+
+
 @pytest.mark.parametrize("depths,channels,size,classes,options,fixed_bits", [
     ((3, 3, 3), 1, 28, 10, "skip,8,16,full", None),
     ((6, 6, 6), 3, 32, 10, "skip,4,6,8,full", None),

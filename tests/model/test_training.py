@@ -92,6 +92,24 @@ def test_resumed_training_equals_uninterrupted(tmp_path, monkeypatch):
     assert [r["epoch"] for r in log_rows(tmp_path / "resumed.pt")] == ["1", "2"]
 
 
+def test_exploration_trains_the_options_the_gates_do_not_choose(chain, tmp_path):
+    """--explore runs random options for a share of (input, block) pairs: deterministic, and it trains what the
+    gates alone would not (here, with gates still at full precision, the quantized paths' batch norms)."""
+    args = ["train", "--stage", "dfs", "--init", chain["gates"], "--budget", BUDGET, "--beta", 20, "--epochs", 1,
+            "--max-batches", 2, "--lr", 0.1, "--bn", "per-option", *INHERIT]
+    for name in ("plain", "explored", "again"):
+        extra = [] if name == "plain" else ["--explore", 0.5]
+        assert cli(*args, "--controller-gain", 0, "-o", tmp_path / f"{name}.pt", *extra) == 0
+    states = {name: torch.load(tmp_path / f"{name}.pt", weights_only=True)["state_dict"]
+              for name in ("plain", "explored", "again")}
+    assert all(torch.equal(states["explored"][k], states["again"][k]) for k in states["explored"])
+    changed = [k for k in states["plain"] if not torch.equal(states["plain"][k], states["explored"][k])]
+    assert any(".bns." in k or "bn" in k for k in changed), changed
+    assert cli(*args, "-o", tmp_path / "bad.pt", "--explore", 1.5) == 2
+    assert cli("train", "--stage", "gates", "--init", chain["backbone"], "-o", tmp_path / "g.pt", "--explore", 0.2,
+               *INHERIT) == 2
+
+
 def test_trace_emission(chain, tmp_path):
     out = tmp_path / "dfs.npz"
     assert cli("trace", "--checkpoint", chain["dfs"], "--data", SUBSET, "-o", out, "--threads", 1,
