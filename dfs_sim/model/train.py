@@ -75,6 +75,7 @@ class StageArgs:
     val_size: int | None = None  # None: the previous stage's (5000 for a new backbone)
     calibration_batches: int = 20  # gates stage: batches that calibrate never-set activation ranges
     gate_margin: float = 1.0  # gates stage: the top option's logit lead at which the hinge stops pushing
+    gate_target: str = "top"  # gates stage: "top" (the top option leads) or "ranked" (every option leads the cheaper)
     explore: float = 0.0  # dfs stage: share of (input, block) pairs that run a random option (every path trains)
     max_batches: int | None = None  # per epoch; None = the whole split
     eval_limit: int | None = None  # evaluate on the first N validation (and test) inputs only
@@ -293,6 +294,8 @@ def run_stage(args: StageArgs) -> dict:
             "trains a static reference in the dfs stage, without a budget")
     if args.stage != "dfs":
         require(args.cost == "proxy", "--cost", None, "only the dfs stage trains against a cost")
+    require(args.gate_target in ("top", "ranked"), "--gate-target", None, "must be top or ranked")
+    require(args.gate_target == "top" or args.stage == "gates", "--gate-target", None, "applies to the gates stage")
     require(0 <= args.explore < 1, "--explore", None, "must be a share in [0, 1)")
     require(args.explore == 0 or (args.stage == "dfs" and args.static is None), "--explore", None,
             "explores the gates' options in the dfs stage (not with --static)")
@@ -571,11 +574,17 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explore
     if args.stage == "gates":
         out = model(x, force=model.top_index)
         gate_logits = out.gate_logits.flatten(0, 1)
-        target = torch.full((len(gate_logits),), model.top_index, device=x.device)
         computation = float(model.computation(out.gate_logits.argmax(-1)).mean())
         # A hinge, not cross-entropy: it stops pushing once the top option leads by the margin, so
         # the gates choose it everywhere without saturating their softmax (stage 3 must move them).
-        loss = F.multi_margin_loss(gate_logits, target, margin=args.gate_margin)
+        if args.gate_target == "ranked":  # and each option leads the next cheaper one by the margin
+            order = sorted(range(len(model.options)), key=lambda k: (model.options[k].full_precision,
+                                                                      model.costs_list[k]))
+            ranked = gate_logits[:, order]
+            loss = F.relu(args.gate_margin - (ranked[:, 1:] - ranked[:, :-1])).sum(1).mean()
+        else:
+            target = torch.full((len(gate_logits),), model.top_index, device=x.device)
+            loss = F.multi_margin_loss(gate_logits, target, margin=args.gate_margin)
         return loss, int((out.logits.argmax(1) == y).sum()), computation
     out = model(x, candidates="all", explore=args.explore, generator=explorer)
     p = (out.gate_logits + model.decision_bias).softmax(-1)  # the distribution the decision is the argmax of

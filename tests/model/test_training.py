@@ -110,6 +110,25 @@ def test_exploration_trains_the_options_the_gates_do_not_choose(chain, tmp_path)
                *INHERIT) == 2
 
 
+def test_ranked_gate_target_orders_every_option_by_cost(chain, tmp_path):
+    out = tmp_path / "ranked.pt"
+    assert cli("train", "--stage", "gates", "--init", chain["backbone"], "-o", out, "--gate-target", "ranked",
+               "--epochs", 3, "--lr", 0.2, *INHERIT) == 0
+    model, _ = train.load_checkpoint(out)
+    from dfs_sim.model.data import DATASETS, load_split
+
+    spec = DATASETS["fashion-mnist"]
+    images = load_split("fashion-mnist", SUBSET, "test")[0][:64].float() / 255
+    images = (images - torch.tensor(spec.mean).view(1, -1, 1, 1)) / torch.tensor(spec.std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        logits = model.eval()(images, force=model.top_index).gate_logits.mean((0, 1))
+    order = sorted(range(len(model.options)), key=lambda k: (model.options[k].full_precision, model.costs_list[k]))
+    assert [model.options[k].name for k in order] == ["skip", "8bit", "16bit", "full"]
+    assert (logits[order].diff() > 0).all(), logits  # every option leads the next cheaper one
+    assert cli("train", "--stage", "dfs", "--init", out, "-o", tmp_path / "d.pt", "--budget", 20,
+               "--gate-target", "ranked", *INHERIT) == 2  # a gates-stage option only
+
+
 def test_trace_emission(chain, tmp_path):
     out = tmp_path / "dfs.npz"
     assert cli("trace", "--checkpoint", chain["dfs"], "--data", SUBSET, "-o", out, "--threads", 1,
