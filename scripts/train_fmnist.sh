@@ -43,6 +43,18 @@ lowbit() {  # the hardware-aligned low-bit set, budgeted in real energy: % of th
   done
 }
 
+# Experiment, not shipped (docs/model.md, "Why the low-bit gates chose only skip and 8 bits"): stage-2 gates
+# ranked by cost, and stage 3 with a quarter of (input, block) pairs exploring a random option, on Loom energy
+# budgets (all-2-bit is 16.0 % of the gated blocks' full-precision energy there, all-4-bit 23.7 %, all-8-bit 45.2 %).
+lowbit_ranked() {
+  dfs-sim train --stage gates --init $RUNS/backbone.pt -o $RUNS/gates_lowbit_ranked.pt --options skip,2,4,8 \
+    --fixed-bits 8 --epochs 1 --max-batches 100 --lr 0.01 --gate-target ranked $COMMON
+  for budget in ${RANKED_BUDGETS:-30 20 25 40}; do
+    dfs-sim train --stage dfs --init $RUNS/gates_lowbit_ranked.pt -o $RUNS/dfs_lowbit_loom_b$budget.pt \
+      --budget $budget --cost energy@loom --bn per-option $DFS_SCHEDULE --explore 0.25 $COMMON
+  done
+}
+
 static() {  # quantization-aware static references, trained as long as the DFS models
   for option in ${STATIC_OPTIONS:-8bit 4bit 2bit}; do
     dfs-sim train --stage dfs --init $RUNS/gates_lowbit.pt -o $RUNS/static_lowbit_$option.pt --static $option \
