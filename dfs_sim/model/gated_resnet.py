@@ -166,9 +166,11 @@ class GatedResNet(nn.Module):
         self.config = config
         self.options = config.option_objects()
         self.costs_list = [o.computation_cost for o in self.options]
-        # The option stage 2 trains the gates toward: full precision, else the most expensive one.
-        self.top_index = max(range(len(self.options)), key=lambda k: (self.options[k].full_precision,
-                                                                      self.costs_list[k]))
+        # Options from the cheapest to full precision, else the most expensive one: stage 2 trains the gates
+        # toward the last (the top option), or to keep this order (--gate-target ranked).
+        self.cost_order = sorted(range(len(self.options)), key=lambda k: (self.options[k].full_precision,
+                                                                          self.costs_list[k]))
+        self.top_index = self.cost_order[-1]
         executed = [k for k, o in enumerate(self.options) if not o.is_skip]
         widest = max((o.weight_bits for o in self.options if not (o.is_skip or o.full_precision)), default=None)
         bn_of = (lambda k: executed.index(k)) if config.bn == "per-option" else (lambda k: 0)

@@ -578,9 +578,7 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explore
         # A hinge, not cross-entropy: it stops pushing once the top option leads by the margin, so
         # the gates choose it everywhere without saturating their softmax (stage 3 must move them).
         if args.gate_target == "ranked":  # and each option leads the next cheaper one by the margin
-            order = sorted(range(len(model.options)), key=lambda k: (model.options[k].full_precision,
-                                                                      model.costs_list[k]))
-            ranked = gate_logits[:, order]
+            ranked = gate_logits[:, model.cost_order]
             loss = F.relu(args.gate_margin - (ranked[:, 1:] - ranked[:, :-1])).sum(1).mean()
         else:
             target = torch.full((len(gate_logits),), model.top_index, device=x.device)

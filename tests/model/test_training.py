@@ -122,9 +122,8 @@ def test_ranked_gate_target_orders_every_option_by_cost(chain, tmp_path):
     images = (images - torch.tensor(spec.mean).view(1, -1, 1, 1)) / torch.tensor(spec.std).view(1, -1, 1, 1)
     with torch.no_grad():
         logits = model.eval()(images, force=model.top_index).gate_logits.mean((0, 1))
-    order = sorted(range(len(model.options)), key=lambda k: (model.options[k].full_precision, model.costs_list[k]))
-    assert [model.options[k].name for k in order] == ["skip", "8bit", "16bit", "full"]
-    assert (logits[order].diff() > 0).all(), logits  # every option leads the next cheaper one
+    assert [model.options[k].name for k in model.cost_order] == ["skip", "8bit", "16bit", "full"]
+    assert (logits[model.cost_order].diff() > 0).all(), logits  # every option leads the next cheaper one
     assert cli("train", "--stage", "dfs", "--init", out, "-o", tmp_path / "d.pt", "--budget", 20,
                "--gate-target", "ranked", *INHERIT) == 2  # a gates-stage option only
 
