@@ -68,7 +68,7 @@ def register(subparsers) -> None:
                        help="dfs stage: share of (input, block) pairs that run an option drawn at random instead "
                             "of the gate's, so that options the gates do not choose yet still train (their "
                             "quantized paths, their batch norms); the gates' decisions and the budget are "
-                            "unchanged (default 0)")
+                            "unchanged")
     train.add_argument("--tolerance", type=float, default=2.0,
                        help="dfs stage: epochs within this many points of the budget on the validation split "
                             "compete on validation accuracy")
@@ -81,7 +81,7 @@ def register(subparsers) -> None:
     train.add_argument("--gate-target", default="top", choices=("top", "ranked"),
                        help="gates stage: top trains the top option to lead every other by --gate-margin; ranked "
                             "also orders the rest, each option leading the next cheaper one by the margin, so "
-                            "that a budget moves a block down one option at a time (default top)")
+                            "that a budget moves a block down one option at a time")
     train.add_argument("--max-batches", type=int, help="batches per epoch (default: the whole training split)")
     train.add_argument("--eval-limit", type=int, help="evaluate on the first N validation and test inputs only")
     train.add_argument("--seed", type=int, default=0, help="random seed (initialisation, data order)")
