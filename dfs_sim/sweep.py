@@ -314,10 +314,9 @@ def run_chunk(task: dict) -> dict:
     from dfs_sim.trace import load_trace
 
     cache = Path(task["cache"]) if task.get("cache") else None
-    search_cache.use_cache(None if cache is None else cache / "search")
     search_cache.take_counts()
     rows, hits = [], 0
-    try:
+    with search_cache.searching_through(None if cache is None else cache / "search"):
         for index, overrides, batch, policy, area, complete, feasible, digest, label in task["points"]:
             hw = None  # built only for a point that is simulated: a cached one needs its digest alone
             for trace_path in task["traces"]:
@@ -343,8 +342,6 @@ def run_chunk(task: dict) -> dict:
                         hits += 1
                     row.update(values)
                 rows.append(row)
-    finally:
-        search_cache.use_cache(None)
     counts = search_cache.take_counts()
     return {"rows": rows, "cache_hits": hits, "entries_searched": counts["searched"],
             "entries_reused": counts["reused"]}

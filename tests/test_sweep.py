@@ -192,25 +192,24 @@ def test_search_cache_returns_what_the_search_finds_and_survives_damage(tmp_path
     hw = load_hw("bitfusion_physical")
     plain = simulate(trace, hw, batch=4, policy="bucketed").summary
     try:
-        cache.use_cache(tmp_path / "search")
-        cache.take_counts()
-        first = simulate(trace, hw, batch=4, policy="bucketed").summary
-        counts = cache.take_counts()
-        assert counts["searched"] > 0 and counts["reused"] == 0
-        files = list((tmp_path / "search").glob("search-*.npz"))
-        assert len(files) == 1
-        cache.clear_memory()  # a new process: the file is read back
-        again = simulate(trace, hw, batch=4, policy="bucketed").summary
-        assert cache.take_counts() == {"searched": 0, "reused": counts["searched"]}
-        files[0].write_bytes(b"not an archive")  # damaged: searched afresh and rewritten
-        cache.clear_memory()
-        damaged = simulate(trace, hw, batch=4, policy="bucketed").summary
-        assert cache.take_counts()["searched"] == counts["searched"]
-        other = hw.replace({"dram.bandwidth_bits_per_cycle": 96})  # another machine: its own file
-        simulate(trace, other, batch=4).summary
-        assert len(list((tmp_path / "search").glob("search-*.npz"))) == 2
+        with cache.searching_through(tmp_path / "search"):
+            cache.take_counts()
+            first = simulate(trace, hw, batch=4, policy="bucketed").summary
+            counts = cache.take_counts()
+            assert counts["searched"] > 0 and counts["reused"] == 0
+            files = list((tmp_path / "search").glob("search-*.npz"))
+            assert len(files) == 1
+            cache.clear_memory()  # a new process: the file is read back
+            again = simulate(trace, hw, batch=4, policy="bucketed").summary
+            assert cache.take_counts() == {"searched": 0, "reused": counts["searched"]}
+            files[0].write_bytes(b"not an archive")  # damaged: searched afresh and rewritten
+            cache.clear_memory()
+            damaged = simulate(trace, hw, batch=4, policy="bucketed").summary
+            assert cache.take_counts()["searched"] == counts["searched"]
+            other = hw.replace({"dram.bandwidth_bits_per_cycle": 96})  # another machine: its own file
+            simulate(trace, other, batch=4).summary
+            assert len(list((tmp_path / "search").glob("search-*.npz"))) == 2
     finally:
-        cache.use_cache(None)
         cache.clear_memory()
     for summary in (first, again, damaged):
         assert summary["metrics"] == plain["metrics"]

@@ -1,6 +1,6 @@
 """An on-disk cache of tiling-search results: `dfs-sim sweep --cache DIR` keeps it in DIR/search/, `dfs-sim
 validate` reads the searches shipped for its targets (dfs_sim/validation/searches/), and any Python caller
-can switch one on with use_cache(DIR).
+can switch one on for a `with` block: searching_through(DIR).
 
 The search is a pure function of one ENTRY record (layer shape, stored bits, batch, array mapping,
 residency) and the HARDWARE record every entry of a config shares (buffers, DRAM link, energies,
@@ -32,18 +32,13 @@ _MEMORY: dict[str, dict[bytes, bytes]] = {}  # per process: a file is read once
 _COUNTS = {"searched": 0, "reused": 0}
 
 
-def use_cache(directory: str | Path | None, *, writable: bool = True) -> None:
-    """Search through the cache in `directory` from now on in this process (None: no cache). A read-only
-    cache (`writable=False`, e.g. one shipped inside the package) is read but never written."""
-    _ACTIVE["directory"] = None if directory is None else Path(directory)
-    _ACTIVE["writable"] = writable
-
-
 @contextlib.contextmanager
 def searching_through(directory: str | Path | None, *, writable: bool = True):
-    """use_cache for the duration of a `with` block, then back to what was active before."""
+    """Search through the cache in `directory` (None: no cache) for the duration of a `with` block, then
+    back to what was active before. A read-only cache (`writable=False`, e.g. one shipped inside the
+    package) is read but never written."""
     before = dict(_ACTIVE)
-    use_cache(directory, writable=writable)
+    _ACTIVE.update(directory=None if directory is None else Path(directory), writable=writable)
     try:
         yield
     finally:
@@ -141,14 +136,17 @@ def cached_search(entries: np.ndarray, hardware: np.ndarray, search) -> np.ndarr
         searched = np.zeros(len(missing), dtype=RESULT)
         search(entries[missing], searched)
         found[missing] = searched
+        added = zip((keys[i] for i in missing), (r.tobytes() for r in searched))
+        if not _ACTIVE["writable"]:
+            known.update(added)  # remembered in this process only
+            return found
         # Merge with what other processes wrote meanwhile, so concurrent workers lose nothing they agree on.
         _MEMORY.pop(str(path), None)
         merged = dict(_read(path))
-        merged.update(zip((keys[i] for i in missing), (r.tobytes() for r in searched)))
+        merged.update(added)
         merged.update(known)
         _MEMORY[str(path)] = merged
-        if _ACTIVE["writable"]:
-            _write(path, hardware, merged)
+        _write(path, hardware, merged)
     return found
 
 
