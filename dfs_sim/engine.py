@@ -103,8 +103,8 @@ class SimResult:
 def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None, policy: str | None = None,
              budgets: dict | None = None, reference: Reference | str | None = None) -> SimResult:
     """Simulate every input of `trace` on `hw`, `batch` inputs at a time under `policy` (default: the config's
-    `batch:` section); `reference`
-    ('full', 'native' or 'W/A' such as '8/8', default full) is what "% of reference" compares against."""
+    `batch:` section); `reference` ('full', 'native' or 'W/A' such as '8/8', default full) is what "% of
+    reference" compares against."""
     reference = parse_reference(reference) or FULL
     if not isinstance(trace, Trace):
         trace = load_trace(trace)
