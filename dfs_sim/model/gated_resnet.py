@@ -287,6 +287,31 @@ class GatedResNet(nn.Module):
         stacked = torch.stack(all_logits, 1) if all_logits else None
         return Output(logits, torch.stack(decisions, 1), stacked)
 
+    @torch.no_grad()
+    def option_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per input, gated block and option [batch, units, options]: the cross-entropy with that block at
+        that option and every other gated block at the top option. Blocks before the changed one are run
+        once; each (block, option) pair reruns only the blocks after it."""
+        fixed = self.config.fixed_bits
+        h = F.relu(self.stem_bn(self.stem(x, fixed)))
+        h = self.blocks[0].execute(h, self.blocks[0].shortcut(h, fixed), fixed)
+        inputs = []
+        for block in self.blocks[1:]:
+            inputs.append(h)
+            h = self._run(block, self.top_index, h)
+
+        def loss_from(unit, h):
+            for block in self.blocks[unit + 1:]:
+                h = self._run(block, self.top_index, h)
+            return F.cross_entropy(self.fc(self.pool(h).flatten(1), fixed), y, reduction="none")
+
+        losses = loss_from(self.n_units, h)[:, None, None].repeat(1, self.n_units, len(self.options))
+        for unit, block_input in enumerate(inputs):
+            for k in range(len(self.options)):
+                if k != self.top_index:
+                    losses[:, unit, k] = loss_from(unit + 1, self._run(self.blocks[unit + 1], k, block_input))
+        return losses
+
     def _run(self, block, k, x, shortcuts=None):
         """Option k on x. A skip outputs the shortcut at `fixed_bits` (full precision by default); a
         b-bit option runs its projection at b bits. `shortcuts` caches them by bits for _run_all."""

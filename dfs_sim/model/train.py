@@ -41,6 +41,7 @@ STAGES = ("backbone", "gates", "dfs")
 CHECKPOINT_FORMAT = "dfs-sim-model"
 SCHEDULES = ("cosine", "step")
 DEFAULT_SCHEDULE = {"backbone": "cosine", "gates": "cosine", "dfs": "step"}
+GATE_TARGETS = ("top", "ranked", "loss")
 VAL_SEED = 12345  # the validation split is the same for every training seed and every stage
 
 
@@ -75,7 +76,9 @@ class StageArgs:
     val_size: int | None = None  # None: the previous stage's (5000 for a new backbone)
     calibration_batches: int = 20  # gates stage: batches that calibrate never-set activation ranges
     gate_margin: float = 1.0  # gates stage: the top option's logit lead at which the hinge stops pushing
-    gate_target: str = "top"  # gates stage: "top" (the top option leads) or "ranked" (every option leads the cheaper)
+    gate_target: str = "top"  # gates stage: one of GATE_TARGETS (the top option leads; every option leads the
+    # cheaper; each logit learns minus the loss its option adds, per input)
+    loss_clip: float = 4.0  # gates stage, loss target: the added loss (nats) is clipped to this
     explore: float = 0.0  # dfs stage: share of (input, block) pairs that run a random option (every path trains)
     max_batches: int | None = None  # per epoch; None = the whole split
     eval_limit: int | None = None  # evaluate on the first N validation (and test) inputs only
@@ -294,8 +297,9 @@ def run_stage(args: StageArgs) -> dict:
             "trains a static reference in the dfs stage, without a budget")
     if args.stage != "dfs":
         require(args.cost == "proxy", "--cost", None, "only the dfs stage trains against a cost")
-    require(args.gate_target in ("top", "ranked"), "--gate-target", None, "must be top or ranked")
+    require(args.gate_target in GATE_TARGETS, "--gate-target", None, f"must be one of {', '.join(GATE_TARGETS)}")
     require(args.gate_target == "top" or args.stage == "gates", "--gate-target", None, "applies to the gates stage")
+    require(args.loss_clip > 0, "--loss-clip", None, "must be positive")
     require(0 <= args.explore < 1, "--explore", None, "must be a share in [0, 1)")
     require(args.explore == 0 or (args.stage == "dfs" and args.static is None), "--explore", None,
             "explores the gates' options in the dfs stage (not with --static)")
@@ -319,6 +323,7 @@ def run_stage(args: StageArgs) -> dict:
             print(f"{out}: stage {args.stage} already complete ({ckpt['epoch']} epochs); nothing to do")
             return json.loads(ckpt.get("metrics", "{}"))
         prior_times, prior_commands = json.loads(ckpt["stage_times"]), _commands(ckpt)[:-1]
+        time_key = list(prior_times)[-1]  # this stage's, written last
         start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed_s"])
         previous = json.loads(ckpt["train"])
         args = replace(args, dataset=args.dataset or previous["dataset"], data=args.data or previous["data"],
@@ -333,17 +338,25 @@ def run_stage(args: StageArgs) -> dict:
             args = replace(args, dataset=args.dataset or "fashion-mnist",
                            val_size=5000 if args.val_size is None else args.val_size)
             model, prior_times, prior_commands = _fresh_model(args, DATASETS[args.dataset]), {}, []
+            time_key = args.stage
         else:
             require(args.init is not None, "--init", None, f"stage {args.stage} starts from the previous "
                                                              "stage's checkpoint: pass --init")
             overrides = {k: v for k, v in (("nested", args.nested), ("bn", args.bn)) if v is not None}
             model, init = load_checkpoint(args.init, device, **overrides)
             want = STAGES[STAGES.index(args.stage) - 1]
-            require(init["stage"] == want and init["done"], args.init, "stage",
-                    f"must be a finished '{want}' checkpoint")
-            if args.stage == "gates" and any(v is not None for v in (args.options, args.gate_init, args.fixed_bits)):
+            # Loss-target gates may also be fitted afresh to a trained DFS network, whose every path has trained.
+            refit = args.stage == "gates" and args.gate_target == "loss" and init["stage"] == "dfs"
+            require((init["stage"] == want or refit) and init["done"], args.init, "stage",
+                    f"must be a finished '{want}' checkpoint" + (" (or 'dfs', with --gate-target loss)"
+                                                                  if args.stage == "gates" else ""))
+            if refit or (args.stage == "gates" and any(v is not None for v in (args.options, args.gate_init,
+                                                                               args.fixed_bits))):
                 model = _with_new_gates(model, args, device)
             prior_times, prior_commands = json.loads(init["stage_times"]), _commands(init)
+            # A stage run again (gates refitted, then dfs again) is timed under its own key.
+            time_key = args.stage if args.stage not in prior_times else \
+                f"{args.stage} {1 + sum(k.split()[0] == args.stage for k in prior_times)}"
             previous = json.loads(init["train"])
             inherited = previous.get("val_size", 0)
             require(args.val_size in (None, inherited), "--val-size", None,
@@ -452,7 +465,7 @@ def run_stage(args: StageArgs) -> dict:
         payload = {
             "format": CHECKPOINT_FORMAT, "version": 1, "stage": args.stage, "epoch": epoch + 1, "done": done,
             "config": json.dumps(config.to_dict()), "train": json.dumps(asdict(args)),
-            "elapsed_s": elapsed, "stage_times": json.dumps({**prior_times, args.stage: round(elapsed, 1)}),
+            "elapsed_s": elapsed, "stage_times": json.dumps({**prior_times, time_key: round(elapsed, 1)}),
             "commands": json.dumps(prior_commands + [args.command]),
             "state_dict": model.state_dict(), "controller_lambda": lam,
         }
@@ -577,7 +590,14 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explore
         computation = float(model.computation(out.gate_logits.argmax(-1)).mean())
         # A hinge, not cross-entropy: it stops pushing once the top option leads by the margin, so
         # the gates choose it everywhere without saturating their softmax (stage 3 must move them).
-        if args.gate_target == "ranked":  # and each option leads the next cheaper one by the margin
+        if args.gate_target == "loss":
+            # Each option's logit learns minus the loss its block adds at that option for this input, up to
+            # a shift: stage 3's decision, argmax(logit - lam * cost), then trades loss against cost per input.
+            added = model.option_losses(x, y)
+            target = -(added - added.mean(-1, keepdim=True))
+            centred = out.gate_logits - out.gate_logits.mean(-1, keepdim=True)
+            loss = F.smooth_l1_loss(centred, target.clamp(-args.loss_clip, args.loss_clip))
+        elif args.gate_target == "ranked":  # and each option leads the next cheaper one by the margin
             ranked = gate_logits[:, model.cost_order]
             loss = F.relu(args.gate_margin - (ranked[:, 1:] - ranked[:, :-1])).sum(1).mean()
         else:
