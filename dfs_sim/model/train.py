@@ -487,7 +487,7 @@ def run_stage(args: StageArgs) -> dict:
             metrics["test"] = summarize(model, predict(model, test_batches, force=force), costs)
             elapsed += time.perf_counter() - finish_started
             payload.update(state_dict=model.state_dict(), elapsed_s=elapsed, metrics=json.dumps(metrics),
-                           stage_times=json.dumps({**prior_times, args.stage: round(elapsed, 1)}))
+                           stage_times=json.dumps({**prior_times, time_key: round(elapsed, 1)}))
         else:  # a finished checkpoint drops the optimizer state and the candidate copy to stay small
             payload["optimizer"], payload["scheduler"] = optimizer.state_dict(), schedule.state_dict()
             if best_state is not None:

@@ -129,6 +129,23 @@ def test_exploration_runs_other_options_but_reports_the_gates_decisions():
         model(x, explore=0.5)  # only over all candidates, where the mask mixes them
 
 
+@pytest.mark.parametrize("options,fixed_bits", [("skip,8,16,full", None), ("skip,2,4,8", 8)])
+def test_option_losses_are_the_losses_of_one_block_changed(options, fixed_bits):
+    """option_losses[:, u, k] is the cross-entropy with gated block u at option k and every other at the top."""
+    x, y = torch.randn(12, 1, 12, 12), torch.randint(0, 10, (12,))
+    model = calibrate(small_model(options=parse_options(options), fixed_bits=fixed_bits), x)
+    losses = model.option_losses(x, y)
+    assert losses.shape == (12, model.n_units, len(model.options))
+    with torch.no_grad():
+        for unit in range(model.n_units):
+            for k in range(len(model.options)):
+                force = [model.top_index] * model.n_units
+                force[unit] = k
+                expected = F.cross_entropy(model(x, force=force, gates=False).logits, y, reduction="none")
+                assert torch.allclose(losses[:, unit, k], expected, atol=1e-5), (unit, k)
+    assert not torch.allclose(losses[:, 0, 0], losses[:, 0, model.top_index])  # the changes really change
+
+
 @pytest.mark.parametrize("depths,channels,size,classes,options,fixed_bits", [
     ((3, 3, 3), 1, 28, 10, "skip,8,16,full", None),
     ((6, 6, 6), 3, 32, 10, "skip,4,6,8,full", None),
