@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped Fashion-MNIST DFS-ResNet20 models, end to end (docs/model.md, "Shipped models").
 # Every command resumes from its checkpoint, and skips a finished one, so the script can be rerun
-# after an interruption. Run a part:  scripts/train_fmnist.sh backbone|gates|paper7|lowbit|static|traces
+# after an interruption. Run a part:  scripts/train_fmnist.sh backbone|gates|paper7|lowbit|lowbit_ranked|lowbit_loss|static
 # Wall times on 2 shared CPU cores are in traces/MANIFEST.json and docs/model.md.
 set -euo pipefail
 RUNS=${RUNS:-runs/v2}
@@ -52,6 +52,19 @@ lowbit_ranked() {
   for budget in ${RANKED_BUDGETS:-30 20 25 40}; do
     dfs-sim train --stage dfs --init $RUNS/gates_lowbit_ranked.pt -o $RUNS/dfs_lowbit_loom_b$budget.pt \
       --budget $budget --cost energy@loom --bn per-option $DFS_SCHEDULE --explore 0.25 $COMMON
+  done
+}
+
+# Experiment (docs/model.md, "Loss-target gates"): gates refitted, per input, to the loss each option adds in its
+# block, on a network whose every low-bit path trained (stage 3 exploring a quarter of the pairs), then stage 3 again.
+lowbit_loss() {
+  dfs-sim train --stage dfs --init $RUNS/gates_lowbit.pt -o $RUNS/dfs_lowbit_explored.pt --budget 12 \
+    --cost $LOWBIT_COST --bn per-option $DFS_SCHEDULE --explore 0.25 $COMMON
+  dfs-sim train --stage gates --init $RUNS/dfs_lowbit_explored.pt -o $RUNS/gates_lowbit_loss.pt --gate-target loss \
+    --epochs 1 --max-batches 200 --lr 0.1 $COMMON
+  for budget in ${LOSS_BUDGETS:-12 10 14 8}; do
+    dfs-sim train --stage dfs --init $RUNS/gates_lowbit_loss.pt -o $RUNS/dfs_lowbit_loss_b$budget.pt --budget $budget \
+      --cost $LOWBIT_COST $DFS_SCHEDULE --explore 0.25 $COMMON
   done
 }
 

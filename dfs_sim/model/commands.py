@@ -64,6 +64,10 @@ def register(subparsers) -> None:
                        help="dfs stage: online budget controller; the gates' decision bias follows lam, which "
                             "integrates each batch's cost error (lam += gain * (cost - budget)); 0 turns it off "
                             "and leaves the budget to the sign rule alone, as the reference")
+    train.add_argument("--freeze-gates", action="store_true",
+                       help="dfs stage: the gates keep the weights stage 2 gave them and only the backbone trains, "
+                            "under the decisions the budget controller sets (keeps loss-target gates' per-input "
+                            "ranking, which the sign rule flattens)")
     train.add_argument("--explore", type=float, default=0.0,
                        help="dfs stage: share of (input, block) pairs that run an option drawn at random instead "
                             "of the gate's, so that options the gates do not choose yet still train (their "

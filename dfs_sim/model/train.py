@@ -80,6 +80,7 @@ class StageArgs:
     # cheaper; each logit learns minus the loss its option adds, per input)
     loss_clip: float = 4.0  # gates stage, loss target: the added loss (nats) is clipped to this
     explore: float = 0.0  # dfs stage: share of (input, block) pairs that run a random option (every path trains)
+    freeze_gates: bool = False  # dfs stage: only the backbone trains; the controller alone moves the decisions
     max_batches: int | None = None  # per epoch; None = the whole split
     eval_limit: int | None = None  # evaluate on the first N validation (and test) inputs only
     seed: int = 0
@@ -300,6 +301,8 @@ def run_stage(args: StageArgs) -> dict:
     require(args.gate_target in GATE_TARGETS, "--gate-target", None, f"must be one of {', '.join(GATE_TARGETS)}")
     require(args.gate_target == "top" or args.stage == "gates", "--gate-target", None, "applies to the gates stage")
     require(args.loss_clip > 0, "--loss-clip", None, "must be positive")
+    require(not args.freeze_gates or (args.stage == "dfs" and args.static is None), "--freeze-gates", None,
+            "applies to the dfs stage (not with --static)")
     require(0 <= args.explore < 1, "--explore", None, "must be a share in [0, 1)")
     require(args.explore == 0 or (args.stage == "dfs" and args.static is None), "--explore", None,
             "explores the gates' options in the dfs stage (not with --static)")
@@ -399,6 +402,10 @@ def run_stage(args: StageArgs) -> dict:
         for p in model.backbone_parameters():
             p.requires_grad_(False)
         params = model.gate_parameters()
+    elif args.freeze_gates:
+        for p in model.gate_parameters():
+            p.requires_grad_(False)
+        params = model.backbone_parameters()
     elif args.stage == "backbone":
         params = model.backbone_parameters()
     else:
