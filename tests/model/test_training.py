@@ -162,6 +162,20 @@ def test_loss_gate_target_learns_the_loss_each_option_adds(chain, tmp_path):
     assert cli("train", "--stage", "gates", "--init", chain["dfs"], "-o", tmp_path / "top.pt", *INHERIT) == 2
 
 
+def test_frozen_gates_keep_their_weights_while_the_backbone_trains(chain, tmp_path):
+    out = tmp_path / "frozen.pt"
+    assert cli("train", "--stage", "dfs", "--init", chain["gates"], "-o", out, "--budget", BUDGET, "--epochs", 1,
+               "--max-batches", 2, "--lr", 0.1, "--freeze-gates", *INHERIT) == 0
+    before = torch.load(chain["gates"], weights_only=True)["state_dict"]
+    after = torch.load(out, weights_only=True)["state_dict"]
+    gates = [k for k in before if k.startswith(("gates.", "lstm.", "gate_fc."))]
+    assert gates and all(torch.equal(before[k], after[k]) for k in gates)
+    assert not torch.equal(before["fc.weight"], after["fc.weight"])
+    assert after["decision_bias"].any()  # the controller alone moved the decisions to the budget
+    assert cli("train", "--stage", "gates", "--init", chain["backbone"], "-o", tmp_path / "g.pt", "--freeze-gates",
+               *INHERIT) == 2
+
+
 def test_trace_emission(chain, tmp_path):
     out = tmp_path / "dfs.npz"
     assert cli("trace", "--checkpoint", chain["dfs"], "--data", SUBSET, "-o", out, "--threads", 1,
