@@ -82,6 +82,8 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
         "nested": model.config.nested,
         "bn_policy": model.config.bn,
         "recipe": {key: getattr(model.config, key) for key in ("gate_init", "act_range", "projection")},
+        "gate_target": _gate_target(_commands(ckpt)),
+        "frozen_gates": bool(train_args.get("freeze_gates")),
         "decision_bias": [round(float(v), 6) for v in model.decision_bias],
         "rounding": "deterministic round-half-to-even (weights: tensor min/max; activations: running range)",
         "inference": "chosen option only, inputs grouped by decision",
@@ -97,3 +99,12 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
                           predictions=result["predictions"], gate_probs=result.get("gate_probs"), budget_pct=budget,
                           budget_metric=budget_metric, budget_cost=budget_cost, provenance=provenance)
     return path, summary
+
+
+def _gate_target(commands: list[str]) -> str | None:
+    """What the last gates stage trained the gates toward (its --gate-target; top by default), None without one."""
+    gates = [c.split() for c in commands if "--stage gates" in c]
+    if not gates:
+        return None
+    tokens = gates[-1]
+    return tokens[tokens.index("--gate-target") + 1] if "--gate-target" in tokens else "top"

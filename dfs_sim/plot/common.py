@@ -86,6 +86,8 @@ def describe(trace: Trace) -> TraceLabel:
         series += f", {DATASET_NAMES.get(str(dataset).lower(), dataset)}"
     if prov.get("kind") == "paper-derived":
         series += " (paper's decisions)"
+    if prov.get("gate_target") not in (None, "top"):  # gates trained another way are another model family
+        series += f", {prov['gate_target']}-target gates"
     nested = bool(prov.get("nested"))
     forced = prov.get("forced_option")
     if forced:

@@ -158,7 +158,14 @@ def test_loss_gate_target_learns_the_loss_each_option_adds(chain, tmp_path):
     fresh = torch.corrcoef(torch.stack([centred(fresh_logits), centred(target)]))[0, 1]
     assert fitted > 0.2 and fitted > fresh + 0.3, (fitted, fresh)  # measured: 0.29 against -0.11
     assert cli("train", "--stage", "dfs", "--init", out, "-o", tmp_path / "d.pt", "--budget", BUDGET, "--epochs", 1,
-               "--max-batches", 2, *INHERIT) == 0
+               "--max-batches", 2, "--freeze-gates", *INHERIT) == 0
+    assert cli("trace", "--checkpoint", tmp_path / "d.pt", "-o", tmp_path / "d.npz", "--limit", 64, "--threads", 1,
+               "--no-progress") == 0
+    emitted = load_trace(tmp_path / "d.npz")
+    assert emitted.provenance["gate_target"] == "loss" and emitted.provenance["frozen_gates"] is True
+    from dfs_sim.plot.common import describe
+
+    assert "loss-target gates" in describe(emitted).series  # its own line on a frontier
     assert cli("train", "--stage", "gates", "--init", chain["dfs"], "-o", tmp_path / "top.pt", *INHERIT) == 2
 
 
@@ -181,6 +188,7 @@ def test_trace_emission(chain, tmp_path):
     assert cli("trace", "--checkpoint", chain["dfs"], "--data", SUBSET, "-o", out, "--threads", 1,
                "--no-progress") == 0
     trace = load_trace(out)
+    assert trace.provenance["gate_target"] == "top" and trace.provenance["frozen_gates"] is False
     with np.load(SUBSET, allow_pickle=False) as data:
         labels = data["test_labels"]
     assert trace.n_inputs == len(labels) == 256
