@@ -145,13 +145,22 @@ def shipped_traces() -> str:
     gap = max(abs(summary(FMNIST.format(m), "stripes")[0]["accuracy"] - backbone_accuracy) for m in budgets)
     lowbit = _shipped(f"lowbit_e{b}" for b in (14, 12, 10, 8))
     energy = [summary(FMNIST.format(b), "stripes")[0] for b in lowbit]
+    loss = _shipped(f"lowbit_loss_e{b}" for b in (14, 12, 10, 8))
     assert backbone.provenance.get("forced_option") == "full"
-    return (f"full-precision backbone {backbone_accuracy:.2f} %; with the released code's seven options, proxy "
+    text = (f"full-precision backbone {backbone_accuracy:.2f} %; with the released code's seven options, proxy "
             "budgets " + "/".join(f"{trace(FMNIST.format(b)).budget_pct:g}" for b in budgets) + " % land at "
             + "/".join(f"{c:.1f}" for c in comp) + f" % computation within {gap:.2f} points of the backbone's "
             "accuracy; with skip/2/4/8 bits, energy budgets on Bit Fusion of "
             + "/".join(f"{trace(FMNIST.format(b)).budget_pct:g}" for b in lowbit) + " % reach "
             + "/".join(f"{s['accuracy']:.2f}" for s in energy) + " % accuracy")
+    if loss:
+        import numpy as np
+
+        vectors = [len(np.unique(trace(FMNIST.format(b)).decisions, axis=0)) for b in loss]
+        text += (", and with gates trained toward each option's added loss, "
+                 + "/".join(f"{summary(FMNIST.format(b), 'stripes')[0]['accuracy']:.2f}" for b in loss)
+                 + f" % with {min(vectors)}–{max(vectors)} distinct per-input decision vectors")
+    return text
 
 
 DYNAMIC_HW = (("bitfusion_physical", "Bit Fusion (physical data movement)"), ("loom", "Loom"), ("stripes", "Stripes"))
