@@ -41,7 +41,7 @@ STAGES = ("backbone", "gates", "dfs")
 CHECKPOINT_FORMAT = "dfs-sim-model"
 SCHEDULES = ("cosine", "step")
 DEFAULT_SCHEDULE = {"backbone": "cosine", "gates": "cosine", "dfs": "step"}
-GATE_TARGETS = ("top", "ranked", "loss")
+GATE_TARGETS = ("top", "ranked", "loss", "prob")
 VAL_SEED = 12345  # the validation split is the same for every training seed and every stage
 
 
@@ -77,7 +77,7 @@ class StageArgs:
     calibration_batches: int = 20  # gates stage: batches that calibrate never-set activation ranges
     gate_margin: float = 1.0  # gates stage: the top option's logit lead at which the hinge stops pushing
     gate_target: str = "top"  # gates stage: one of GATE_TARGETS (the top option leads; every option leads the
-    # cheaper; each logit learns minus the loss its option adds, per input)
+    # cheaper; each logit learns minus the loss, or the true class's probability drop, its option adds per input)
     loss_clip: float = 4.0  # gates stage, loss target: the added loss (nats) is clipped to this
     explore: float = 0.0  # dfs stage: share of (input, block) pairs that run a random option (every path trains)
     freeze_gates: bool = False  # dfs stage: only the backbone trains; the controller alone moves the decisions
@@ -349,9 +349,9 @@ def run_stage(args: StageArgs) -> dict:
             model, init = load_checkpoint(args.init, device, **overrides)
             want = STAGES[STAGES.index(args.stage) - 1]
             # Loss-target gates may also be fitted afresh to a trained DFS network, whose every path has trained.
-            refit = args.stage == "gates" and args.gate_target == "loss" and init["stage"] == "dfs"
+            refit = args.stage == "gates" and args.gate_target in ("loss", "prob") and init["stage"] == "dfs"
             require((init["stage"] == want or refit) and init["done"], args.init, "stage",
-                    f"must be a finished '{want}' checkpoint" + (" (or 'dfs', with --gate-target loss)"
+                    f"must be a finished '{want}' checkpoint" + (" (or 'dfs', with --gate-target loss or prob)"
                                                                   if args.stage == "gates" else ""))
             if refit or (args.stage == "gates" and any(v is not None for v in (args.options, args.gate_init,
                                                                                args.fixed_bits))):
@@ -597,10 +597,13 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explore
         computation = float(model.computation(out.gate_logits.argmax(-1)).mean())
         # A hinge, not cross-entropy: it stops pushing once the top option leads by the margin, so
         # the gates choose it everywhere without saturating their softmax (stage 3 must move them).
-        if args.gate_target == "loss":
-            # Each option's logit learns minus the loss its block adds at that option for this input, up to
-            # a shift: stage 3's decision, argmax(logit - lam * cost), then trades loss against cost per input.
-            added = model.option_losses(x, y)
+        if args.gate_target in ("loss", "prob"):
+            # Each option's logit learns, up to a shift, minus what its block's option adds for this input: the
+            # cross-entropy (loss) or the drop in the true class's probability, exp(-CE) (prob: bounded, and
+            # near zero on inputs the network is sure of either way). Stage 3's decision, argmax(logit -
+            # lam * cost), then trades that against cost per input.
+            losses = model.option_losses(x, y)
+            added = losses if args.gate_target == "loss" else -torch.exp(-losses)
             target = -(added - added.mean(-1, keepdim=True))
             centred = out.gate_logits - out.gate_logits.mean(-1, keepdim=True)
             loss = F.smooth_l1_loss(centred, target.clamp(-args.loss_clip, args.loss_clip))
