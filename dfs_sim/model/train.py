@@ -41,7 +41,8 @@ STAGES = ("backbone", "gates", "dfs")
 CHECKPOINT_FORMAT = "dfs-sim-model"
 SCHEDULES = ("cosine", "step")
 DEFAULT_SCHEDULE = {"backbone": "cosine", "gates": "cosine", "dfs": "step"}
-GATE_TARGETS = ("top", "ranked", "loss", "prob")
+PER_INPUT_TARGETS = ("loss", "prob")  # gate targets computed per input, from each option's effect on it
+GATE_TARGETS = ("top", "ranked", *PER_INPUT_TARGETS)
 VAL_SEED = 12345  # the validation split is the same for every training seed and every stage
 
 
@@ -349,7 +350,7 @@ def run_stage(args: StageArgs) -> dict:
             model, init = load_checkpoint(args.init, device, **overrides)
             want = STAGES[STAGES.index(args.stage) - 1]
             # Loss-target gates may also be fitted afresh to a trained DFS network, whose every path has trained.
-            refit = args.stage == "gates" and args.gate_target in ("loss", "prob") and init["stage"] == "dfs"
+            refit = args.stage == "gates" and args.gate_target in PER_INPUT_TARGETS and init["stage"] == "dfs"
             require((init["stage"] == want or refit) and init["done"], args.init, "stage",
                     f"must be a finished '{want}' checkpoint" + (" (or 'dfs', with --gate-target loss or prob)"
                                                                   if args.stage == "gates" else ""))
@@ -595,9 +596,7 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explore
         out = model(x, force=model.top_index)
         gate_logits = out.gate_logits.flatten(0, 1)
         computation = float(model.computation(out.gate_logits.argmax(-1)).mean())
-        # A hinge, not cross-entropy: it stops pushing once the top option leads by the margin, so
-        # the gates choose it everywhere without saturating their softmax (stage 3 must move them).
-        if args.gate_target in ("loss", "prob"):
+        if args.gate_target in PER_INPUT_TARGETS:
             # Each option's logit learns, up to a shift, minus what its block's option adds for this input: the
             # cross-entropy (loss) or the drop in the true class's probability, exp(-CE) (prob: bounded, and
             # near zero on inputs the network is sure of either way). Stage 3's decision, argmax(logit -
@@ -607,6 +606,8 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explore
             target = -(added - added.mean(-1, keepdim=True))
             centred = out.gate_logits - out.gate_logits.mean(-1, keepdim=True)
             loss = F.smooth_l1_loss(centred, target.clamp(-args.loss_clip, args.loss_clip))
+        # A hinge, not cross-entropy: it stops pushing once the top option leads by the margin, so
+        # the gates choose it everywhere without saturating their softmax (stage 3 must move them).
         elif args.gate_target == "ranked":  # and each option leads the next cheaper one by the margin
             ranked = gate_logits[:, model.cost_order]
             loss = F.relu(args.gate_margin - (ranked[:, 1:] - ranked[:, :-1])).sum(1).mean()
