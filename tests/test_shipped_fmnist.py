@@ -37,3 +37,15 @@ def test_dfs_models_land_on_their_budget(entry):
         landed = 100 * float(table[blocks, trace.decisions.astype(np.int64)].mean())
     assert abs(landed - trace.budget_pct) <= 3.0  # issue 10's landing target
     assert entry["dynamics"]["distinct_vectors"] > 1  # the gates decide per input
+
+
+def test_report_names_the_metric_a_real_cost_budget_counts(capsys):
+    """A model budgeted in Bit Fusion energy is not reported as budgeted in computation %."""
+    from dfs_sim.cli import main
+
+    assert main(["run", "--trace", str(ROOT / "traces" / "fmnist_resnet20_lowbit_loss_e12.npz"), "--hw", "loom"]) == 0
+    out = capsys.readouterr().out
+    assert "budget: trained for 12 % energy on bitfusion_physical: the gated blocks' energy there" in out
+    assert "% computation" not in out
+    assert main(["run", "--trace", str(ROOT / "traces" / "fmnist_resnet20_b30.npz"), "--hw", "loom"]) == 0
+    assert "budget: trained for 30 % computation\n" in capsys.readouterr().out

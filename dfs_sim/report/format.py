@@ -194,7 +194,13 @@ def summary_table(s: dict) -> str:
     w("\nenergy per input: " + energy_breakdown_line(s) + "\n")
     budget = s["budget"]
     if budget["target_pct"] is not None:
-        w(f"\nbudget: trained for {budget['target_pct']:g} % computation\n")
+        metric = budget.get("target_metric") or "computation"
+        if metric == "computation":
+            w(f"\nbudget: trained for {budget['target_pct']:g} % computation\n")
+        else:  # a real cost counts the gated blocks only, on the accelerator it names
+            quantity, hw_name = metric.split("@", 1)
+            w(f"\nbudget: trained for {budget['target_pct']:g} % {quantity} on {hw_name}: the gated blocks' "
+              f"{quantity} there as a share of theirs at full precision, not the whole network's below\n")
         for name, entry in budget["against_target"].items():
             if entry["pct"] is None:
                 continue
