@@ -251,8 +251,7 @@ class GatedResNet(nn.Module):
         require(explore == 0 or (candidates == "all" and force is None), "forward", "explore",
                 "exploration mixes every candidate under the gates' decisions")
         fixed = None if force == FULL else self.config.fixed_bits  # what the undecided layers run at
-        x = F.relu(self.stem_bn(self.stem(x, fixed)))
-        x = self.blocks[0].execute(x, self.blocks[0].shortcut(x, fixed), fixed)
+        x = self._stem(x, fixed)
         batch, state = x.shape[0], None
         all_logits, decisions = [], []
         for unit, block in enumerate(self.blocks[1:]):
@@ -283,9 +282,17 @@ class GatedResNet(nn.Module):
                 x = self._run_all(block, x, mask)
             else:
                 x = self._run_chosen(block, x, choice)
-        logits = self.fc(self.pool(x).flatten(1), fixed)
         stacked = torch.stack(all_logits, 1) if all_logits else None
-        return Output(logits, torch.stack(decisions, 1), stacked)
+        return Output(self._head(x, fixed), torch.stack(decisions, 1), stacked)
+
+    def _stem(self, x: torch.Tensor, fixed) -> torch.Tensor:
+        """The undecided front: the stem conv and the first (ungated) block, at `fixed` bits."""
+        x = F.relu(self.stem_bn(self.stem(x, fixed)))
+        return self.blocks[0].execute(x, self.blocks[0].shortcut(x, fixed), fixed)
+
+    def _head(self, x: torch.Tensor, fixed) -> torch.Tensor:
+        """The classifier's logits from the last block's features, at `fixed` bits."""
+        return self.fc(self.pool(x).flatten(1), fixed)
 
     @torch.no_grad()
     def option_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -293,8 +300,7 @@ class GatedResNet(nn.Module):
         that option and every other gated block at the top option. Blocks before the changed one are run
         once; each (block, option) pair reruns only the blocks after it."""
         fixed = self.config.fixed_bits
-        h = F.relu(self.stem_bn(self.stem(x, fixed)))
-        h = self.blocks[0].execute(h, self.blocks[0].shortcut(h, fixed), fixed)
+        h = self._stem(x, fixed)
         inputs = []
         for block in self.blocks[1:]:
             inputs.append(h)
@@ -303,7 +309,7 @@ class GatedResNet(nn.Module):
         def loss_from(unit, h):
             for block in self.blocks[unit + 1:]:
                 h = self._run(block, self.top_index, h)
-            return F.cross_entropy(self.fc(self.pool(h).flatten(1), fixed), y, reduction="none")
+            return F.cross_entropy(self._head(h, fixed), y, reduction="none")
 
         losses = loss_from(self.n_units, h)[:, None, None].repeat(1, self.n_units, len(self.options))
         for unit, block_input in enumerate(inputs):
