@@ -154,9 +154,10 @@ def shipped_traces() -> str:
             + "/".join(f"{trace(FMNIST.format(b)).budget_pct:g}" for b in lowbit) + " % reach "
             + "/".join(f"{s['accuracy']:.2f}" for s in energy) + " % accuracy")
     if loss:
-        import numpy as np
+        from dfs_sim.report.dynamics import decision_diversity
 
-        vectors = [len(np.unique(trace(FMNIST.format(b)).decisions, axis=0)) for b in loss]
+        vectors = [decision_diversity(trace(FMNIST.format(b)).decisions, len(trace(FMNIST.format(b)).options))
+                   ["distinct_vectors"] for b in loss]
         text += (", and with gates trained toward each option's added loss, "
                  + "/".join(f"{summary(FMNIST.format(b), 'stripes')[0]['accuracy']:.2f}" for b in loss)
                  + f" % with {min(vectors)}–{max(vectors)} distinct per-input decision vectors")
