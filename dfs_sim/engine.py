@@ -58,8 +58,13 @@ class SimResult:
 
     @property
     def budget_pct(self) -> float | None:
-        """The computation budget the trace's model was trained for (none for a static network)."""
+        """The budget the trace's model was trained for, in budget_metric (none for a static network)."""
         return None if self.trace is None else self.trace.budget_pct
+
+    @property
+    def budget_metric(self) -> str | None:
+        """What that budget counts: "computation" (the proxy) or "METRIC@HW" (Trace.budget_metric)."""
+        return None if self.trace is None else self.trace.budget_metric
 
     def mean(self, metric: str) -> float:
         return float(self.totals[self.table.metric(metric)] / max(self.n_inputs, 1))

@@ -139,8 +139,8 @@ def precision_mapping(result) -> dict:
 
 
 def budget_section(result, metrics: dict, comp, bitops) -> dict:
-    section = {"target_pct": result.budget_pct, "target_metric": None if result.trace is None else
-               result.trace.budget_metric, "against_target": None, "absolute": {}}
+    section = {"target_pct": result.budget_pct, "target_metric": result.budget_metric, "against_target": None,
+               "absolute": {}}
     target = result.budget_pct
     if target is not None:
         against = {"computation_pct": comp, "bitops_pct": bitops}
