@@ -165,13 +165,12 @@ def shipped_traces() -> str:
 
 
 DYNAMIC_HW = (("bitfusion_physical", "Bit Fusion (physical data movement)"), ("loom", "Loom"), ("stripes", "Stripes"))
+LOWBIT_STATICS = [f"lowbit_static_{b}bit" for b in (8, 4, 2)] + [f"lowbit_mixed_e{b}" for b in (14, 12, 10, 8)]
 # (option set, its DFS traces, its static references)
 OPTION_SETS = (
     ("seven options, proxy budgets", [f"b{b}" for b in (50, 40, 30, 20)], ["static_full", "static_16bit", "static_8bit"]),
-    ("skip/2/4/8, energy budgets", [f"lowbit_e{b}" for b in (14, 12, 10, 8)],
-     [f"lowbit_static_{b}bit" for b in (8, 4, 2)] + [f"lowbit_mixed_e{b}" for b in (14, 12, 10, 8)]),
-    ("skip/2/4/8, loss-target gates", [f"lowbit_loss_e{b}" for b in (14, 12, 10, 8)],
-     [f"lowbit_static_{b}bit" for b in (8, 4, 2)] + [f"lowbit_mixed_e{b}" for b in (14, 12, 10, 8)]),
+    ("skip/2/4/8, energy budgets", [f"lowbit_e{b}" for b in (14, 12, 10, 8)], LOWBIT_STATICS),
+    ("skip/2/4/8, loss-target gates", [f"lowbit_loss_e{b}" for b in (14, 12, 10, 8)], LOWBIT_STATICS),
 )
 
 
