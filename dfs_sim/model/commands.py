@@ -82,15 +82,16 @@ def register(subparsers) -> None:
                        help="gates stage: training batches that set never-calibrated activation ranges")
     train.add_argument("--gate-margin", type=float, default=1.0,
                        help="gates stage: the logit lead of the top option at which the hinge loss stops")
-    train.add_argument("--gate-target", default="top", choices=("top", "ranked", "loss", "prob"),
+    train.add_argument("--gate-target", default="top", choices=("top", "ranked", "loss", "prob", "kl"),
                        help="gates stage: top trains the top option to lead every other by --gate-margin; ranked "
                             "also orders the rest, each option leading the next cheaper one by the margin, so "
                             "that a budget moves a block down one option at a time; loss trains each option's "
                             "logit toward minus the loss that option adds in its block for this input (one "
                             "forward per block and option), and may refit the gates of a finished dfs checkpoint; prob "
-                            "likewise, with the drop in the true class's probability")
+                            "likewise, with the drop in the true class's probability; kl with how far the option "
+                            "moves the prediction, KL(top path || this path), which needs no label")
     train.add_argument("--loss-clip", type=float, default=4.0,
-                       help="gates stage, --gate-target loss: clip the added loss to this many nats")
+                       help="gates stage, per-input gate targets (loss, prob, kl): clip the target to this many nats")
     train.add_argument("--max-batches", type=int, help="batches per epoch (default: the whole training split)")
     train.add_argument("--eval-limit", type=int, help="evaluate on the first N validation and test inputs only")
     train.add_argument("--seed", type=int, default=0, help="random seed (initialisation, data order)")

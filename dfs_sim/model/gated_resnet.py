@@ -295,10 +295,10 @@ class GatedResNet(nn.Module):
         return self.fc(self.pool(x).flatten(1), fixed)
 
     @torch.no_grad()
-    def option_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per input, gated block and option [batch, units, options]: the cross-entropy with that block at
-        that option and every other gated block at the top option. Blocks before the changed one are run
-        once; each (block, option) pair reruns only the blocks after it."""
+    def option_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Per input, gated block and option [batch, units, options, classes]: the classifier's logits with that
+        block at that option and every other gated block at the top option. Blocks before the changed one are
+        run once; each (block, option) pair reruns only the blocks after it."""
         fixed = self.config.fixed_bits
         h = self._stem(x, fixed)
         inputs = []
@@ -306,17 +306,18 @@ class GatedResNet(nn.Module):
             inputs.append(h)
             h = self._run(block, self.top_index, h)
 
-        def loss_from(unit, h):
+        def logits_from(unit, h):
             for block in self.blocks[unit + 1:]:
                 h = self._run(block, self.top_index, h)
-            return F.cross_entropy(self._head(h, fixed), y, reduction="none")
+            return self._head(h, fixed)
 
-        losses = loss_from(self.n_units, h)[:, None, None].repeat(1, self.n_units, len(self.options))
+        top = logits_from(self.n_units, h)
+        logits = top[:, None, None].repeat(1, self.n_units, len(self.options), 1)
         for unit, block_input in enumerate(inputs):
             for k in range(len(self.options)):
                 if k != self.top_index:
-                    losses[:, unit, k] = loss_from(unit + 1, self._run(self.blocks[unit + 1], k, block_input))
-        return losses
+                    logits[:, unit, k] = logits_from(unit + 1, self._run(self.blocks[unit + 1], k, block_input))
+        return logits
 
     def _run(self, block, k, x, shortcuts=None):
         """Option k on x. A skip outputs the shortcut at `fixed_bits` (full precision by default); a

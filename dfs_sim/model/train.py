@@ -41,7 +41,7 @@ STAGES = ("backbone", "gates", "dfs")
 CHECKPOINT_FORMAT = "dfs-sim-model"
 SCHEDULES = ("cosine", "step")
 DEFAULT_SCHEDULE = {"backbone": "cosine", "gates": "cosine", "dfs": "step"}
-PER_INPUT_TARGETS = ("loss", "prob")  # gate targets computed per input, from each option's effect on it
+PER_INPUT_TARGETS = ("loss", "prob", "kl")  # gate targets computed per input, from each option's effect on it
 GATE_TARGETS = ("top", "ranked", *PER_INPUT_TARGETS)
 VAL_SEED = 12345  # the validation split is the same for every training seed and every stage
 
@@ -352,7 +352,7 @@ def run_stage(args: StageArgs) -> dict:
             # Loss-target gates may also be fitted afresh to a trained DFS network, whose every path has trained.
             refit = args.stage == "gates" and args.gate_target in PER_INPUT_TARGETS and init["stage"] == "dfs"
             require((init["stage"] == want or refit) and init["done"], args.init, "stage",
-                    f"must be a finished '{want}' checkpoint" + (" (or 'dfs', with --gate-target loss or prob)"
+                    f"must be a finished '{want}' checkpoint" + (" (or 'dfs', with --gate-target loss, prob or kl)"
                                                                   if args.stage == "gates" else ""))
             if refit or (args.stage == "gates" and any(v is not None for v in (args.options, args.gate_init,
                                                                                args.fixed_bits))):
@@ -583,6 +583,20 @@ def _with_new_gates(model: GatedResNet, args: StageArgs, device) -> GatedResNet:
     return fresh
 
 
+def option_harm(model: GatedResNet, x, y, target: str) -> torch.Tensor:
+    """Per input, gated block and option [batch, units, options]: what that option in that block, every other
+    at the top, does to the input. loss: the cross-entropy; prob: the true class's probability lost, -exp(-CE)
+    (bounded, and near zero on inputs the network is sure of either way); kl: KL(top path || this path), how
+    far the prediction moves, label-free and largest where the network is unsure, so hard inputs buy bits."""
+    logits = model.option_logits(x)
+    if target == "kl":
+        top = logits[:, :, model.top_index:model.top_index + 1].log_softmax(-1)
+        return (top.exp() * (top - logits.log_softmax(-1))).sum(-1)
+    labels = y[:, None, None].expand(logits.shape[:-1])
+    losses = F.cross_entropy(logits.flatten(0, 2), labels.flatten(), reduction="none").view(labels.shape)
+    return losses if target == "loss" else -torch.exp(-losses)
+
+
 def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explorer=None):
     """One stage-specific forward; returns (loss, correct count, batch cost fraction)."""
     if pinned is not None:  # a static reference: its options pinned, trained (quantization-aware) on CE alone
@@ -597,13 +611,10 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explore
         gate_logits = out.gate_logits.flatten(0, 1)
         computation = float(model.computation(out.gate_logits.argmax(-1)).mean())
         if args.gate_target in PER_INPUT_TARGETS:
-            # Each option's logit learns, up to a shift, minus what its block's option adds for this input: the
-            # cross-entropy (loss) or the drop in the true class's probability, exp(-CE) (prob: bounded, and
-            # near zero on inputs the network is sure of either way). Stage 3's decision, argmax(logit -
-            # lam * cost), then trades that against cost per input.
-            losses = model.option_losses(x, y)
-            added = losses if args.gate_target == "loss" else -torch.exp(-losses)
-            target = -(added - added.mean(-1, keepdim=True))
+            # Each option's logit learns, up to a shift, minus what its block's option does to this input (see
+            # option_harm). Stage 3's decision, argmax(logit - lam * cost), then trades that against cost per input.
+            harm = option_harm(model, x, y, args.gate_target)
+            target = -(harm - harm.mean(-1, keepdim=True))
             centred = out.gate_logits - out.gate_logits.mean(-1, keepdim=True)
             loss = F.smooth_l1_loss(centred, target.clamp(-args.loss_clip, args.loss_clip))
         # A hinge, not cross-entropy: it stops pushing once the top option leads by the margin, so

@@ -130,20 +130,20 @@ def test_exploration_runs_other_options_but_reports_the_gates_decisions():
 
 
 @pytest.mark.parametrize("options,fixed_bits", [("skip,8,16,full", None), ("skip,2,4,8", 8)])
-def test_option_losses_are_the_losses_of_one_block_changed(options, fixed_bits):
-    """option_losses[:, u, k] is the cross-entropy with gated block u at option k and every other at the top."""
-    x, y = torch.randn(12, 1, 12, 12), torch.randint(0, 10, (12,))
+def test_option_logits_are_the_logits_of_one_block_changed(options, fixed_bits):
+    """option_logits[:, u, k] is the classifier's output with gated block u at option k, every other at the top."""
+    x = torch.randn(12, 1, 12, 12)
     model = calibrate(small_model(options=parse_options(options), fixed_bits=fixed_bits), x)
-    losses = model.option_losses(x, y)
-    assert losses.shape == (12, model.n_units, len(model.options))
+    logits = model.option_logits(x)
+    assert logits.shape == (12, model.n_units, len(model.options), 10)
     with torch.no_grad():
         for unit in range(model.n_units):
             for k in range(len(model.options)):
                 force = [model.top_index] * model.n_units
                 force[unit] = k
-                expected = F.cross_entropy(model(x, force=force, gates=False).logits, y, reduction="none")
-                assert torch.allclose(losses[:, unit, k], expected, atol=1e-5), (unit, k)
-    assert not torch.allclose(losses[:, 0, 0], losses[:, 0, model.top_index])  # the changes really change
+                expected = model(x, force=force, gates=False).logits
+                assert torch.allclose(logits[:, unit, k], expected, atol=1e-5), (unit, k)
+    assert not torch.allclose(logits[:, 0, 0], logits[:, 0, model.top_index])  # the changes really change
 
 
 @pytest.mark.parametrize("depths,channels,size,classes,options,fixed_bits", [
@@ -190,3 +190,22 @@ def test_per_option_bn_loads_a_shared_bn_checkpoint():
     with torch.no_grad():
         for k in range(len(shared.options)):
             assert torch.equal(per_option(x, force=k).logits, shared(x, force=k).logits)
+
+
+def test_option_harm_of_each_target():
+    """loss is the cross-entropy of each one-block change; prob the true class's probability, negated; kl is
+    zero on the top option, positive elsewhere, and needs no label."""
+    from dfs_sim.model.train import option_harm
+
+    x, y = torch.randn(12, 1, 12, 12), torch.randint(0, 10, (12,))
+    model = calibrate(small_model(options=parse_options("skip,2,4,8"), fixed_bits=8), x)
+    logits = model.option_logits(x)
+    loss = option_harm(model, x, y, "loss")
+    assert torch.allclose(loss[:, 1, 0], F.cross_entropy(logits[:, 1, 0], y, reduction="none"))
+    assert torch.allclose(option_harm(model, x, y, "prob"), -torch.exp(-loss))
+    kl = option_harm(model, x, y, "kl")
+    assert torch.equal(kl, option_harm(model, x, torch.zeros_like(y), "kl"))
+    assert torch.allclose(kl[:, :, model.top_index], torch.zeros(()), atol=1e-6)
+    top = logits[:, 2, model.top_index].log_softmax(-1)
+    expected = F.kl_div(logits[:, 2, 0].log_softmax(-1), top, log_target=True, reduction="none").sum(-1)
+    assert torch.allclose(kl[:, 2, 0], expected, atol=1e-6) and (kl[:, 2, 0] > 0).all()
