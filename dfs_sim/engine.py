@@ -134,6 +134,8 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
     comp = np.zeros(n)
     bitops = np.zeros(n)
     comp_table, bitops_table, bitops_base, bitops_full = _proxy_tables(trace, table)
+    budget_table = _budget_table(trace, table)
+    budget_cost = None if budget_table is None else np.zeros(n)
     chunk = max(size, CHUNK_INPUTS // size * size)
     with kernel_threads(n):
         for start in range(0, n, chunk):
@@ -143,6 +145,8 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
             kernels.execution_counts(decisions, size, policy_code, rank, n_cases, hist, batch_sizes)
             if n_units:
                 kernels.gather_sum(decisions, comp_table, 0.0, comp[rows])
+            if budget_cost is not None:
+                kernels.gather_sum(decisions, budget_table, 0.0, budget_cost[rows])
             kernels.gather_sum(decisions, bitops_table, bitops_base, bitops[rows])
 
     sizes = table.costed
@@ -155,6 +159,8 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
     layer_runs = np.einsum("lcr,r->lc", runs, np.arange(1, size + 1))
     per_input = _per_input_frame(out, comp / n_units * 100 if n_units else np.full(n, np.nan),
                                  bitops / bitops_full * 100, hw)
+    if budget_cost is not None:  # the budget's own metric, e.g. energy@bitfusion_physical for the gated blocks
+        per_input["budget_metric_pct"] = budget_cost / n_units * 100
     if trace.labels is not None:
         per_input["label"] = np.asarray(trace.labels)
     if trace.predictions is not None:
@@ -287,6 +293,16 @@ def _proxy_tables(trace: Trace, table: CostTable):
             bitops[layer.unit] += layer.macs * bits[:, 0] * bits[:, 1]
     base, full = _static_bitops(network, table)
     return comp, bitops, base, full
+
+
+def _budget_table(trace: Trace, table: CostTable) -> np.ndarray | None:
+    """Per-unit, per-case costs of a real-cost budget (Trace.budget_cost_table; full precision costs 1, as in
+    training), or None when the budget is the proxy or the trace stores no table."""
+    if trace.budget_cost_table is None:
+        return None
+    costs = np.ones((trace.network.n_units, table.case_bits.shape[0]))
+    costs[:, :len(trace.options)] = trace.budget_cost_table
+    return costs
 
 
 def _static_bitops(network: Network, table: CostTable) -> tuple[float, float]:

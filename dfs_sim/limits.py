@@ -30,6 +30,7 @@ MAX_SPATIAL = 2**16  # h_in, w_in, h_out, w_out, kernel, stride, padding (pixels
 MAX_LAYER_MACS = 2**40  # per input; x batch x bits x bits < 2**63
 MAX_FMAP_ELEMENTS = 2**40  # a layer's padded input or output, per input
 MAX_NAME_CHARS = 256  # network, layer, unit and option names (labels in reports)
+MAX_BUDGET_COST = 1_000_000  # a real-cost budget's table cell: an option's cost in a block over the mean full-precision block's
 # Documents.
 MAX_TEXT_BYTES = 16 << 20  # a YAML or JSON file (hardware, network, baseline, manifest)
 MAX_HEADER_BYTES = 64 << 20  # a trace's JSON header (a 10,000-layer network is about 3 MB)

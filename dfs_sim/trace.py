@@ -28,7 +28,7 @@ from dfs_sim import jsonio
 from dfs_sim.atomic import atomic_file
 from dfs_sim.errors import READ_ERRORS, InputError, existing_file, input_boundary, is_int, require, shown
 from dfs_sim.limits import (FULL_PRECISION_BITS, MAX_BITS, MAX_COMPRESSED_MEMBER_BYTES, MAX_HEADER_BYTES, MAX_INPUTS,
-                            MAX_LABEL, MAX_NAME_CHARS, MAX_NPY_HEADER_BYTES, MAX_OPTIONS)
+                            MAX_BUDGET_COST, MAX_LABEL, MAX_NAME_CHARS, MAX_NPY_HEADER_BYTES, MAX_OPTIONS)
 from dfs_sim.resources import local_or_shipped
 from dfs_sim.workload.network import Network, network_from_dict
 
@@ -125,6 +125,10 @@ class Trace:
     # (e.g. "energy@bitfusion": the gated blocks' energy on that accelerator, as a share of their
     # energy at full precision).
     budget_metric: str = "computation"
+    # For a real-cost budget, the cost it counted [units, options] (header.budget.cost.table): each option's
+    # cost in each gated block over the mean of a gated block's full-precision cost, so that the budget's own
+    # metric for an input is the mean over blocks of its chosen cells. None for the proxy or without a table.
+    budget_cost_table: np.ndarray | None = None
 
     @property
     def n_inputs(self) -> int:
@@ -238,7 +242,7 @@ def _load(path: Path, mmap: bool) -> Trace:
             chunk = probs[start:start + _CHECK_CHUNK]
             require(bool(np.all((chunk >= 0) & (chunk <= 1))), path, "gate_probs", "must lie in [0, 1]")
     return Trace(str(path), network, options, decisions, arrays.get("labels"), arrays.get("predictions"), probs,
-                 budget[0], provenance, budget[1])
+                 budget[0], provenance, budget[1], budget[2])
 
 
 def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
@@ -296,9 +300,10 @@ def _parse_header(meta: object, path: Path):
     network = network_from_dict(meta["network"], path)
     options = options_from_list(meta.get("options"), path, "header.options")
     budget_pct, budget_metric = _parse_budget(meta.get("budget"), path)
+    table = _budget_cost_table(meta.get("budget"), path, network.n_units, len(options))
     provenance = meta.get("provenance", {})
     require(isinstance(provenance, dict), path, "header.provenance", "must be a JSON object")
-    return network, options, (budget_pct, budget_metric), provenance, n
+    return network, options, (budget_pct, budget_metric, table), provenance, n
 
 
 def _parse_budget(budget: object, path: Path) -> tuple[float | None, str]:
@@ -325,6 +330,22 @@ def _parse_budget(budget: object, path: Path) -> tuple[float | None, str]:
     require(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 100, path,
             f"header.budget.{key}", f"must be a percentage in [0, 100], got {shown(value)}")
     return float(value), metric
+
+
+def _budget_cost_table(budget: object, path: Path, n_units: int, n_options: int) -> np.ndarray | None:
+    """header.budget.cost.table of a real-cost budget (already checked by _parse_budget to be a dict), if any."""
+    if not isinstance(budget, dict) or "metric" not in budget or "table" not in budget.get("cost", {}):
+        return None
+    rows = budget["cost"]["table"]
+    field = "header.budget.cost.table"
+    require(isinstance(rows, list) and len(rows) == n_units and n_units > 0, path, field,
+            f"must be a list of {n_units} rows, one per gated block")
+    for row in rows:
+        require(isinstance(row, list) and len(row) == n_options, path, field,
+                f"each row must hold {n_options} costs, one per option")
+        require(all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= MAX_BUDGET_COST
+                    for v in row), path, field, f"costs must be numbers in [0, {MAX_BUDGET_COST:,}]")
+    return np.array(rows, dtype=float)
 
 
 def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, mmap: bool) -> np.ndarray:

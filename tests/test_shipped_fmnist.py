@@ -35,6 +35,8 @@ def test_dfs_models_land_on_their_budget(entry):
             table = np.array(json.loads(bytes(archive["header"]).decode())["budget"]["cost"]["table"])
         blocks = np.arange(table.shape[0])
         landed = 100 * float(table[blocks, trace.decisions.astype(np.int64)].mean())
+        simulated = dfs_sim.simulate(trace, "stripes").summary["budget"]["against_target"][entry["budget"]["metric"]]
+        assert simulated["pct"] == pytest.approx(landed, abs=1e-9)  # the report's "landed at", on any accelerator
     assert abs(landed - trace.budget_pct) <= 3.0  # issue 10's landing target
     assert entry["dynamics"]["distinct_vectors"] > 1  # the gates decide per input
 
@@ -47,5 +49,6 @@ def test_report_names_the_metric_a_real_cost_budget_counts(capsys):
     out = capsys.readouterr().out
     assert "budget: trained for 12 % energy on bitfusion_physical: the gated blocks' energy there" in out
     assert "% computation" not in out
+    assert "\n  landed at           12.0 %   (+0.0 points vs target)\n" in out  # 11.98 %, in the budget's own metric
     assert main(["run", "--trace", str(ROOT / "traces" / "fmnist_resnet20_b30.npz"), "--hw", "loom"]) == 0
     assert "budget: trained for 30 % computation\n" in capsys.readouterr().out

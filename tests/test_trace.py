@@ -77,6 +77,19 @@ def test_truncated_trace(make_trace, tmp_path):
     _expect(cut, "truncated")
 
 
+def test_real_cost_budget_keeps_its_table(make_trace, tmp_path):
+    """A real-cost budget's table [units, options] is kept on load, for the landed value in its own metric."""
+    table = [[0.0, 0.1 * u, 0.2 * u, 1.0] for u in range(8)]
+    trace = load_trace(rewrite(make_trace(), tmp_path / "e.npz", header=lambda h: h.update(budget=_energy_budget(table))))
+    assert trace.budget_metric == "energy@bitfusion" and trace.budget_pct == 12
+    assert np.array_equal(trace.budget_cost_table, table)
+    assert load_trace(make_trace()).budget_cost_table is None  # the proxy needs none
+
+
+def _energy_budget(table):
+    return {"metric": "energy@bitfusion", "pct": 12, "cost": {"metric": "energy", "table": table}}
+
+
 @pytest.mark.parametrize("transform, field", [
     (lambda h: h.update(version=2), "header.version"),
     (lambda h: h.update(format="other"), "header.format"),
@@ -87,6 +100,11 @@ def test_truncated_trace(make_trace, tmp_path):
     (lambda h: h.update(n_inputs=3), "decisions"),
     (lambda h: h["network"]["layers"][0].update(c_out=17), "network.layers[0]"),
     (lambda h: h.update(budget={"computation_pct": 140}), "header.budget.computation_pct"),
+    (lambda h: h.update(budget=_energy_budget([[0.1] * 4] * 7)), "header.budget.cost.table"),
+    (lambda h: h.update(budget=_energy_budget([[0.1] * 3] * 8)), "header.budget.cost.table"),
+    (lambda h: h.update(budget=_energy_budget([[0.1, 0.2, -0.3, 1.0]] * 8)), "header.budget.cost.table"),
+    (lambda h: h.update(budget=_energy_budget([[0.1, 0.2, True, 1.0]] * 8)), "header.budget.cost.table"),
+    (lambda h: h.update(budget=_energy_budget("0.1")), "header.budget.cost.table"),
 ])
 def test_bad_headers(make_trace, tmp_path, transform, field):
     _expect(rewrite(make_trace(), tmp_path / "bad.npz", header=transform), field)

@@ -145,6 +145,11 @@ def render_summary(summary: dict, fmt: str) -> str:
     return summary_table(summary)
 
 
+def _against(entry: dict) -> str:
+    points = round(entry["over_target_points"], 1) or 0.0  # no "-0.0"
+    return f"{entry['pct']:8.1f} %   ({points:+.1f} points vs target)"
+
+
 def summary_table(s: dict) -> str:
     out = io.StringIO()
     w = out.write
@@ -195,17 +200,20 @@ def summary_table(s: dict) -> str:
     budget = s["budget"]
     if budget["target_pct"] is not None:
         metric = budget.get("target_metric") or "computation"
+        rows = dict(budget["against_target"])
         if metric == "computation":
             w(f"\nbudget: trained for {budget['target_pct']:g} % computation\n")
         else:  # a real cost counts the gated blocks only, on the accelerator it names
             quantity, hw_name = metric.split("@", 1)
             w(f"\nbudget: trained for {budget['target_pct']:g} % {quantity} on {hw_name}: the gated blocks' "
-              f"{quantity} there as a share of theirs at full precision, not the whole network's below\n")
-        for name, entry in budget["against_target"].items():
-            if entry["pct"] is None:
-                continue
-            sign = "+" if entry["over_target_points"] >= 0 else ""
-            w(f"  {name:<16}{entry['pct']:8.1f} %   ({sign}{entry['over_target_points']:.1f} points vs target)\n")
+              f"{quantity} there as a share of theirs at full precision\n")
+            landed = rows.pop(metric, None)
+            if landed is not None and landed["pct"] is not None:
+                w(f"  {'landed at':<16}{_against(landed)}\n")
+            w("  the whole network here, as a share of full precision (not what the budget counts):\n")
+        for name, entry in rows.items():
+            if entry["pct"] is not None:
+                w(f"  {name:<16}{_against(entry)}\n")
     else:
         w("\nbudget: the trace records no target computation percentage\n")
     for name, entry in budget["absolute"].items():

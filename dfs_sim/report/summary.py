@@ -143,7 +143,10 @@ def budget_section(result, metrics: dict, comp, bitops) -> dict:
                "absolute": {}}
     target = result.budget_pct
     if target is not None:
-        against = {"computation_pct": comp, "bitops_pct": bitops}
+        against = {}
+        if "budget_metric_pct" in result.per_input:  # first, the metric the budget was trained in
+            against[result.budget_metric] = float(result.per_input["budget_metric_pct"].mean())
+        against.update({"computation_pct": comp, "bitops_pct": bitops})
         against.update({name: stats["pct_of_full_precision"] for name, stats in metrics.items()})
         section["against_target"] = {
             name: {"pct": _finite(value), "over_target_points": _finite(value - target) if value is not None else None}

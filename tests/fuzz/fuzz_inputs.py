@@ -446,7 +446,12 @@ BUDGETS = ({"computation_pct": True}, {"computation_pct": False}, {"computation_
            {"metric": "energy@bitfusion"}, {"pct": 30}, {"metric": "energy@bitfusion", "pct": True},
            {"metric": "energy@bitfusion", "pct": 30, "cost": []}, {"metric": 7, "pct": 30},
            {"metric": "cycles@stripes", "pct": 100, "cost": {"digest": "x", "batch": 1}}, [], "30", 30, True,
-           {}, {"metric": "energy@bitfusion", "pct": 30, "cost": {"a": [[[[]]]]}}, {"metric": " @ ", "pct": 5})
+           {}, {"metric": "energy@bitfusion", "pct": 30, "cost": {"a": [[[[]]]]}}, {"metric": " @ ", "pct": 5},
+           {"metric": "energy@bitfusion", "pct": 30, "cost": {"table": [[0.5]]}},
+           {"metric": "energy@bitfusion", "pct": 30, "cost": {"table": [[[0.5]]]}},
+           {"metric": "energy@bitfusion", "pct": 30, "cost": {"table": []}},
+           {"metric": "energy@bitfusion", "pct": 30, "cost": {"table": [[1e300, -1]]}},
+           {"metric": "energy@bitfusion", "pct": 30, "cost": {"table": None}})
 
 
 def gen_trace_budget(rng, i, seeds):
