@@ -92,6 +92,11 @@ def register(subparsers) -> None:
                             "moves the prediction, KL(top path || this path), which needs no label")
     train.add_argument("--loss-clip", type=float, default=4.0,
                        help="gates stage, per-input gate targets (loss, prob, kl): clip the target to this many nats")
+    train.add_argument("--target-scale", type=float, default=1.0,
+                       help="gates stage, per-input gate targets: multiply the harm by this before the fit. KL "
+                            "is hundredths of a nat on most inputs; a larger scale gives its per-input "
+                            "variation gradients that weight decay does not drown (stage 3's budget controller "
+                            "rescales the cost to match)")
     train.add_argument("--max-batches", type=int, help="batches per epoch (default: the whole training split)")
     train.add_argument("--eval-limit", type=int, help="evaluate on the first N validation and test inputs only")
     train.add_argument("--seed", type=int, default=0, help="random seed (initialisation, data order)")

@@ -79,7 +79,8 @@ class StageArgs:
     gate_margin: float = 1.0  # gates stage: the top option's logit lead at which the hinge stops pushing
     gate_target: str = "top"  # gates stage: one of GATE_TARGETS (the top option leads; every option leads the
     # cheaper; each logit learns minus the loss, or the true class's probability drop, its option adds per input)
-    loss_clip: float = 4.0  # gates stage, loss target: the added loss (nats) is clipped to this
+    loss_clip: float = 4.0  # gates stage, per-input targets: the scaled target (nats) is clipped to this
+    target_scale: float = 1.0  # gates stage, per-input targets: the harm is multiplied by this before the fit
     explore: float = 0.0  # dfs stage: share of (input, block) pairs that run a random option (every path trains)
     freeze_gates: bool = False  # dfs stage: only the backbone trains; the controller alone moves the decisions
     max_batches: int | None = None  # per epoch; None = the whole split
@@ -302,6 +303,9 @@ def run_stage(args: StageArgs) -> dict:
     require(args.gate_target in GATE_TARGETS, "--gate-target", None, f"must be one of {', '.join(GATE_TARGETS)}")
     require(args.gate_target == "top" or args.stage == "gates", "--gate-target", None, "applies to the gates stage")
     require(args.loss_clip > 0, "--loss-clip", None, "must be positive")
+    require(args.target_scale > 0, "--target-scale", None, "must be positive")
+    require(args.target_scale == 1 or args.gate_target in PER_INPUT_TARGETS, "--target-scale", None,
+            "applies to the per-input gate targets (loss, prob, kl)")
     require(not args.freeze_gates or (args.stage == "dfs" and args.static is None), "--freeze-gates", None,
             "applies to the dfs stage (not with --static)")
     require(0 <= args.explore < 1, "--explore", None, "must be a share in [0, 1)")
@@ -613,7 +617,7 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explore
         if args.gate_target in PER_INPUT_TARGETS:
             # Each option's logit learns, up to a shift, minus what its block's option does to this input (see
             # option_harm). Stage 3's decision, argmax(logit - lam * cost), then trades that against cost per input.
-            harm = option_harm(model, x, y, args.gate_target)
+            harm = args.target_scale * option_harm(model, x, y, args.gate_target)
             target = -(harm - harm.mean(-1, keepdim=True))
             centred = out.gate_logits - out.gate_logits.mean(-1, keepdim=True)
             loss = F.smooth_l1_loss(centred, target.clamp(-args.loss_clip, args.loss_clip))
