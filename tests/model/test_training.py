@@ -126,6 +126,10 @@ def test_ranked_gate_target_orders_every_option_by_cost(chain, tmp_path):
     assert (logits[model.cost_order].diff() > 0).all(), logits  # every option leads the next cheaper one
     assert cli("train", "--stage", "dfs", "--init", out, "-o", tmp_path / "d.pt", "--budget", 20,
                "--gate-target", "ranked", *INHERIT) == 2  # a gates-stage option only
+    assert cli("train", "--stage", "gates", "--init", chain["backbone"], "-o", tmp_path / "s.pt", "--gate-target",
+               "ranked", "--target-scale", 10, *INHERIT) == 2  # scales per-input targets only
+    assert cli("train", "--stage", "gates", "--init", chain["dfs"], "-o", tmp_path / "s.pt", "--gate-target",
+               "kl", "--target-scale", 0, *INHERIT) == 2
 
 
 @pytest.mark.parametrize("target_name", train.PER_INPUT_TARGETS)
