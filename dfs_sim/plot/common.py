@@ -87,7 +87,8 @@ def describe(trace: Trace) -> TraceLabel:
     if prov.get("kind") == "paper-derived":
         series += " (paper's decisions)"
     if prov.get("gate_target") not in (None, "top"):  # gates trained another way are another model family
-        series += f", {prov['gate_target']}-target gates"
+        target = str(prov["gate_target"])
+        series += f", {'KL' if target == 'kl' else target}-target gates"
     nested = bool(prov.get("nested"))
     forced = prov.get("forced_option")
     if forced:
