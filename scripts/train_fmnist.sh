@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped Fashion-MNIST DFS-ResNet20 models, end to end (docs/model.md, "Shipped models").
 # Every command resumes from its checkpoint, and skips a finished one, so the script can be rerun
-# after an interruption. Run a part:  scripts/train_fmnist.sh backbone|gates|paper7|lowbit|lowbit_ranked|lowbit_loss|static
+# after an interruption. Run a part:  scripts/train_fmnist.sh backbone|gates|paper7|lowbit|lowbit_ranked|lowbit_loss|lowbit_kl|static
 # Wall times on 2 shared CPU cores are in traces/MANIFEST.json and docs/model.md.
 set -euo pipefail
 RUNS=${RUNS:-runs/v2}
@@ -55,22 +55,28 @@ lowbit_ranked() {
   done
 }
 
-# The loss-target low-bit models (docs/model.md, "Loss-target gates"): gates refitted, per input, to the loss
-# each option adds in its block, on a network whose every low-bit path trained (stage 3 exploring a quarter of
-# the pairs), then stage 3 again.
-lowbit_loss() {
+# The per-input-target low-bit models (docs/model.md, "Loss-target gates" and "KL-target gates"): gates refitted,
+# per input, to what each option does in its block, on a network whose every low-bit path trained (stage 3
+# exploring a quarter of the pairs), then stage 3 again with those gates frozen.
+per_input_family() {  # FAMILY TARGET [gates-stage options]: FAMILY names the checkpoints, TARGET is --gate-target
+  local family=$1 target=$2
+  shift 2
   dfs-sim train --stage dfs --init $RUNS/gates_lowbit.pt -o $RUNS/dfs_lowbit_explored.pt --budget 12 \
     --cost $LOWBIT_COST --bn per-option $DFS_SCHEDULE --explore 0.25 $COMMON
-  dfs-sim train --stage gates --init $RUNS/dfs_lowbit_explored.pt -o $RUNS/gates_lowbit_loss.pt --gate-target loss \
-    --epochs 1 --max-batches 200 --lr 0.1 $COMMON
+  dfs-sim train --stage gates --init $RUNS/dfs_lowbit_explored.pt -o $RUNS/gates_lowbit_$family.pt \
+    --gate-target $target --epochs 1 --max-batches 200 --lr 0.1 "$@" $COMMON
   # Stage 3 keeps the gates and fine-tunes the backbone (10x lower rate) under the controller's decisions; epochs
   # within 3 points of the budget before calibration compete on accuracy (frozen gates' cost shifts in eval mode).
-  for budget in ${LOSS_BUDGETS:-12 14 10 8}; do
-    dfs-sim train --stage dfs --init $RUNS/gates_lowbit_loss.pt -o $RUNS/dfs_lowbit_loss_b$budget.pt --budget $budget \
-      --cost $LOWBIT_COST --epochs 2 --max-batches 200 --lr 0.002 --beta 0.5 --explore 0.25 --freeze-gates \
-      --tolerance 3 $COMMON
+  for budget in ${FAMILY_BUDGETS:-12 14 10 8}; do
+    dfs-sim train --stage dfs --init $RUNS/gates_lowbit_$family.pt -o $RUNS/dfs_lowbit_${family}_b$budget.pt \
+      --budget $budget --cost $LOWBIT_COST --epochs 2 --max-batches 200 --lr 0.002 --beta 0.5 --explore 0.25 \
+      --freeze-gates --tolerance 3 $COMMON
   done
 }
+
+lowbit_loss() { per_input_family loss loss; }
+# KL is hundredths of a nat on most inputs: scaled by 150 (clipped at 20) its per-input variation is learnt.
+lowbit_kl() { per_input_family kl kl --target-scale 150 --loss-clip 20; }
 
 static() {  # quantization-aware static references, trained as long as the DFS models
   for option in ${STATIC_OPTIONS:-8bit 4bit 2bit}; do
