@@ -162,6 +162,17 @@ def shipped_traces() -> str:
         text += (", and with gates trained toward each option's added loss, "
                  + "/".join(f"{summary(FMNIST.format(b), 'stripes')[0]['accuracy']:.2f}" for b in loss)
                  + f" % with {min(vectors)}–{max(vectors)} distinct per-input decision vectors")
+    kl = _shipped(f"lowbit_kl_e{b}" for b in (14, 12, 10, 8))
+    if kl:
+        import dfs_sim
+        from dfs_sim.report.dynamics import trace_dynamics
+
+        spreads = [trace_dynamics(dfs_sim.simulate(trace(FMNIST.format(b)), "bitfusion_physical", batch=1))
+                   ["energy_uj"]["p95_over_p5"] for b in kl]
+        text += ("; with gates trained toward how far each option moves the prediction (KL), "
+                 + "/".join(f"{summary(FMNIST.format(b), 'stripes')[0]['accuracy']:.2f}" for b in kl)
+                 + f" %, spending more on the inputs the network is unsure of, with per-input energy spreads of "
+                 f"{min(spreads):.2f}–{max(spreads):.2f}× (p95/p5) on Bit Fusion")
     return text
 
 
