@@ -14,7 +14,7 @@ import numpy as np
 # Offsets (points) from the anchor tried for a label, nearest first; (ha, va) keep the text on the
 # far side of the offset so it never sits on its own point.
 _DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1))
-_RADII = (6, 12, 20, 30, 44, 60, 80, 100)
+_RADII = (6, 12, 20, 30, 44, 60, 80, 100, 130, 170)
 _MARKER_HALF_PX = 6.0  # half the side of the square a marker is taken to cover
 
 
@@ -83,7 +83,7 @@ def _data_obstacles(ax, skip_vertical_at: float | None = None) -> list:
 def place_labels(ax, labels: list[PointLabel], fontsize: float = 8, extra_obstacles=()) -> list:
     """Annotate each point with its label where it overlaps nothing; returns the annotations.
 
-    Call after `finish_layout`. A label that finds no free spot within 100 points takes the spot
+    Call after `finish_layout`. A label that finds no free spot within 170 points takes the spot
     that overlaps least, joined to its point by a thin leader line.
     """
     fig = ax.figure

@@ -1,6 +1,8 @@
 """`dfs-sim plot proxy`: what the paper's computation percentage promises against what the hardware charges."""
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 
@@ -9,6 +11,7 @@ from dfs_sim.plot.common import (PROXY_METRICS, REFERENCE_COLOR, describe, full_
                                  save_figure, side_legend, static_marker, thousands)
 from dfs_sim.plot.layout import finish_layout
 
+PANELS_PER_ROW = 3  # one panel per model family; more wrap onto further rows
 PROXY_AXIS = "computation % (the paper's proxy: skip 0, b bits (b/32)², full precision 1)"
 
 
@@ -62,8 +65,13 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
 
     metric = points["metric"].iloc[0]
     series_names = list(dict.fromkeys(points["series"]))
-    fig, axes = plt.subplots(1, len(series_names), figsize=(5.6 * len(series_names) + 2.6, 5.0), squeeze=False,
-                             sharey=True, layout="constrained")
+    cols = min(len(series_names), PANELS_PER_ROW)
+    rows = -(-len(series_names) // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(5.6 * cols + 2.6, 5.0 * rows), squeeze=False, sharey=True,
+                             layout="constrained")
+    for ax in grid.flat[len(series_names):]:
+        ax.set_visible(False)
+    axes = grid.reshape(1, -1)[:, :len(series_names)]
     hws = list(dict.fromkeys(points["hw"]))
     colors = {hw: palette(i) for i, hw in enumerate(hws)}
     top = max(105.0, float(np.nanmax(points["pct_of_reference"])) * 1.05)
@@ -93,11 +101,12 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
             ax.yaxis.set_minor_formatter(NullFormatter())
         else:
             ax.set_ylim(0, top)
-        ax.set_title(series, fontsize=10, loc="left")
+        ax.set_title(textwrap.fill(series, 60), fontsize=10, loc="left")
         ax.set_xlabel(PROXY_AXIS, fontsize=9)
         ax.grid(alpha=0.3)
     name, _ = PROXY_METRICS[metric]
-    axes[0, 0].set_ylabel(f"{name}, {reference_text(points, reference_name)}")
+    for row in grid:
+        row[0].set_ylabel(f"{name}, {reference_text(points, reference_name)}")
     handles = []
     for hw in hws:
         row = points[points["hw"] == hw].iloc[0]
@@ -110,7 +119,7 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
     for label in dict.fromkeys(points.loc[points["kind"] == "static", "label"]):
         handles.append(Line2D([], [], ls="", marker=static_marker(label), color="gray", mfc="white", ms=8,
                               label=f"static: {label}"))
-    side_legend(axes[0, -1], handles,
+    side_legend(grid[0, -1], handles,
                 title="lines: one model across its budgets\n(drawn widest first: lines that coincide show as stripes)")
     fig.suptitle(f"The proxy against the hardware: {name} of DFS models", fontsize=11, x=0.01, ha="left")
     finish_layout(fig)
