@@ -57,26 +57,28 @@ lowbit_ranked() {
 
 # The per-input-target low-bit models (docs/model.md, "Loss-target gates" and "KL-target gates"): gates refitted,
 # per input, to what each option does in its block, on a network whose every low-bit path trained (stage 3
-# exploring a quarter of the pairs), then stage 3 again with those gates frozen.
-per_input_family() {  # FAMILY TARGET [gates-stage options]: FAMILY names the checkpoints, TARGET is --gate-target
-  local family=$1 target=$2
-  shift 2
+# exploring a quarter of the pairs), then stage 3 again for each budget.
+per_input_family() {  # FAMILY TARGET "STAGE-3 OPTIONS" [gates-stage options]: FAMILY names the checkpoints
+  local family=$1 target=$2 stage3=$3
+  shift 3
   dfs-sim train --stage dfs --init $RUNS/gates_lowbit.pt -o $RUNS/dfs_lowbit_explored.pt --budget 12 \
     --cost $LOWBIT_COST --bn per-option $DFS_SCHEDULE --explore 0.25 $COMMON
   dfs-sim train --stage gates --init $RUNS/dfs_lowbit_explored.pt -o $RUNS/gates_lowbit_$family.pt \
     --gate-target $target --epochs 1 --max-batches 200 --lr 0.1 "$@" $COMMON
-  # Stage 3 keeps the gates and fine-tunes the backbone (10x lower rate) under the controller's decisions; epochs
-  # within 3 points of the budget before calibration compete on accuracy (frozen gates' cost shifts in eval mode).
   for budget in ${FAMILY_BUDGETS:-12 14 10 8}; do
     dfs-sim train --stage dfs --init $RUNS/gates_lowbit_$family.pt -o $RUNS/dfs_lowbit_${family}_b$budget.pt \
-      --budget $budget --cost $LOWBIT_COST --epochs 2 --max-batches 200 --lr 0.002 --beta 0.5 --explore 0.25 \
-      --freeze-gates --tolerance 3 $COMMON
+      --budget $budget --cost $LOWBIT_COST $stage3 $COMMON
   done
 }
 
-lowbit_loss() { per_input_family loss loss; }
+# Stage 3 keeps the gates and fine-tunes the backbone (10x lower rate) under the controller's decisions; epochs
+# within 3 points of the budget before calibration compete on accuracy (frozen gates' cost shifts in eval mode).
+FROZEN_STAGE3="--epochs 2 --max-batches 200 --lr 0.002 --beta 0.5 --explore 0.25 --freeze-gates --tolerance 3"
+lowbit_loss() { per_input_family loss loss "$FROZEN_STAGE3"; }
 # KL is hundredths of a nat on most inputs: scaled by 150 (clipped at 20) its per-input variation is learnt.
-lowbit_kl() { per_input_family kl kl --target-scale 150 --loss-clip 20; }
+# (With "--epochs 1 --max-batches 1 --lr 1e-9" for stage 3, budget calibration alone: the more dynamic,
+# less accurate models of docs/model.md's table.)
+lowbit_kl() { per_input_family kl kl "$FROZEN_STAGE3" --target-scale 150 --loss-clip 20; }
 
 static() {  # quantization-aware static references, trained as long as the DFS models
   for option in ${STATIC_OPTIONS:-8bit 4bit 2bit}; do
