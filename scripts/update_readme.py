@@ -79,7 +79,7 @@ def batches_text(path: str) -> str:
 
 
 def fmnist_table() -> str:
-    from dfs_sim.plot.common import describe
+    from dfs_sim.plot.common import describe, gate_target_name
 
     first = trace(FMNIST.format(FMNIST_ROWS[0]))
     lines = [fill(f"Fashion-MNIST DFS-ResNet20 models trained here (`traces/`, {first.n_inputs:,} test images "
@@ -95,7 +95,7 @@ def fmnist_table() -> str:
         if label.kind == "dfs" and trace(path).budget_metric == "energy@bitfusion_physical":
             name += " of Bit Fusion energy"
         if row.startswith(("lowbit_loss_", "lowbit_kl_")):
-            name = f"{name} (skip/2/4/8, {'loss' if row.startswith('lowbit_loss_') else 'KL'}-target gates)"
+            name = f"{name} (skip/2/4/8, {gate_target_name(trace(path).provenance['gate_target'])}-target gates)"
         elif row.startswith("lowbit_"):
             name = f"{name} (skip/2/4/8" + (", trained)" if label.kind != "dfs" else ")")
         elif label.kind != "dfs":
@@ -164,11 +164,9 @@ def shipped_traces() -> str:
                  + f" % with {min(vectors)}–{max(vectors)} distinct per-input decision vectors")
     kl = _shipped(f"lowbit_kl_e{b}" for b in (14, 12, 10, 8))
     if kl:
-        import dfs_sim
         from dfs_sim.report.dynamics import trace_dynamics
 
-        spreads = [trace_dynamics(dfs_sim.simulate(trace(FMNIST.format(b)), "bitfusion_physical", batch=1))
-                   ["energy_uj"]["p95_over_p5"] for b in kl]
+        spreads = [trace_dynamics(batch1_result(b, "bitfusion_physical"))["energy_uj"]["p95_over_p5"] for b in kl]
         text += ("; with gates trained toward how far each option moves the prediction (KL), "
                  + "/".join(f"{summary(FMNIST.format(b), 'stripes')[0]['accuracy']:.2f}" for b in kl)
                  + f" %, spending more on the inputs the network is unsure of, with per-input energy spreads of "
@@ -248,11 +246,15 @@ def dynamic_vs_static() -> str:
 
 
 @cache
-def batch1_summary(row: str, config: str) -> dict:
-    """The summary of a shipped Fashion-MNIST trace at batch 1, where each input pays for its own decisions."""
+def batch1_result(row: str, config: str):
+    """A shipped Fashion-MNIST trace simulated at batch 1, where each input pays for its own decisions."""
     import dfs_sim
 
-    return dfs_sim.simulate(trace(FMNIST.format(row)), config, batch=1).summary
+    return dfs_sim.simulate(trace(FMNIST.format(row)), config, batch=1)
+
+
+def batch1_summary(row: str, config: str) -> dict:
+    return batch1_result(row, config).summary
 
 
 def _target(targets: list[dict], prefix: str) -> dict:

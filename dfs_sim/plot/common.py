@@ -78,6 +78,11 @@ def model_name(trace: Trace) -> str:
     return re.sub(r"resnet", "ResNet", name, flags=re.IGNORECASE)
 
 
+def gate_target_name(target: str) -> str:
+    """How figures and tables name a gate target (--gate-target): kl reads as KL."""
+    return "KL" if target == "kl" else target
+
+
 def describe(trace: Trace) -> TraceLabel:
     prov = trace.provenance
     dataset = prov.get("dataset")
@@ -87,8 +92,7 @@ def describe(trace: Trace) -> TraceLabel:
     if prov.get("kind") == "paper-derived":
         series += " (paper's decisions)"
     if prov.get("gate_target") not in (None, "top"):  # gates trained another way are another model family
-        target = str(prov["gate_target"])
-        series += f", {'KL' if target == 'kl' else target}-target gates"
+        series += f", {gate_target_name(str(prov['gate_target']))}-target gates"
     nested = bool(prov.get("nested"))
     forced = prov.get("forced_option")
     if forced:
