@@ -89,14 +89,21 @@ def register(subparsers) -> None:
                             "logit toward minus the loss that option adds in its block for this input (one "
                             "forward per block and option), and may refit the gates of a finished dfs checkpoint; prob "
                             "likewise, with the drop in the true class's probability; kl with how far the option "
-                            "moves the prediction, KL(top path || this path), which needs no label")
+                            "moves the prediction, KL(top path || this path), which needs no label. dfs stage "
+                            "(loss, prob, kl): the gates keep fitting that target, recomputed each step on the "
+                            "network as it fine-tunes, and learn nothing else; the backbone learns the task")
     train.add_argument("--loss-clip", type=float, default=4.0,
-                       help="gates stage, per-input gate targets (loss, prob, kl): clip the target to this many nats")
+                       help="per-input gate targets (loss, prob, kl): clip the target to this many nats")
     train.add_argument("--target-scale", type=float, default=1.0,
-                       help="gates stage, per-input gate targets: multiply the harm by this before the fit. KL "
+                       help="per-input gate targets: multiply the harm by this before the fit. KL "
                             "is hundredths of a nat on most inputs; a larger scale gives its per-input "
                             "variation gradients that weight decay does not drown (stage 3's budget controller "
                             "rescales the cost to match)")
+    train.add_argument("--target-inputs", type=int, default=32,
+                       help="dfs stage, per-input gate target: inputs of each batch whose target is computed "
+                            "(each costs a pass per block and option)")
+    train.add_argument("--gate-lr", type=float,
+                       help="dfs stage, per-input gate target: the gates' learning rate (default: --lr)")
     train.add_argument("--max-batches", type=int, help="batches per epoch (default: the whole training split)")
     train.add_argument("--eval-limit", type=int, help="evaluate on the first N validation and test inputs only")
     train.add_argument("--seed", type=int, default=0, help="random seed (initialisation, data order)")

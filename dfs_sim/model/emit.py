@@ -84,6 +84,7 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
         "recipe": {key: getattr(model.config, key) for key in ("gate_init", "act_range", "projection")},
         "gate_target": _gate_target(_commands(ckpt)),
         "frozen_gates": bool(train_args.get("freeze_gates")),
+        "tracking_gates": train_args.get("stage") == "dfs" and train_args.get("gate_target", "top") != "top",
         "decision_bias": [round(float(v), 6) for v in model.decision_bias],
         "rounding": "deterministic round-half-to-even (weights: tensor min/max; activations: running range)",
         "inference": "chosen option only, inputs grouped by decision",
@@ -102,8 +103,9 @@ def emit_trace(*, checkpoint, out, data=None, dataset=None, split="test", force=
 
 
 def _gate_target(commands: list[str]) -> str | None:
-    """What the last gates stage trained the gates toward (its --gate-target; top by default), None without one."""
-    gates = [c.split() for c in commands if "--stage gates" in c]
+    """What the gates last trained toward: the --gate-target of the last gates stage (top by default) or of a
+    later dfs stage whose gates tracked one; None without a gates stage."""
+    gates = [c.split() for c in commands if "--stage gates" in c or ("--stage dfs" in c and "--gate-target" in c)]
     if not gates:
         return None
     tokens = gates[-1]

@@ -78,9 +78,12 @@ class StageArgs:
     calibration_batches: int = 20  # gates stage: batches that calibrate never-set activation ranges
     gate_margin: float = 1.0  # gates stage: the top option's logit lead at which the hinge stops pushing
     gate_target: str = "top"  # gates stage: one of GATE_TARGETS (the top option leads; every option leads the
-    # cheaper; each logit learns minus the loss, or the true class's probability drop, its option adds per input)
-    loss_clip: float = 4.0  # gates stage, per-input targets: the scaled target (nats) is clipped to this
-    target_scale: float = 1.0  # gates stage, per-input targets: the harm is multiplied by this before the fit
+    # cheaper; each logit learns minus the loss, or the true class's probability drop, its option adds per input);
+    # dfs stage: a per-input target that the gates keep fitting, on the network as it fine-tunes
+    loss_clip: float = 4.0  # per-input targets: the scaled target (nats) is clipped to this
+    target_scale: float = 1.0  # per-input targets: the harm is multiplied by this before the fit
+    target_inputs: int = 32  # dfs stage, per-input target: inputs per batch whose target is computed
+    gate_lr: float | None = None  # dfs stage, per-input target: the gates' learning rate (None: --lr)
     explore: float = 0.0  # dfs stage: share of (input, block) pairs that run a random option (every path trains)
     freeze_gates: bool = False  # dfs stage: only the backbone trains; the controller alone moves the decisions
     max_batches: int | None = None  # per epoch; None = the whole split
@@ -301,7 +304,14 @@ def run_stage(args: StageArgs) -> dict:
     if args.stage != "dfs":
         require(args.cost == "proxy", "--cost", None, "only the dfs stage trains against a cost")
     require(args.gate_target in GATE_TARGETS, "--gate-target", None, f"must be one of {', '.join(GATE_TARGETS)}")
-    require(args.gate_target == "top" or args.stage == "gates", "--gate-target", None, "applies to the gates stage")
+    tracking = args.stage == "dfs" and args.gate_target in PER_INPUT_TARGETS
+    require(args.gate_target == "top" or args.stage == "gates" or tracking, "--gate-target", None,
+            "applies to the gates stage (and, as loss, prob or kl, to the dfs stage)")
+    require(not tracking or (args.static is None and not args.freeze_gates), "--gate-target", None,
+            "in the dfs stage trains the gates toward it: not with --static or --freeze-gates")
+    require(args.target_inputs >= 1, "--target-inputs", None, "must be >= 1")
+    require(args.gate_lr is None or (tracking and args.gate_lr > 0), "--gate-lr", None,
+            "is a positive learning rate for gates that track a per-input target in the dfs stage")
     require(args.loss_clip > 0, "--loss-clip", None, "must be positive")
     require(args.target_scale > 0, "--target-scale", None, "must be positive")
     require(args.target_scale == 1 or args.gate_target in PER_INPUT_TARGETS, "--target-scale", None,
@@ -413,8 +423,12 @@ def run_stage(args: StageArgs) -> dict:
         params = model.backbone_parameters()
     elif args.stage == "backbone":
         params = model.backbone_parameters()
+    elif tracking:
+        params = [{"params": model.backbone_parameters()},
+                  {"params": model.gate_parameters(), "lr": args.gate_lr or args.lr}]
     else:
         params = list(model.parameters())
+    gate_params = model.gate_parameters()
     optimizer = torch.optim.SGD(params, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                                 nesterov=True)
     total = args.epochs * steps_per_epoch
@@ -450,11 +464,11 @@ def run_stage(args: StageArgs) -> dict:
                 break
             if controlled:
                 set_decision_bias(model, costs, lam)
-            loss, correct, cost = _step(model, args, x, y, costs, pinned, explorer)
+            loss, correct, cost, gate_fit = _step(model, args, x, y, costs, pinned, explorer)
             if controlled:
                 lam += args.controller_gain * (cost - args.budget / 100) / cost_spread
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            _backward(loss, gate_fit, gate_params)
             optimizer.step()
             schedule.step()
             sums += (loss.item() * len(y), correct, cost * len(y), len(y))
@@ -602,25 +616,21 @@ def option_harm(model: GatedResNet, x, y, target: str) -> torch.Tensor:
 
 
 def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explorer=None):
-    """One stage-specific forward; returns (loss, correct count, batch cost fraction)."""
+    """One stage-specific forward; returns (loss, correct count, batch cost fraction, the gates' own fit loss
+    or None): tracking gates (a per-input target in the dfs stage) learn only the fit, the rest only the loss."""
     if pinned is not None:  # a static reference: its options pinned, trained (quantization-aware) on CE alone
         out = model(x, force=pinned, gates=False)
         cost = float(model.computation(out.decisions, costs).mean())
-        return F.cross_entropy(out.logits, y), int((out.logits.argmax(1) == y).sum()), cost
+        return F.cross_entropy(out.logits, y), int((out.logits.argmax(1) == y).sum()), cost, None
     if args.stage == "backbone":
         out = model(x, force=FULL, gates=False)
-        return F.cross_entropy(out.logits, y), int((out.logits.argmax(1) == y).sum()), 1.0
+        return F.cross_entropy(out.logits, y), int((out.logits.argmax(1) == y).sum()), 1.0, None
     if args.stage == "gates":
         out = model(x, force=model.top_index)
         gate_logits = out.gate_logits.flatten(0, 1)
         computation = float(model.computation(out.gate_logits.argmax(-1)).mean())
         if args.gate_target in PER_INPUT_TARGETS:
-            # Each option's logit learns, up to a shift, minus what its block's option does to this input (see
-            # option_harm). Stage 3's decision, argmax(logit - lam * cost), then trades that against cost per input.
-            harm = args.target_scale * option_harm(model, x, y, args.gate_target)
-            target = -(harm - harm.mean(-1, keepdim=True))
-            centred = out.gate_logits - out.gate_logits.mean(-1, keepdim=True)
-            loss = F.smooth_l1_loss(centred, target.clamp(-args.loss_clip, args.loss_clip))
+            loss = _gate_fit(out.gate_logits, option_harm(model, x, y, args.gate_target), args)
         # A hinge, not cross-entropy: it stops pushing once the top option leads by the margin, so
         # the gates choose it everywhere without saturating their softmax (stage 3 must move them).
         elif args.gate_target == "ranked":  # and each option leads the next cheaper one by the margin
@@ -629,12 +639,41 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explore
         else:
             target = torch.full((len(gate_logits),), model.top_index, device=x.device)
             loss = F.multi_margin_loss(gate_logits, target, margin=args.gate_margin)
-        return loss, int((out.logits.argmax(1) == y).sum()), computation
+        return loss, int((out.logits.argmax(1) == y).sum()), computation, None
+    gate_fit = None
+    if args.gate_target in PER_INPUT_TARGETS:  # the target on the network as it is now, in eval mode (as the
+        # gates stage computes it), so that the other options' passes leave the batch norms and ranges alone
+        n = min(args.target_inputs, len(y))
+        model.eval()
+        with torch.no_grad():
+            harm = option_harm(model, x[:n], y[:n], args.gate_target)
+        model.train()
     out = model(x, candidates="all", explore=args.explore, generator=explorer)
+    if args.gate_target in PER_INPUT_TARGETS:
+        gate_fit = _gate_fit(out.gate_logits[:n], harm, args)
     p = (out.gate_logits + model.decision_bias).softmax(-1)  # the distribution the decision is the argmax of
     mask = F.one_hot(out.decisions, len(model.options)).to(p.dtype) - p.detach() + p
     soft_cost = (mask * costs).sum(-1).mean()
     cost = float(model.computation(out.decisions, costs).mean())
     sign = -1.0 if 100 * cost <= args.budget else 1.0
     loss = F.cross_entropy(out.logits, y) + args.beta * sign * soft_cost
-    return loss, int((out.logits.argmax(1) == y).sum()), cost
+    return loss, int((out.logits.argmax(1) == y).sum()), cost, gate_fit
+
+
+def _backward(loss, gate_fit, gate_params) -> None:
+    """Gradients: tracking gates (gate_fit not None) learn their target alone, and the rest learns the loss."""
+    if gate_fit is not None:
+        gate_grads = torch.autograd.grad(gate_fit, gate_params, retain_graph=True, allow_unused=True)
+    loss.backward()
+    if gate_fit is not None:
+        for p, grad in zip(gate_params, gate_grads):
+            p.grad = grad
+
+
+def _gate_fit(gate_logits, harm, args: StageArgs):
+    """Each option's logit learns, up to a shift per block, minus the scaled harm its option does to this input
+    (see option_harm). Stage 3's decision, argmax(logit - lam * cost), then trades that against cost per input."""
+    harm = args.target_scale * harm
+    target = -(harm - harm.mean(-1, keepdim=True))
+    centred = gate_logits - gate_logits.mean(-1, keepdim=True)
+    return F.smooth_l1_loss(centred, target.clamp(-args.loss_clip, args.loss_clip))

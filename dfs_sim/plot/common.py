@@ -92,7 +92,8 @@ def describe(trace: Trace) -> TraceLabel:
     if prov.get("kind") == "paper-derived":
         series += " (paper's decisions)"
     if prov.get("gate_target") not in (None, "top"):  # gates trained another way are another model family
-        series += f", {gate_target_name(str(prov['gate_target']))}-target gates"
+        series += f", {gate_target_name(str(prov['gate_target']))}-" + \
+            ("tracking gates" if prov.get("tracking_gates") else "target gates")
     nested = bool(prov.get("nested"))
     forced = prov.get("forced_option")
     if forced:

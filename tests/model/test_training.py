@@ -125,7 +125,7 @@ def test_ranked_gate_target_orders_every_option_by_cost(chain, tmp_path):
     assert [model.options[k].name for k in model.cost_order] == ["skip", "8bit", "16bit", "full"]
     assert (logits[model.cost_order].diff() > 0).all(), logits  # every option leads the next cheaper one
     assert cli("train", "--stage", "dfs", "--init", out, "-o", tmp_path / "d.pt", "--budget", 20,
-               "--gate-target", "ranked", *INHERIT) == 2  # a gates-stage option only
+               "--gate-target", "ranked", *INHERIT) == 2  # the dfs stage tracks per-input targets only
     assert cli("train", "--stage", "gates", "--init", chain["backbone"], "-o", tmp_path / "s.pt", "--gate-target",
                "ranked", "--target-scale", 10, *INHERIT) == 2  # scales per-input targets only
     assert cli("train", "--stage", "gates", "--init", chain["dfs"], "-o", tmp_path / "s.pt", "--gate-target",
@@ -189,6 +189,57 @@ def test_frozen_gates_keep_their_weights_while_the_backbone_trains(chain, tmp_pa
     assert after["decision_bias"].any()  # the controller alone moved the decisions to the budget
     assert cli("train", "--stage", "gates", "--init", chain["backbone"], "-o", tmp_path / "g.pt", "--freeze-gates",
                *INHERIT) == 2
+
+
+def test_tracking_gates_fit_the_kl_target_of_the_network_as_it_fine_tunes(chain, tmp_path):
+    """In the dfs stage, --gate-target kl keeps the gates fitting KL(top path || option path), recomputed on the
+    fine-tuning network: the gates move, they learn only that fit (the task loss does not reach them), and the
+    emitted trace says which gates it ran."""
+    gates = tmp_path / "kl_gates.pt"
+    assert cli("train", "--stage", "gates", "--init", chain["dfs"], "-o", gates, "--gate-target", "kl",
+               "--epochs", 2, "--lr", 0.5, *INHERIT) == 0
+    args = train.StageArgs(stage="dfs", out="", budget=BUDGET, gate_target="kl", target_scale=10.0, explore=0.25)
+    model, _ = train.load_checkpoint(gates)
+    model.train()
+    from dfs_sim.model.data import DATASETS, load_split
+
+    spec = DATASETS["fashion-mnist"]
+    images, labels = load_split("fashion-mnist", SUBSET, "train")
+    x = (images[:16].float() / 255 - torch.tensor(spec.mean).view(1, -1, 1, 1)) / torch.tensor(spec.std).view(1, -1, 1, 1)
+    costs, _ = train.stage_costs(model, "proxy", "cpu")
+    loss, _, _, gate_fit = train._step(model, args, x, labels[:16].long(), costs, explorer=torch.Generator())
+    assert gate_fit is not None and gate_fit.item() > 0
+    gate_params, backbone = model.gate_parameters(), model.backbone_parameters()
+    task_grads = torch.autograd.grad(loss, backbone, retain_graph=True, allow_unused=True)
+    fit_grads = torch.autograd.grad(gate_fit, gate_params, retain_graph=True, allow_unused=True)
+    train._backward(loss, gate_fit, gate_params)
+    assert any(g is not None and g.abs().sum() > 0 for g in fit_grads)
+    for p, g in [*zip(gate_params, fit_grads), *zip(backbone, task_grads)]:  # each part learns its own loss
+        assert (p.grad is None and g is None) or torch.equal(p.grad, g)
+    assert model.training  # the target's passes ran in eval mode, which they leave
+
+    out = tmp_path / "tracking.pt"
+    assert cli("train", "--stage", "dfs", "--init", gates, "-o", out, "--budget", BUDGET, "--epochs", 1,
+               "--max-batches", 3, "--gate-target", "kl", "--target-scale", 10, "--gate-lr", 0.5, "--target-inputs",
+               16, *INHERIT) == 0
+    before = torch.load(gates, weights_only=True)["state_dict"]
+    after = torch.load(out, weights_only=True)["state_dict"]
+    gate_keys = [k for k in before if k.startswith(("gates.", "lstm.", "gate_fc."))]
+    assert not all(torch.equal(before[k], after[k]) for k in gate_keys)
+    assert cli("trace", "--checkpoint", out, "-o", tmp_path / "t.npz", "--limit", 64, "--threads", 1,
+               "--no-progress") == 0
+    emitted = load_trace(tmp_path / "t.npz")
+    assert emitted.provenance["tracking_gates"] is True and emitted.provenance["gate_target"] == "kl"
+    from dfs_sim.plot.common import describe
+
+    assert "KL-tracking gates" in describe(emitted).series
+    for bad in (["--freeze-gates"], ["--static", "8bit"], ["--gate-lr", 0], ["--target-inputs", 0]):
+        extra = ["--gate-target", "kl"] + bad if bad[0] != "--static" else ["--gate-target", "kl", "--static", "8bit"]
+        budget = [] if bad[0] == "--static" else ["--budget", BUDGET]
+        assert cli("train", "--stage", "dfs", "--init", gates, "-o", tmp_path / "x.pt", *budget, *extra,
+                   *INHERIT) == 2, bad
+    assert cli("train", "--stage", "dfs", "--init", gates, "-o", tmp_path / "x.pt", "--budget", BUDGET, "--gate-lr",
+               0.1, *INHERIT) == 2  # a gate rate needs tracking gates
 
 
 def test_trace_emission(chain, tmp_path):
