@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped Fashion-MNIST DFS-ResNet20 models, end to end (docs/model.md, "Shipped models").
 # Every command resumes from its checkpoint, and skips a finished one, so the script can be rerun
-# after an interruption. Run a part:  scripts/train_fmnist.sh backbone|gates|paper7|lowbit|lowbit_ranked|lowbit_loss|lowbit_kl|static
+# after an interruption. Run a part:  scripts/train_fmnist.sh backbone|gates|paper7|lowbit|lowbit_ranked|lowbit_loss|lowbit_kl|lowbit_track|static
 # Wall times on 2 shared CPU cores are in traces/MANIFEST.json and docs/model.md.
 set -euo pipefail
 RUNS=${RUNS:-runs/v2}
@@ -58,15 +58,16 @@ lowbit_ranked() {
 # The per-input-target low-bit models (docs/model.md, "Loss-target gates" and "KL-target gates"): gates refitted,
 # per input, to what each option does in its block, on a network whose every low-bit path trained (stage 3
 # exploring a quarter of the pairs), then stage 3 again for each budget.
+# GATES_OF names the gates' checkpoint when a family shares another's (default: the family's own).
 per_input_family() {  # FAMILY TARGET "STAGE-3 OPTIONS" [gates-stage options]: FAMILY names the checkpoints
-  local family=$1 target=$2 stage3=$3
+  local family=$1 target=$2 stage3=$3 gates=$RUNS/gates_lowbit_${GATES_OF:-$1}.pt
   shift 3
   dfs-sim train --stage dfs --init $RUNS/gates_lowbit.pt -o $RUNS/dfs_lowbit_explored.pt --budget 12 \
     --cost $LOWBIT_COST --bn per-option $DFS_SCHEDULE --explore 0.25 $COMMON
-  dfs-sim train --stage gates --init $RUNS/dfs_lowbit_explored.pt -o $RUNS/gates_lowbit_$family.pt \
+  dfs-sim train --stage gates --init $RUNS/dfs_lowbit_explored.pt -o $gates \
     --gate-target $target --epochs 1 --max-batches 200 --lr 0.1 "$@" $COMMON
   for budget in ${FAMILY_BUDGETS:-12 14 10 8}; do
-    dfs-sim train --stage dfs --init $RUNS/gates_lowbit_$family.pt -o $RUNS/dfs_lowbit_${family}_b$budget.pt \
+    dfs-sim train --stage dfs --init $gates -o $RUNS/dfs_lowbit_${family}_b$budget.pt \
       --budget $budget --cost $LOWBIT_COST $stage3 $COMMON
   done
 }
@@ -79,6 +80,11 @@ lowbit_loss() { per_input_family loss loss "$FROZEN_STAGE3"; }
 # (With "--epochs 1 --max-batches 1 --lr 1e-9" for stage 3, budget calibration alone: the more dynamic,
 # less accurate models of docs/model.md's table.)
 lowbit_kl() { per_input_family kl kl "$FROZEN_STAGE3" --target-scale 150 --loss-clip 20; }
+# Tracking gates (docs/model.md, "KL-tracking gates"): the KL family's gates keep fitting KL in stage 3, recomputed
+# each step on 32 inputs of the fine-tuning network, at their own rate; the backbone learns the task.
+TRACKING_STAGE3="--epochs 2 --max-batches 200 --lr 0.002 --beta 0.5 --explore 0.25 --tolerance 3 --gate-target kl \
+  --target-scale 150 --loss-clip 20 --gate-lr 0.05"
+lowbit_track() { GATES_OF=kl per_input_family track kl "$TRACKING_STAGE3" --target-scale 150 --loss-clip 20; }
 
 static() {  # quantization-aware static references, trained as long as the DFS models
   for option in ${STATIC_OPTIONS:-8bit 4bit 2bit}; do

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import re
 import sys
 import textwrap
@@ -33,6 +34,7 @@ FMNIST = "traces/fmnist_resnet20_{}.npz"
 FMNIST_ROWS = ("b20", "b30", "b50", "static_8bit", "lowbit_e14", "lowbit_e12", "lowbit_e10", "lowbit_e8",
                "lowbit_loss_e14", "lowbit_loss_e12", "lowbit_loss_e10", "lowbit_loss_e8",
                "lowbit_kl_e14", "lowbit_kl_e12", "lowbit_kl_e10", "lowbit_kl_e8",
+               "lowbit_track_e14", "lowbit_track_e12", "lowbit_track_e10", "lowbit_track_e8",
                "lowbit_static_8bit", "lowbit_static_4bit", "lowbit_static_2bit")
 PAPER_B20 = "traces/paper/dfs_resnet74_cifar10_paper_b20.npz"
 # (shipped config, README name, what it is): the tables' accelerators.
@@ -79,7 +81,7 @@ def batches_text(path: str) -> str:
 
 
 def fmnist_table() -> str:
-    from dfs_sim.plot.common import describe, gate_target_name
+    from dfs_sim.plot.common import describe, gate_family
 
     first = trace(FMNIST.format(FMNIST_ROWS[0]))
     lines = [fill(f"Fashion-MNIST DFS-ResNet20 models trained here (`traces/`, {first.n_inputs:,} test images "
@@ -94,8 +96,8 @@ def fmnist_table() -> str:
         name = f"DFS, {label.long}" if label.kind == "dfs" else f"static, {label.label}"
         if label.kind == "dfs" and trace(path).budget_metric == "energy@bitfusion_physical":
             name += " of Bit Fusion energy"
-        if row.startswith(("lowbit_loss_", "lowbit_kl_")):
-            name = f"{name} (skip/2/4/8, {gate_target_name(trace(path).provenance['gate_target'])}-target gates)"
+        if gate_family(trace(path).provenance):
+            name = f"{name} (skip/2/4/8, {gate_family(trace(path).provenance)})"
         elif row.startswith("lowbit_"):
             name = f"{name} (skip/2/4/8" + (", trained)" if label.kind != "dfs" else ")")
         elif label.kind != "dfs":
@@ -137,6 +139,21 @@ def _shipped(names) -> list[str]:
     return [name for name in names if (ROOT / FMNIST.format(name)).is_file()]
 
 
+def _difficulty_text(rows: list[str]) -> str:
+    """How energy follows input difficulty for the rows that scripts/difficulty.py measured (its JSON beside
+    docs/figures/difficulty.png): Spearman rho of per-input Bit Fusion energy with 1 - confidence."""
+    path = FIGURES / "difficulty.json"
+    measured = json.loads(path.read_text())["traces"] if path.is_file() else {}
+    rhos = {row: measured[Path(FMNIST.format(row)).name]["bitfusion_physical"]["spearman_energy_vs_difficulty"]
+            for row in rows if Path(FMNIST.format(row)).name in measured}
+    if not rhos:
+        return ""
+    trend = ("rising with" if min(rhos.values()) > 0 else "falling with" if max(rhos.values()) < 0 else
+             "not following")
+    return (f", energy {trend} input difficulty (Spearman ρ " + ", ".join(
+        f"{rho:+.2f} at {trace(FMNIST.format(row)).budget_pct:g} %" for row, rho in rhos.items()) + ")")
+
+
 def shipped_traces() -> str:
     """The Fashion-MNIST models' numbers in the 'Shipped traces' paragraph."""
     backbone = trace(FMNIST.format("static_full"))
@@ -162,15 +179,18 @@ def shipped_traces() -> str:
         text += (", and with gates trained toward each option's added loss, "
                  + "/".join(f"{summary(FMNIST.format(b), 'stripes')[0]['accuracy']:.2f}" for b in loss)
                  + f" % with {min(vectors)}–{max(vectors)} distinct per-input decision vectors")
-    kl = _shipped(f"lowbit_kl_e{b}" for b in (14, 12, 10, 8))
-    if kl:
+    for family, what in (("kl", "gates trained toward how far each option moves the prediction (KL)"),
+                         ("track", "gates that keep fitting KL through stage 3 (KL-tracking)")):
+        rows = _shipped(f"lowbit_{family}_e{b}" for b in (14, 12, 10, 8))
+        if not rows:
+            continue
         from dfs_sim.report.dynamics import trace_dynamics
 
-        spreads = [trace_dynamics(batch1_result(b, "bitfusion_physical"))["energy_uj"]["p95_over_p5"] for b in kl]
-        text += ("; with gates trained toward how far each option moves the prediction (KL), "
-                 + "/".join(f"{summary(FMNIST.format(b), 'stripes')[0]['accuracy']:.2f}" for b in kl)
-                 + f" %, spending more on the inputs the network is unsure of, with per-input energy spreads of "
-                 f"{min(spreads):.2f}–{max(spreads):.2f}× (p95/p5) on Bit Fusion")
+        spreads = [trace_dynamics(batch1_result(b, "bitfusion_physical"))["energy_uj"]["p95_over_p5"] for b in rows]
+        text += (f"; with {what}, " + "/".join(f"{summary(FMNIST.format(b), 'stripes')[0]['accuracy']:.2f}"
+                                               for b in rows)
+                 + f" % with per-input energy spreads of {min(spreads):.2f}–{max(spreads):.2f}× (p95/p5) on Bit "
+                 "Fusion" + _difficulty_text(rows))
     return text
 
 
@@ -182,6 +202,7 @@ OPTION_SETS = (
     ("skip/2/4/8, energy budgets", [f"lowbit_e{b}" for b in (14, 12, 10, 8)], LOWBIT_STATICS),
     ("skip/2/4/8, loss-target gates", [f"lowbit_loss_e{b}" for b in (14, 12, 10, 8)], LOWBIT_STATICS),
     ("skip/2/4/8, KL-target gates", [f"lowbit_kl_e{b}" for b in (14, 12, 10, 8)], LOWBIT_STATICS),
+    ("skip/2/4/8, KL-tracking gates", [f"lowbit_track_e{b}" for b in (14, 12, 10, 8)], LOWBIT_STATICS),
 )
 
 
@@ -234,13 +255,11 @@ def dynamic_vs_static() -> str:
             t = trace(FMNIST.format(row))
             return decision_diversity(t.decisions, len(t.options))["distinct_vectors"]
 
-        where = "; ".join(f"{_family(row)} at {trace(FMNIST.format(row)).budget_pct:g} % on {', '.join(hws)}"
-                          for row, hws in not_beaten.items())
+        where = "; ".join(f"{_family(row)} at {trace(FMNIST.format(row)).budget_pct:g} % ({vectors(row)} distinct "
+                          f"decision vectors) on {', '.join(hws)}" for row, hws in not_beaten.items())
         verdict = (f"**In {sum(map(len, not_beaten.values()))} of {compared} comparisons**, all from the models "
-                   f"marked **not beaten**: {where}. They are the least dynamic of their family ("
-                   + " and ".join(str(vectors(row)) for row in not_beaten) + " distinct decision vectors), and their "
-                   "static rivals are uniform precision and a greedy per-block search, not an exhaustive one. Every "
-                   "other DFS model is beaten.")
+                   f"marked **not beaten**: {where}. Their static rivals are uniform precision and a greedy "
+                   "per-block search, not an exhaustive one. Every other DFS model is beaten.")
     return "\n".join(lines + ["", fill(verdict + " Why, and what was reached against the targets: "
                                         "[docs/model.md](docs/model.md#shipped-models-and-traces-fashion-mnist-dfs-resnet20).")])
 

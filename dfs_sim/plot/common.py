@@ -78,9 +78,14 @@ def model_name(trace: Trace) -> str:
     return re.sub(r"resnet", "ResNet", name, flags=re.IGNORECASE)
 
 
-def gate_target_name(target: str) -> str:
-    """How figures and tables name a gate target (--gate-target): kl reads as KL."""
-    return "KL" if target == "kl" else target
+def gate_family(provenance: dict) -> str | None:
+    """'KL-target gates', 'KL-tracking gates' (they kept fitting it in stage 3): gates trained toward something
+    other than the top option are another model family; None for the top target or no gates stage."""
+    target = provenance.get("gate_target")
+    if target in (None, "top"):
+        return None
+    return f"{'KL' if target == 'kl' else target}-" + ("tracking gates" if provenance.get("tracking_gates") else
+                                                  "target gates")
 
 
 def describe(trace: Trace) -> TraceLabel:
@@ -91,9 +96,8 @@ def describe(trace: Trace) -> TraceLabel:
         series += f", {DATASET_NAMES.get(str(dataset).lower(), dataset)}"
     if prov.get("kind") == "paper-derived":
         series += " (paper's decisions)"
-    if prov.get("gate_target") not in (None, "top"):  # gates trained another way are another model family
-        series += f", {gate_target_name(str(prov['gate_target']))}-" + \
-            ("tracking gates" if prov.get("tracking_gates") else "target gates")
+    if gate_family(prov):
+        series += f", {gate_family(prov)}"
     nested = bool(prov.get("nested"))
     forced = prov.get("forced_option")
     if forced:
