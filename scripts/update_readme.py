@@ -62,8 +62,8 @@ def summary(path: str, hw: str) -> tuple[dict, int]:
 
 
 def fill(text: str) -> str:
-    """Wrap prose as the README does, at 100 columns, never inside a `code span`."""
-    glued = re.sub(r"`[^`]*`", lambda m: m[0].replace(" ", "\0"), text)
+    """Wrap prose as the README does, at 100 columns, never inside a `code span` or between a number and its %."""
+    glued = re.sub(r"`[^`]*`", lambda m: m[0].replace(" ", "\0"), text).replace(" %", "\0%")  # "8 %" stays whole
     return textwrap.fill(glued, 100, break_long_words=False, break_on_hyphens=False).replace("\0", " ")
 
 

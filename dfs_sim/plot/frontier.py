@@ -16,6 +16,8 @@ from dfs_sim.report.format import format_quantity
 # An accuracy this many points below the panel's best is a degenerate reference (all-skip guesses
 # at 10 %): drawn below the axis, so the axis stays on the models that matter.
 OFF_AXIS_POINTS = 10.0
+# One per DFS model drawn as a line, cycled past five; "--" is kept for nested quantization.
+LINE_STYLES = ("-", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 PANEL_SCALE_RATIO = 10.0  # absolute costs that differ more than this across accelerators get a panel each
 
 
@@ -162,7 +164,9 @@ def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = 
     hws = list(dict.fromkeys(points["hw"]))
     colors = {hw: palette(i) for i, hw in enumerate(hws)}
     series_names = list(dict.fromkeys(points["series"]))
-    styles = dict(zip(series_names, ("-", ":", "-.", (0, (5, 1)))))
+    # Line styles name the models drawn as lines (DFS budgets); a series of static references alone draws none.
+    line_series = list(dict.fromkeys(points.loc[points["kind"] == "dfs", "series"]))
+    styles = {s: LINE_STYLES[i % len(LINE_STYLES)] for i, s in enumerate(line_series)}
     pending = []  # (axes, labels) placed once the layout is fixed
     off_axis = {}  # label -> legend text of references drawn on the lower edge
     for ax, (accuracy, only_hw) in zip(axes[0], panels):
@@ -175,8 +179,9 @@ def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = 
         labels = []
         for (hw, series, nested), group in shown.groupby(["hw", "series", "nested"], sort=False):
             dfs = group[group["kind"] == "dfs"].sort_values("x")
-            ax.plot(dfs["x"], dfs["y"], marker="o", ls="--" if nested else styles[series], color=colors[hw],
-                    ms=6, mfc="white" if nested else colors[hw], zorder=3)
+            if len(dfs):
+                ax.plot(dfs["x"], dfs["y"], marker="o", ls="--" if nested else styles[series], color=colors[hw],
+                        ms=6, mfc="white" if nested else colors[hw], zorder=3)
             labels += [PointLabel(px, py, text, colors[hw]) for (px, py), text in _coincident_labels(dfs, shown, log_x)]
             for _, row in group[group["kind"] == "static"].iterrows():
                 ax.plot(row["x"], row["y"], static_marker(row["label"]), color=colors[hw], ms=9, mfc="white", mew=1.5,
@@ -222,7 +227,7 @@ def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = 
                 if rows["series"].nunique() == 1 else "") + f"; {note}"
         handles.append(Line2D([], [], color=colors[hw], marker="o", label=f"{hw} ({note})"))
     if len(series_names) > 1:
-        handles += [Line2D([], [], color="gray", ls=styles[s], label=s) for s in series_names]
+        handles += [Line2D([], [], color="gray", ls=styles[s], label=s) for s in line_series]
     if points["nested"].any():
         handles.append(Line2D([], [], color="gray", ls="--", marker="o", mfc="white", label="nested quantization"))
     for label in dict.fromkeys(points.loc[points["kind"] == "static", "label"]):
@@ -235,7 +240,8 @@ def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = 
         handles.append(Line2D([], [], ls="", marker="o", ms=11, mfc="none", mec="black",
                               label="Pareto front (per accelerator)"))
     side_legend(grid[0, -1], handles)
-    title = " and ".join(series_names) if len(series_names) <= 2 else f"{len(series_names)} models"
+    named = line_series or series_names  # one name fits a title; more are in the legend
+    title = named[0] if len(named) == 1 else f"{len(named)} {'DFS ' if line_series else ''}models"
     fig.suptitle(f"{title}: accuracy against {FRONTIER_AXES[x][0]}", fontsize=11, x=0.01, ha="left")
     if relative:
         full = points.groupby(["series", "hw"])["x_reference"].first()
