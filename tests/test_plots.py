@@ -322,3 +322,12 @@ def test_shipped_traces_figures_read_cleanly(tmp_path):
     fig = frontier.build_frontier(frontier_points(fmnist_traces, hws[1:]))
     assert texts_on_markers(fig) == []
     check_figure(fig, tmp_path / "frontier.png")
+
+
+def test_each_per_block_static_has_its_own_marker():
+    """Two per-block mixes on one figure are told apart; uniform statics keep their option's marker."""
+    from dfs_sim.plot.common import static_marker
+
+    mixes = ["per block skip/8/4/4/4/4/8/2", "per block skip/skip/4/4/4/4/4/2"]
+    assert static_marker(mixes[0], mixes) != static_marker(mixes[1], mixes)
+    assert static_marker("all 8-bit", mixes) == "^"

@@ -49,12 +49,25 @@ def option_name(name: str) -> str:
 STATIC_MARKERS = {"full": "*", "16bit": "s", "8bit": "^", "4bit": "D", "2bit": "p", "skip": "v"}
 
 
-def static_marker(label: str) -> str:
-    """The marker of a static reference, by its option: 'all 8-bit' -> '^'."""
+PER_BLOCK_MARKERS = ("X", "P", "H", "8")  # per-block mixed statics, one each in the order a figure lists them
+
+
+def static_marker(label: str, per_block: list[str] | tuple = ()) -> str:
+    """The marker of a static reference, by its option: 'all 8-bit' -> '^'; a per-block mix takes the next
+    of PER_BLOCK_MARKERS by its place in `per_block` (the figure's per-block labels), so two mixes differ."""
     for option, marker in STATIC_MARKERS.items():
         if label == f"all {option_name(option)}":
             return marker
-    return "X" if label.startswith("per block") else "d"
+    if label.startswith("per block"):
+        place = list(per_block).index(label) if label in per_block else 0
+        return PER_BLOCK_MARKERS[place % len(PER_BLOCK_MARKERS)]
+    return "d"
+
+
+def per_block_labels(points) -> list[str]:
+    """The per-block static labels of a figure's points, in order: what static_marker numbers."""
+    statics = points.loc[points["kind"] == "static", "label"]
+    return [label for label in dict.fromkeys(statics) if str(label).startswith("per block")]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from dfs_sim.engine import simulate
 from dfs_sim.plot.common import (FRONTIER_AXES, describe, full_precision_bits, palette, pyplot, save_figure,
-                                 side_legend, static_marker)
+                                 per_block_labels, side_legend, static_marker)
 from dfs_sim.plot.layout import PointLabel, finish_layout, place_labels
 from dfs_sim.report.format import format_quantity
 
@@ -167,6 +167,7 @@ def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = 
     # Line styles name the models drawn as lines (DFS budgets); a series of static references alone draws none.
     line_series = list(dict.fromkeys(points.loc[points["kind"] == "dfs", "series"]))
     styles = {s: LINE_STYLES[i % len(LINE_STYLES)] for i, s in enumerate(line_series)}
+    per_block = per_block_labels(points)
     pending = []  # (axes, labels) placed once the layout is fixed
     off_axis = {}  # label -> legend text of references drawn on the lower edge
     for ax, (accuracy, only_hw) in zip(axes[0], panels):
@@ -184,8 +185,8 @@ def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = 
                         ms=6, mfc="white" if nested else colors[hw], zorder=3)
             labels += [PointLabel(px, py, text, colors[hw]) for (px, py), text in _coincident_labels(dfs, shown, log_x)]
             for _, row in group[group["kind"] == "static"].iterrows():
-                ax.plot(row["x"], row["y"], static_marker(row["label"]), color=colors[hw], ms=9, mfc="white", mew=1.5,
-                        zorder=3)
+                ax.plot(row["x"], row["y"], static_marker(row["label"], per_block), color=colors[hw], ms=9,
+                        mfc="white", mew=1.5, zorder=3)
         front = shown[shown["pareto"]]
         if len(front):
             ax.scatter(front["x"], front["y"], s=150, facecolors="none", edgecolors="black", lw=1.0, zorder=4)
@@ -231,7 +232,7 @@ def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = 
     if points["nested"].any():
         handles.append(Line2D([], [], color="gray", ls="--", marker="o", mfc="white", label="nested quantization"))
     for label in dict.fromkeys(points.loc[points["kind"] == "static", "label"]):
-        handles.append(Line2D([], [], ls="", marker=static_marker(label), color="gray", mfc="white", ms=8,
+        handles.append(Line2D([], [], ls="", marker=static_marker(label, per_block), color="gray", mfc="white", ms=8,
                               label=f"static: {off_axis.get(label, label)}"))
     for label, text in off_axis.items():
         if label not in set(points.loc[points["kind"] == "static", "label"]):

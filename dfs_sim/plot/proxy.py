@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from dfs_sim.engine import simulate
-from dfs_sim.plot.common import (PROXY_METRICS, REFERENCE_COLOR, describe, full_precision_bits, palette, pyplot,
-                                 save_figure, side_legend, static_marker, thousands)
+from dfs_sim.plot.common import (PROXY_METRICS, REFERENCE_COLOR, describe, full_precision_bits, palette,
+                                 per_block_labels, pyplot, save_figure, side_legend, static_marker, thousands)
 from dfs_sim.plot.layout import finish_layout
 
 PANELS_PER_ROW = 3  # one panel per model family; more wrap onto further rows
@@ -65,6 +65,7 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
 
     metric = points["metric"].iloc[0]
     series_names = list(dict.fromkeys(points["series"]))
+    per_block = per_block_labels(points)
     cols = min(len(series_names), PANELS_PER_ROW)
     rows = -(-len(series_names) // cols)
     fig, grid = plt.subplots(rows, cols, figsize=(5.6 * cols + 2.6, 5.0 * rows), squeeze=False, sharey=True,
@@ -91,8 +92,8 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
                         ls="--" if nested else "-", mfc="white" if nested else colors[hw], ms=5 + 1.5 * layer,
                         lw=1.5 + 1.5 * layer, zorder=3 + i)
             for _, row in rows[rows["kind"] == "static"].iterrows():
-                ax.plot(row["computation_pct"], row["pct_of_reference"], static_marker(row["label"]), color=colors[hw],
-                        mfc="white", mew=1.5, ms=8 + 2 * layer, zorder=3 + i)
+                ax.plot(row["computation_pct"], row["pct_of_reference"], static_marker(row["label"], per_block),
+                        color=colors[hw], mfc="white", mew=1.5, ms=8 + 2 * layer, zorder=3 + i)
         ax.set_xlim(-3, 105)
         if log_y:
             ax.set_yscale("log")
@@ -117,7 +118,7 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
     if points["nested"].any():
         handles.append(Line2D([], [], color="gray", ls="--", marker="o", mfc="white", label="nested quantization"))
     for label in dict.fromkeys(points.loc[points["kind"] == "static", "label"]):
-        handles.append(Line2D([], [], ls="", marker=static_marker(label), color="gray", mfc="white", ms=8,
+        handles.append(Line2D([], [], ls="", marker=static_marker(label, per_block), color="gray", mfc="white", ms=8,
                               label=f"static: {label}"))
     side_legend(grid[0, -1], handles,
                 title="lines: one model across its budgets\n(drawn widest first: lines that coincide show as stripes)")
