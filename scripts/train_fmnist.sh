@@ -83,7 +83,7 @@ lowbit_kl() { per_input_family kl kl "$FROZEN_STAGE3" --target-scale 150 --loss-
 # Tracking gates (docs/model.md, "KL-tracking gates"): the KL family's gates keep fitting KL in stage 3, recomputed
 # each step on 32 inputs of the fine-tuning network, at their own rate; the backbone learns the task.
 TRACKING_STAGE3="--epochs 2 --max-batches 200 --lr 0.002 --beta 0.5 --explore 0.25 --tolerance 3 --gate-target kl \
-  --target-scale 150 --loss-clip 20 --gate-lr 0.05"
+  --target-scale 150 --loss-clip 20 --gate-lr 0.2"
 lowbit_track() { GATES_OF=kl per_input_family track kl "$TRACKING_STAGE3" --target-scale 150 --loss-clip 20; }
 
 static() {  # quantization-aware static references, trained as long as the DFS models
