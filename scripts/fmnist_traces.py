@@ -44,23 +44,19 @@ def _specs() -> list[dict]:
               for option in ("full", "16bit", "8bit", "skip")]
     specs += [dict(name=f"lowbit_e{b}", checkpoint=f"dfs_lowbit_b{b}.pt", kind="dfs",
                    notes=f"DFS, {LOWBIT} {b} % of the gated blocks' full-precision energy.") for b in (14, 12, 10, 8)]
-    specs += [dict(name=f"lowbit_loss_e{b}", checkpoint=f"dfs_lowbit_loss_b{b}.pt", kind="dfs",
-                   notes=f"DFS, {LOWBIT} {b} % of the gated blocks' full-precision energy; loss-target gates "
-                         "(refitted, per input, to the loss each option adds in its block, on a network whose every "
-                         "path trained) frozen in stage 3, where the budget controller alone moves the decisions.")
-              for b in (14, 12, 10, 8)]
-    specs += [dict(name=f"lowbit_kl_e{b}", checkpoint=f"dfs_lowbit_kl_b{b}.pt", kind="dfs",
-                   notes=f"DFS, {LOWBIT} {b} % of the gated blocks' full-precision energy; KL-target gates "
-                         "(refitted, per input, to how far each option in its block moves the prediction, "
-                         "KL(top path || this path), scaled by 150, on a network whose every path trained) frozen in "
-                         "stage 3, where the budget controller alone moves the decisions.")
-              for b in (14, 12, 10, 8)]
-    specs += [dict(name=f"lowbit_track_e{b}", checkpoint=f"dfs_lowbit_track_b{b}.pt", kind="dfs",
-                   notes=f"DFS, {LOWBIT} {b} % of the gated blocks' full-precision energy; KL-tracking gates: the "
-                         "KL-target family's gates keep fitting KL(top path || this path), scaled by 150, in stage 3, "
-                         "recomputed each step on 32 inputs of the fine-tuning network (their only gradient); "
-                         "the budget controller sets the bias, and the backbone learns the task.")
-              for b in (14, 12, 10, 8)]
+    gate_families = {  # the low-bit families whose gates learnt a per-input target: what their gates are
+        "loss": "loss-target gates (refitted, per input, to the loss each option adds in its block, on a network "
+                "whose every path trained) frozen in stage 3, where the budget controller alone moves the decisions",
+        "kl": "KL-target gates (refitted, per input, to how far each option in its block moves the prediction, "
+              "KL(top path || this path), scaled by 150, on a network whose every path trained) frozen in stage 3, "
+              "where the budget controller alone moves the decisions",
+        "track": "KL-tracking gates: the KL-target family's gates keep fitting KL(top path || this path), scaled by "
+                 "150, in stage 3, recomputed each step on 32 inputs of the fine-tuning network (their only "
+                 "gradient); the budget controller sets the bias, and the backbone learns the task",
+    }
+    specs += [dict(name=f"lowbit_{family}_e{b}", checkpoint=f"dfs_lowbit_{family}_b{b}.pt", kind="dfs",
+                   notes=f"DFS, {LOWBIT} {b} % of the gated blocks' full-precision energy; {gates}.")
+              for family, gates in gate_families.items() for b in (14, 12, 10, 8)]
     specs += [dict(name=f"lowbit_static_{option}", checkpoint=f"static_lowbit_{option}.pt", kind="static",
                    notes=f"Static reference, every gated block at {option}, trained quantization-aware as long "
                          "as the DFS models (--static).") for option in ("8bit", "4bit", "2bit")]
