@@ -61,6 +61,15 @@ def summary(path: str, hw: str) -> tuple[dict, int]:
     return result.summary, result.batch
 
 
+@cache
+def distinct_vectors(row: str) -> int:
+    """How many different per-input decision vectors a shipped Fashion-MNIST trace holds."""
+    from dfs_sim.report.dynamics import decision_diversity
+
+    t = trace(FMNIST.format(row))
+    return decision_diversity(t.decisions, len(t.options))["distinct_vectors"]
+
+
 def fill(text: str) -> str:
     """Wrap prose as the README does, at 100 columns, never inside a `code span` or between a number and its %."""
     glued = re.sub(r"`[^`]*`", lambda m: m[0].replace(" ", "\0"), text).replace(" %", "\0%")  # "8 %" stays whole
@@ -172,10 +181,7 @@ def shipped_traces() -> str:
             + "/".join(f"{trace(FMNIST.format(b)).budget_pct:g}" for b in lowbit) + " % reach "
             + "/".join(f"{s['accuracy']:.2f}" for s in energy) + " % accuracy")
     if loss:
-        from dfs_sim.report.dynamics import decision_diversity
-
-        vectors = [decision_diversity(trace(FMNIST.format(b)).decisions, len(trace(FMNIST.format(b)).options))
-                   ["distinct_vectors"] for b in loss]
+        vectors = [distinct_vectors(b) for b in loss]
         text += (", and with gates trained toward each option's added loss, "
                  + "/".join(f"{summary(FMNIST.format(b), 'stripes')[0]['accuracy']:.2f}" for b in loss)
                  + f" % with {min(vectors)}–{max(vectors)} distinct per-input decision vectors")
@@ -219,25 +225,25 @@ def _batching_text() -> str:
     """What Bit Fusion's own batch (16, lockstep: a block runs the batch at the widest option chosen in it) does to
     the most diverse shipped low-bit model at 10 %, against batch 1 and a bucketed schedule."""
     import dfs_sim
-    from dfs_sim.report.dynamics import decision_diversity
 
     rows = _shipped(f"lowbit_{family}e10" for family in ("", "loss_", "kl_", "track_"))
     if not rows:
         return ""
-    row = max(rows, key=lambda r: decision_diversity(trace(FMNIST.format(r)).decisions,
-                                                     len(trace(FMNIST.format(r)).options))["distinct_vectors"])
-    config = "bitfusion_physical"
-    hw = dfs_sim.load_hw(config)
-    energy = {policy: dfs_sim.simulate(trace(FMNIST.format(row)), config, policy=policy).summary["metrics"]
-              ["energy_uj"]["mean"] for policy in ("lockstep", "bucketed")}
-    single = batch1_summary(row, config)["metrics"]["energy_uj"]["mean"]
-    static = {batch: dfs_sim.simulate(trace(FMNIST.format("lowbit_static_4bit")), config, batch=batch).summary
-              ["metrics"]["energy_uj"]["mean"] for batch in (1, hw.batch.size)}
-    return (f" Batching changes the answer: at Bit Fusion's own batch of {hw.batch.size} in {hw.batch.policy} (a gated block "
-            "runs the whole batch at the widest option any input chose), the most diverse 10 % model ("
-            f"{_family(row)}) costs {energy['lockstep']:.1f} µJ per input against {single:.1f} at batch 1; bucketed "
-            f"(each decision group at its own option), {energy['bucketed']:.1f} µJ. Uniform 4-bit costs "
-            f"{static[1]:.1f} µJ at batch 1 and {static[hw.batch.size]:.1f} at batch {hw.batch.size}.")
+    row, config = max(rows, key=distinct_vectors), "bitfusion_physical"
+    batch = dfs_sim.load_hw(config).batch
+
+    def energy(result_summary):
+        return result_summary["metrics"]["energy_uj"]["mean"]
+
+    bucketed = energy(dfs_sim.simulate(trace(FMNIST.format(row)), config, policy="bucketed").summary)
+    static = FMNIST.format("lowbit_static_4bit")
+    return (f" Batching changes the answer: at Bit Fusion's own batch of {batch.size} in {batch.policy} (a gated "
+            "block runs the whole batch at the widest option any input chose), the most diverse 10 % model "
+            f"({_family(row)}) costs {energy(summary(FMNIST.format(row), config)[0]):.1f} µJ per input against "
+            f"{energy(batch1_summary(row, config)):.1f} at batch 1; bucketed (each decision group at its own "
+            f"option), {bucketed:.1f} µJ. Uniform 4-bit costs "
+            f"{energy(batch1_summary('lowbit_static_4bit', config)):.1f} µJ at batch 1 and "
+            f"{energy(summary(static, config)[0]):.1f} at batch {batch.size}.")
 
 
 def dynamic_vs_static() -> str:
@@ -274,14 +280,9 @@ def dynamic_vs_static() -> str:
         verdict = ("**No.** On this data set every DFS model is beaten on every accelerator by a static network "
                    "that costs less energy and is at least as accurate.")
     else:
-        from dfs_sim.report.dynamics import decision_diversity
-
-        def vectors(row):
-            t = trace(FMNIST.format(row))
-            return decision_diversity(t.decisions, len(t.options))["distinct_vectors"]
-
-        where = "; ".join(f"{_family(row)} at {trace(FMNIST.format(row)).budget_pct:g} % ({vectors(row)} distinct "
-                          f"decision vectors) on {', '.join(hws)}" for row, hws in not_beaten.items())
+        where = "; ".join(f"{_family(row)} at {trace(FMNIST.format(row)).budget_pct:g} % "
+                          f"({distinct_vectors(row)} distinct decision vectors) on {', '.join(hws)}"
+                          for row, hws in not_beaten.items())
         verdict = (f"**In {sum(map(len, not_beaten.values()))} of {compared} comparisons**, all from the models "
                    f"marked **not beaten**: {where}. Their static rivals are uniform precision and a greedy "
                    "per-block search, not an exhaustive one. Every other DFS model is beaten.")

@@ -640,17 +640,9 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explore
             target = torch.full((len(gate_logits),), model.top_index, device=x.device)
             loss = F.multi_margin_loss(gate_logits, target, margin=args.gate_margin)
         return loss, int((out.logits.argmax(1) == y).sum()), computation, None
-    gate_fit = None
-    if args.gate_target in PER_INPUT_TARGETS:  # the target on the network as it is now, in eval mode (as the
-        # gates stage computes it), so that the other options' passes leave the batch norms and ranges alone
-        n = min(args.target_inputs, len(y))
-        model.eval()
-        with torch.no_grad():
-            harm = option_harm(model, x[:n], y[:n], args.gate_target)
-        model.train()
+    harm = _current_harm(model, args, x, y) if args.gate_target in PER_INPUT_TARGETS else None
     out = model(x, candidates="all", explore=args.explore, generator=explorer)
-    if args.gate_target in PER_INPUT_TARGETS:
-        gate_fit = _gate_fit(out.gate_logits[:n], harm, args)
+    gate_fit = None if harm is None else _gate_fit(out.gate_logits[:len(harm)], harm, args)
     p = (out.gate_logits + model.decision_bias).softmax(-1)  # the distribution the decision is the argmax of
     mask = F.one_hot(out.decisions, len(model.options)).to(p.dtype) - p.detach() + p
     soft_cost = (mask * costs).sum(-1).mean()
@@ -658,6 +650,17 @@ def _step(model: GatedResNet, args: StageArgs, x, y, costs, pinned=None, explore
     sign = -1.0 if 100 * cost <= args.budget else 1.0
     loss = F.cross_entropy(out.logits, y) + args.beta * sign * soft_cost
     return loss, int((out.logits.argmax(1) == y).sum()), cost, gate_fit
+
+
+def _current_harm(model: GatedResNet, args: StageArgs, x, y) -> torch.Tensor:
+    """Tracking gates' target on the first --target-inputs inputs, on the network as it is now. Eval mode, as the
+    gates stage computes it, so that the other options' passes leave the batch norms and ranges alone."""
+    n = min(args.target_inputs, len(y))
+    model.eval()
+    with torch.no_grad():
+        harm = option_harm(model, x[:n], y[:n], args.gate_target)
+    model.train()
+    return harm
 
 
 def _backward(loss, gate_fit, gate_params) -> None:

@@ -233,10 +233,10 @@ def test_tracking_gates_fit_the_kl_target_of_the_network_as_it_fine_tunes(chain,
     from dfs_sim.plot.common import describe
 
     assert "KL-tracking gates" in describe(emitted).series
-    for bad in (["--freeze-gates"], ["--static", "8bit"], ["--gate-lr", 0], ["--target-inputs", 0]):
-        extra = ["--gate-target", "kl"] + bad if bad[0] != "--static" else ["--gate-target", "kl", "--static", "8bit"]
-        budget = [] if bad[0] == "--static" else ["--budget", BUDGET]
-        assert cli("train", "--stage", "dfs", "--init", gates, "-o", tmp_path / "x.pt", *budget, *extra,
+    budget = ["--budget", BUDGET]
+    for bad in (budget + ["--freeze-gates"], ["--static", "8bit"], budget + ["--gate-lr", 0],
+                budget + ["--target-inputs", 0]):
+        assert cli("train", "--stage", "dfs", "--init", gates, "-o", tmp_path / "x.pt", "--gate-target", "kl", *bad,
                    *INHERIT) == 2, bad
     assert cli("train", "--stage", "dfs", "--init", gates, "-o", tmp_path / "x.pt", "--budget", BUDGET, "--gate-lr",
                0.1, *INHERIT) == 2  # a gate rate needs tracking gates
