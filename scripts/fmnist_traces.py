@@ -28,7 +28,12 @@ CHECKPOINTS = TRACES / "checkpoints"
 MANIFEST = TRACES / "MANIFEST.json"
 PREFIX = "traces/fmnist_resnet20_"
 DYNAMICS_HW = ("bitfusion_physical", "loom")
-LOWBIT_SEARCH = "static_search_lowbit.json"
+# The static per-block searches shipped beside the checkpoints: (result file, trace name prefix, the method)
+LOWBIT_SEARCHES = (
+    ("static_search_lowbit.json", "mixed", "a greedy per-block search"),
+    ("static_search_lowbit_sensitivity.json", "sensitivity",
+     "the mixes of least summed per-block damage (KL, each block measured alone), every mix enumerated,"),
+)
 
 SEVEN = "options skip/8/10/12/14/16/full (the released code's), proxy budget"
 LOWBIT = "options skip/2/4/8 with the undecided layers at 8 bits, budget in Bit Fusion (physical) energy"
@@ -60,23 +65,32 @@ def _specs() -> list[dict]:
     specs += [dict(name=f"lowbit_static_{option}", checkpoint=f"static_lowbit_{option}.pt", kind="static",
                    notes=f"Static reference, every gated block at {option}, trained quantization-aware as long "
                          "as the DFS models (--static).") for option in ("8bit", "4bit", "2bit")]
-    search = CHECKPOINTS / LOWBIT_SEARCH
-    if search.is_file():
+    # Several targets can pick one mix (the most accurate at or below each): ship each mix once, named after
+    # the first search and the tightest target that picked it.
+    shipped_mixes = set()
+    for search_file, prefix, how in LOWBIT_SEARCHES:
+        search = CHECKPOINTS / search_file
+        if not search.is_file():
+            continue
         result = json.loads(search.read_text())
-        # Several targets can pick one point (the most accurate at or below each): ship it once, named
-        # after the tightest target it meets.
         tightest = {}
         for target, point in sorted(result["picks"].items(), key=lambda item: -float(item[0])):
-            if point is not None:
+            if point is not None and point["force"] not in shipped_mixes:
                 tightest[point["force"]] = (target, point)
+        shipped_mixes |= set(tightest)
         for target, point in tightest.values():
-            specs.append(dict(name=f"lowbit_mixed_e{target}", checkpoint=result["checkpoint"], force=point["force"],
+            specs.append(dict(name=f"lowbit_{prefix}_e{target}", checkpoint=result["checkpoint"], force=point["force"],
                               kind="static",
                               notes=f"Static mixed precision a designer would pick at {target} % energy: the most "
-                                    "accurate point at or below it on a greedy per-block search over the validation "
-                                    f"split (scripts/static_search.py, {LOWBIT_SEARCH}), run on the DFS model's "
-                                    "weights with its gates overridden."))
+                                    f"accurate point at or below it on {how} over the validation split "
+                                    f"(scripts/static_search.py, {search_file}), run on the DFS model's weights "
+                                    "with its gates overridden."))
     return specs
+
+
+def lowbit_statics() -> list[str]:
+    """The low-bit option set's static references: uniform precision, then each search's mixes."""
+    return [spec["name"] for spec in _specs() if spec["kind"] == "static" and spec["name"].startswith("lowbit_")]
 
 
 def _relative(text: str) -> str:
@@ -227,8 +241,7 @@ def figures() -> None:
         return [t for t in (f"{PREFIX}{n}.npz" for n in names) if (REPO / t).is_file()]
 
     seven = shipped(("b50", "b40", "b30", "b20", "static_full", "static_16bit", "static_8bit"))
-    statics = shipped(("lowbit_static_8bit", "lowbit_static_4bit", "lowbit_static_2bit", "lowbit_mixed_e14",
-                       "lowbit_mixed_e12", "lowbit_mixed_e10", "lowbit_mixed_e8"))
+    statics = shipped(lowbit_statics())
     family = {name: shipped(f"lowbit_{name}e{b}" for b in (14, 12, 10, 8)) for name in ("", "kl_", "track_")}
     # The overview draws both option sets, the low-bit one with its most dynamic family (KL-tracking gates); the
     # low-bit figures zoom on the cluster near 100 uJ with the top-, KL-target and KL-tracking families. The

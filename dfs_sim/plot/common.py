@@ -49,7 +49,7 @@ def option_name(name: str) -> str:
 STATIC_MARKERS = {"full": "*", "16bit": "s", "8bit": "^", "4bit": "D", "2bit": "p", "skip": "v"}
 
 
-PER_BLOCK_MARKERS = ("X", "P", "H", "8")  # per-block mixed statics, one each in the order a figure lists them
+PER_BLOCK_MARKERS = ("X", "P", "H", "8", "<", ">")  # per-block mixed statics, one each in the order a figure lists them
 
 
 def static_marker(label: str, per_block: list[str] | tuple = ()) -> str:
@@ -154,6 +154,19 @@ def thousands(axis) -> None:
     from matplotlib.ticker import FuncFormatter
 
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.6g}" if abs(value) < 1000 else f"{value:,.0f}"))
+
+
+def log_ticks(axis, low: float, high: float) -> None:
+    """A log axis labelled at 1 and 3 × 10^k when it spans under two decades (matplotlib labels only the
+    powers of ten: one tick or none), thousands separated; minor ticks unlabelled (they overprint)."""
+    import math
+
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    if math.log10(max(high, 1e-12) / max(low, 1e-12)) < 2:
+        axis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
+    thousands(axis)
+    axis.set_minor_formatter(NullFormatter())
 
 
 def engineering(axis, unit: str = "") -> None:

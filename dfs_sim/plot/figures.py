@@ -9,7 +9,7 @@ import pandas as pd
 from dfs_sim.engine import simulate
 from dfs_sim.errors import InputError
 from dfs_sim.plot.common import (REFERENCE_COLOR, describe, model_name, option_name, palette, pyplot, save_figure,
-                                 side_legend, thousands)
+                                 side_legend, log_ticks, thousands)
 from dfs_sim.plot.layout import finish_layout, label_vertical_line
 from dfs_sim.report.format import format_quantity
 
@@ -214,7 +214,6 @@ def build_energy(parts: pd.DataFrame, label, scale: str = "log"):
     plt = pyplot()
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
-    from matplotlib.ticker import NullFormatter
 
     hws = list(dict.fromkeys(parts["hw"]))
     per_hw = parts.groupby(["hw", "component"], sort=False)["energy_uj"].sum().unstack(fill_value=0.0).reindex(hws)
@@ -249,8 +248,7 @@ def build_energy(parts: pd.DataFrame, label, scale: str = "log"):
     if scale == "log":
         ax.set_ylim(min(totals.min(), full.min()) / 2, tops.max() * 8)
         ax.set_ylabel("energy per inference (µJ, log scale)")
-        thousands(ax.yaxis)
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        log_ticks(ax.yaxis, *ax.get_ylim())
     elif relative:
         ax.set_ylim(0, tops.max() * 1.25)
         ax.set_ylabel(f"energy per inference, % of {against} on the same accelerator")

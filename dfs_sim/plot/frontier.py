@@ -9,7 +9,7 @@ import pandas as pd
 
 from dfs_sim.engine import simulate
 from dfs_sim.plot.common import (FRONTIER_AXES, describe, full_precision_bits, palette, pyplot, save_figure,
-                                 per_block_labels, side_legend, static_marker)
+                                 log_ticks, per_block_labels, side_legend, static_marker)
 from dfs_sim.plot.layout import PointLabel, finish_layout, place_labels
 from dfs_sim.report.format import format_quantity
 
@@ -150,7 +150,6 @@ def x_label(x: str, relative: bool, reference: str = "full") -> str:
 def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = True):
     plt = pyplot()
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import NullFormatter
 
     relative = relative and x != "computation_pct"
     panels = _panels(points, relative)
@@ -192,7 +191,7 @@ def build_frontier(points: pd.DataFrame, x: str = "energy_uj", relative: bool = 
             ax.scatter(front["x"], front["y"], s=150, facecolors="none", edgecolors="black", lw=1.0, zorder=4)
         if log_x:
             ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overprint each other
+            log_ticks(ax.xaxis, shown["x"].min(), shown["x"].max())
         low, high = shown["y"].min(), shown["y"].max()
         pad = max(0.15 * (high - low), 0.05)
         ax.set_ylim(low - pad, high + pad)

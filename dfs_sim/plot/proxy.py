@@ -8,7 +8,7 @@ import pandas as pd
 
 from dfs_sim.engine import simulate
 from dfs_sim.plot.common import (PROXY_METRICS, REFERENCE_COLOR, describe, full_precision_bits, palette,
-                                 per_block_labels, pyplot, save_figure, side_legend, static_marker, thousands)
+                                 log_ticks, per_block_labels, pyplot, save_figure, side_legend, static_marker)
 from dfs_sim.plot.layout import finish_layout
 
 PANELS_PER_ROW = 3  # one panel per model family; more wrap onto further rows
@@ -61,7 +61,6 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
     """The figure: one panel per model, one line per accelerator across the model's budgets."""
     plt = pyplot()
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import NullFormatter
 
     metric = points["metric"].iloc[0]
     series_names = list(dict.fromkeys(points["series"]))
@@ -98,8 +97,7 @@ def build_proxy(points: pd.DataFrame, reference_name: str | None = None):
         if log_y:
             ax.set_yscale("log")
             ax.set_ylim(max(0.5, float(np.nanmin(points["pct_of_reference"])) / 2), top * 1.5)
-            thousands(ax.yaxis)
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            log_ticks(ax.yaxis, *ax.get_ylim())
         else:
             ax.set_ylim(0, top)
         ax.set_title(textwrap.fill(series, 60), fontsize=10, loc="left")

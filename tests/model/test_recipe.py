@@ -167,6 +167,45 @@ def test_greedy_static_search_lowers_the_cheapest_loss_per_cost_first():
     assert pick(path, 55)["options"] == [1, 1] and pick(path, 100)["options"] == [2, 2]
 
 
+def test_sensitivity_search_ranks_every_mix_by_summed_damage_within_the_target():
+    from dfs_sim.errors import InputError
+    from dfs_sim.model.static_search import ranked_mixes
+
+    costs = np.array([[0.0, 0.2, 1.0], [0.0, 0.2, 1.0]])  # per block: skip, low, high
+    damage = np.array([[5.0, 1.0, 0.0], [9.0, 0.5, 0.0]])
+    # At 60 %: (high, high) costs 100 % and is out; of the rest, by summed damage: (high, low) 0.5,
+    # (low, high) 1.0, (low, low) 1.5, (skip, high) 5.0.
+    ranked = ranked_mixes(damage, costs, 60, 3)
+    assert [m["options"] for m in ranked] == [[2, 1], [1, 2], [1, 1]]
+    assert [round(m["cost_pct"], 6) for m in ranked] == [60.0, 60.0, 20.0]
+    assert [m["damage"] for m in ranked] == [0.5, 1.0, 1.5]
+    # Equal damage: the dearer mix first (60 %, then 50 %), then the earlier vector.
+    tied = ranked_mixes(np.zeros((2, 3)), costs, 60, 4)
+    assert [m["options"] for m in tied] == [[1, 2], [2, 1], [0, 2], [2, 0]]
+    assert ranked_mixes(damage, costs, -1, 3) == []
+    with pytest.raises(InputError, match="mixes, more than"):
+        ranked_mixes(np.zeros((12, 4)), np.ones((12, 4)), 50, 1)
+
+
+def test_block_damage_is_the_loss_one_lowered_block_adds_to_the_all_top_network():
+    from dfs_sim.model.static_search import block_damage
+
+    half = torch.log(torch.tensor([[0.5, 0.5], [0.5, 0.5]], dtype=torch.float64))
+    # Block 0 at option 0: sure of class 0 (right on input 0, wrong on input 1); block 1 at option 0: no change.
+    lowered = {(0, 2): torch.log(torch.tensor([[0.9, 0.1], [0.9, 0.1]], dtype=torch.float64))}
+
+    def predict(options):
+        return lowered.get(tuple(options), half)
+
+    damage = block_damage(predict, torch.tensor([0, 1]), top=[1, 2], n_options=3)
+    # Cross-entropy: ln 2 from all-top; lowered, (-ln 0.9 - ln 0.1) / 2.
+    assert damage[0, 0] == pytest.approx((-np.log(0.9) - np.log(0.1)) / 2 - np.log(2))
+    assert damage[0, 1] == 0 and damage[1].tolist() == [0.0, 0.0, 0.0]
+    # Lowering a block can help: then its damage is negative.
+    helped = block_damage(predict, torch.tensor([0, 0]), top=[1, 2], n_options=3)
+    assert helped[0, 0] == pytest.approx(-np.log(0.9) - np.log(2)) and helped[0, 0] < 0
+
+
 def test_fixed_bits_quantize_the_layers_no_gate_decides():
     from dfs_sim.workload.resnet import dfs_resnet
 
