@@ -32,7 +32,8 @@ DYNAMICS_HW = ("bitfusion_physical", "loom")
 LOWBIT_SEARCHES = (
     ("static_search_lowbit.json", "mixed", "a greedy per-block search"),
     ("static_search_lowbit_sensitivity.json", "sensitivity",
-     "the mixes of least summed per-block damage (KL, each block measured alone), every mix enumerated,"),
+     "the measured best of the mixes of least summed per-block sensitivity (the validation loss each block "
+     "adds alone, summed over every mix)"),
 )
 
 SEVEN = "options skip/8/10/12/14/16/full (the released code's), proxy budget"

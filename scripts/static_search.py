@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {"checkpoint": Path(args.checkpoint).name, "method": args.method, "cost": args.cost,
                   "cost_table": info, "validation_images": len(batches.labels)}
         if args.method == "greedy":
-            path = greedy_path(partial(accuracy, model, batches), costs, log=print)
-            result["path"] = path
+            points = result["path"] = greedy_path(partial(accuracy, model, batches), costs, log=print)
         else:
             require(args.candidates > 0 and args.pick, "--candidates/--pick", None,
                     "the sensitivity search needs a positive --candidates and at least one --pick target")
@@ -86,27 +85,28 @@ def main(argv: list[str] | None = None) -> int:
             top = [int(np.argmax(row)) for row in costs]
             damage = block_damage(predict, labels, top, costs.shape[1])
             print("sensitivity: loss added per block and option (nats):\n" + np.array2string(damage, precision=4))
-            path, seen = [], set()
+            points, seen = [], set()  # every measured candidate, in the order measured
             for target in args.pick:
                 for mix in ranked_mixes(damage, costs, target, args.candidates):
                     if tuple(mix["options"]) not in seen:
                         seen.add(tuple(mix["options"]))
                         predicted = predict(mix["options"]).argmax(1)
                         mix["accuracy_pct"] = 100.0 * float((predicted == labels).double().mean())
-                        path.append(mix)
+                        points.append(mix)
                         print(f"sensitivity: {mix['options']} {mix['cost_pct']:.2f} % cost, damage "
                               f"{mix['damage']:.4f}, {mix['accuracy_pct']:.2f} % accuracy")
-            result.update(damage=np.round(damage, 6).tolist(), candidates_per_target=args.candidates, path=path)
-        for point in path:
+            result.update(damage=np.round(damage, 6).tolist(), candidates_per_target=args.candidates,
+                          candidates=points)
+        for point in points:
             point["force"] = ",".join(names[k] for k in point["options"])
         result["search_time_s"] = round(time.perf_counter() - started, 1)
         result["command"] = " ".join(["python", "scripts/static_search.py", *sys.argv[1:]] if argv is None else argv)
-        result["picks"] = {f"{target:g}": pick(path, target) for target in args.pick}
+        result["picks"] = {f"{target:g}": pick(points, target) for target in args.pick}
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{args.out}: {len(path)} points; picks " + ", ".join(
+    print(f"{args.out}: {len(points)} points; picks " + ", ".join(
         f"{t}: {p['cost_pct']:.2f} % cost, {p['accuracy_pct']:.2f} %" for t, p in result["picks"].items()))
     return 0
 

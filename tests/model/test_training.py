@@ -390,3 +390,39 @@ def test_registering_the_commands_does_not_import_torch():
     code = ("import argparse, sys; from dfs_sim.model import commands; p = argparse.ArgumentParser(); "
             "commands.register(p.add_subparsers()); assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_static_search_script_picks_the_most_accurate_measured_mix_within_each_target(chain, tmp_path):
+    import importlib.util
+
+    from dfs_sim.model.static_search import accuracy
+    from dfs_sim.model.train import _eval_batches, _load, load_checkpoint, split_train_val
+
+    spec = importlib.util.spec_from_file_location("static_search", Path(__file__).parents[2] / "scripts" /
+                                                  "static_search.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    model, ckpt = load_checkpoint(chain["dfs"], "cpu")
+    args = json.loads(ckpt["train"])
+    stage = train.StageArgs(stage="dfs", out="", dataset=args["dataset"], data=args["data"])
+    _, (val_x, val_y) = split_train_val(*_load(stage, "train"), args["val_size"])
+    batches = _eval_batches(val_x, val_y, train.DATASETS[args["dataset"]], "cpu")
+    for method in ("greedy", "sensitivity"):
+        out = tmp_path / f"{method}.json"
+        assert script.main(["--checkpoint", str(chain["dfs"]), "--cost", "energy@bitfusion_physical", "--method",
+                            method, "--pick", "60", "30", "--candidates", "3", "-o", str(out)]) == 0
+        result = json.loads(out.read_text())
+        points = result["path" if method == "greedy" else "candidates"]
+        assert result["validation_images"] == 128 and len(points) >= 2
+        if method == "greedy":  # from every block at its dearest option to every block at its cheapest
+            assert points[0]["cost_pct"] == max(p["cost_pct"] for p in points)
+            assert points[-1]["cost_pct"] == min(p["cost_pct"] for p in points)
+        else:
+            assert np.array(result["damage"]).shape == (model.n_units, len(model.options))
+        for point in points:  # each measured accuracy is the pinned network's, as the greedy search measures it
+            assert point["accuracy_pct"] == pytest.approx(accuracy(model, batches, point["options"]), abs=1e-9)
+        assert all(any(p["cost_pct"] <= float(t) for p in points) for t in result["picks"])  # no target unmet
+        for target, chosen in result["picks"].items():
+            within = [p for p in points if p["cost_pct"] <= float(target) + 1e-9]
+            assert chosen["accuracy_pct"] == max(p["accuracy_pct"] for p in within)
+            assert chosen["cost_pct"] <= float(target) + 1e-9
