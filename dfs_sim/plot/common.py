@@ -49,7 +49,7 @@ def option_name(name: str) -> str:
 STATIC_MARKERS = {"full": "*", "16bit": "s", "8bit": "^", "4bit": "D", "2bit": "p", "skip": "v"}
 
 
-PER_BLOCK_MARKERS = ("X", "P", "H", "8", "<", ">")  # per-block mixed statics, one each in the order a figure lists them
+PER_BLOCK_MARKERS = ("X", "P", "H", "8", "<", ">", "h")  # per-block mixed statics, one each in the order a figure lists them
 
 
 def static_marker(label: str, per_block: list[str] | tuple = ()) -> str:
