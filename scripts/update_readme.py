@@ -30,7 +30,8 @@ README = ROOT / "README.md"
 FIGURES = ROOT / "docs" / "figures"
 BLOCK = re.compile(r"<!-- BEGIN generated:(?P<name>[\w-]+) -->(?P<body>.*?)<!-- END generated:(?P=name) -->", re.S)
 
-FMNIST = "traces/fmnist_resnet20_{}.npz"
+FMNIST_PREFIX = "traces/fmnist_resnet20_"
+FMNIST = FMNIST_PREFIX + "{}.npz"
 FMNIST_ROWS = ("b20", "b30", "b50", "static_8bit", "lowbit_e14", "lowbit_e12", "lowbit_e10", "lowbit_e8",
                "lowbit_loss_e14", "lowbit_loss_e12", "lowbit_loss_e10", "lowbit_loss_e8",
                "lowbit_kl_e14", "lowbit_kl_e12", "lowbit_kl_e10", "lowbit_kl_e8",
@@ -41,7 +42,7 @@ PAPER_B20 = "traces/paper/dfs_resnet74_cifar10_paper_b20.npz"
 ACCELERATORS = (("dadiannao", "DaDianNao", "bit-parallel 16-bit"), ("stripes", "Stripes", "bit-serial activations"),
                 ("loom", "Loom", "bit-serial weights and activations"),
                 ("bitfusion_physical", "Bit Fusion", None))
-PROXY_TRACES = ("traces/paper/*.npz", "traces/fmnist_resnet20_*.npz")
+PROXY_TRACES = ("traces/paper/*.npz", FMNIST_PREFIX + "*.npz")
 PROXY_FIGURE = "docs/figures/proxy.png"
 
 
@@ -203,9 +204,9 @@ def shipped_traces() -> str:
 DYNAMIC_HW = (("bitfusion_physical", "Bit Fusion (physical data movement)"), ("loom", "Loom"), ("stripes", "Stripes"))
 # The low-bit set's static references: every static low-bit trace in traces/MANIFEST.json, in its order (uniform
 # precision, then each per-block search's mixes; scripts/fmnist_traces.py writes it).
-LOWBIT_STATICS = [row for entry in json.loads((ROOT / "traces" / "MANIFEST.json").read_text())["traces"]
-                  if entry["kind"] == "static" and FMNIST.format(row := Path(entry["file"]).stem.removeprefix(
-                      "fmnist_resnet20_")) == entry["file"] and row.startswith("lowbit_")]
+LOWBIT_STATICS = [entry["file"].removeprefix(FMNIST_PREFIX).removesuffix(".npz")
+                  for entry in json.loads((ROOT / "traces" / "MANIFEST.json").read_text())["traces"]
+                  if entry["kind"] == "static" and entry["file"].startswith(FMNIST_PREFIX + "lowbit_")]
 # (option set, its DFS traces, its static references)
 OPTION_SETS = (
     ("seven options, proxy budgets", [f"b{b}" for b in (50, 40, 30, 20)], ["static_full", "static_16bit", "static_8bit"]),
