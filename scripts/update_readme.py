@@ -264,15 +264,18 @@ def _unbeaten_by_schedule(config: str) -> str:
                  f"at batch {batch.size} bucketed": bucketed_summary}
     counts = []
     for schedule, summarise in schedules.items():
-        def point(row):
-            s = summarise(row, config)
-            return s["metrics"]["energy_uj"]["mean"], s["accuracy"]
-        statics = [(row, *point(row)) for row in _shipped(LOWBIT_STATICS)]
-        counts.append((sum(not beaten_by(*point(row), statics) for row in dfs_rows), schedule))
+        statics = [(row, *energy_and_accuracy(summarise(row, config))) for row in _shipped(LOWBIT_STATICS)]
+        counts.append((sum(not beaten_by(*energy_and_accuracy(summarise(row, config)), statics) for row in dfs_rows),
+                       schedule))
     (first, at_first), *rest = counts
     return (f" Counted the same way on {dict(DYNAMIC_HW)[config].split(' (')[0]}, {first} of the {len(dfs_rows)} "
             f"low-bit DFS models are not beaten {at_first}, " + " and ".join(f"{n} {at}" for n, at in rest)
             + " (against the static networks at the same batch).")
+
+
+def energy_and_accuracy(result_summary: dict) -> tuple[float, float]:
+    """A simulated trace's point on the verdict's axes: mean energy per input (µJ) and accuracy (%)."""
+    return result_summary["metrics"]["energy_uj"]["mean"], result_summary["accuracy"]
 
 
 def beaten_by(energy: float, accuracy: float, statics: list[tuple]) -> list[tuple]:
@@ -293,9 +296,8 @@ def dynamic_vs_static() -> str:
     lines = [fill("Does DFS beat static precision? Each DFS model against the static networks of its option set "
                   "(uniform precision; for the low-bit set also trained as long as the DFS models, and per-block "
                   "mixed precision picked on the validation split by a greedy and a sensitivity-ranked search), mean "
-                  "energy per test input at "
-                  "batch 1. A DFS model is *beaten* when a static network uses no more energy and is at least as "
-                  "accurate:"), "",
+                  "energy per test input at batch 1. A DFS model is *beaten* when a static network uses no more "
+                  "energy and is at least as accurate:"), "",
              "| option set | accelerator | DFS model: energy µJ, accuracy → the static network that beats it |",
              "|---|---|---|"]
     not_beaten, compared = {}, 0  # DFS row -> accelerators where no static network beats it
@@ -303,8 +305,7 @@ def dynamic_vs_static() -> str:
         dfs_rows, static_rows = _shipped(dfs_rows), _shipped(static_rows)
         for config, name in DYNAMIC_HW:
             def point(row):
-                s = batch1_summary(row, config)
-                return s["metrics"]["energy_uj"]["mean"], s["accuracy"]
+                return energy_and_accuracy(batch1_summary(row, config))
             statics = [(row, *point(row)) for row in static_rows]
             cells = []
             for row in dfs_rows:
