@@ -126,7 +126,7 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
     unit_small = table.per_input_columns(table.unit_cost)
     base_small = table.per_input_columns(table.base_cost)
     rank = _width_rank(table.case_bits)
-    policy_code = aggregate.LOCKSTEP if mode == "lockstep" else aggregate.BUCKETED
+    policy_code = aggregate.LOCKSTEP if mode == "lockstep" else aggregate.BUCKETED  # grouped batches bucketed
     n_cases = table.case_bits.shape[0]
     out = np.zeros((n, aggregate.N_OUT))
     hist = np.zeros((n_units, n_cases, size), dtype=np.int64)
@@ -137,9 +137,13 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
     budget_table = _budget_table(trace, table)
     budget_cost = None if budget_table is None else np.zeros(n)
     chunk = max(size, CHUNK_INPUTS // size * size)
+    # grouped: the queue is ordered by decision vector (stably, so ties keep trace order) and batched bucketed;
+    # every per-input column is computed in that order and put back in trace order below.
+    order = grouped_order(trace.decisions) if mode == "grouped" else None
+    queued = trace.decisions if order is None else trace.decisions[order]
     with kernel_threads(n):
         for start in range(0, n, chunk):
-            decisions = kernels.read_only(np.ascontiguousarray(trace.decisions[start:start + chunk], dtype=np.uint8))
+            decisions = kernels.read_only(np.ascontiguousarray(queued[start:start + chunk], dtype=np.uint8))
             rows = slice(start, start + chunk)
             kernels.per_input_costs(decisions, size, policy_code, rank, unit_small, base_small, out[rows])
             kernels.execution_counts(decisions, size, policy_code, rank, n_cases, hist, batch_sizes)
@@ -149,6 +153,10 @@ def simulate(trace: Trace | str, hw: HwConfig | str, *, batch: int | None = None
                 kernels.gather_sum(decisions, budget_table, 0.0, budget_cost[rows])
             kernels.gather_sum(decisions, bitops_table, bitops_base, bitops[rows])
 
+    if order is not None:
+        for column in (out, comp, bitops, budget_cost):
+            if column is not None:
+                column[order] = column.copy()
     sizes = table.costed
     if hist[..., ~sizes].any() or batch_sizes[~sizes].any():
         raise RuntimeError("a group size was formed that the cost table did not cost")
@@ -234,6 +242,15 @@ def kernel_threads(n_inputs: int):
         yield
     finally:
         numba.set_num_threads(threads)
+
+
+def grouped_order(decisions: np.ndarray) -> np.ndarray:
+    """The order in which the `grouped` policy queues inputs: by decision vector (lexicographic, first gated
+    unit first), stably, so that inputs with the same vector keep their trace order and fill batches together."""
+    decisions = np.asarray(decisions)
+    if decisions.shape[1] == 0:
+        return np.arange(len(decisions))
+    return np.lexsort(decisions.T[::-1])
 
 
 def _width_rank(case_bits: np.ndarray) -> np.ndarray:

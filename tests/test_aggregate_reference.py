@@ -6,6 +6,8 @@ time: inputs run in batches of B consecutive inputs, the last one possibly small
 group per distinct decision, one after another. Each member pays its group's cost divided by the
 group's size, plus an equal share of the layers that follow no decision; every member's latency
 is the batch's total cycles. "Widest" orders options by (w*a, w, a), later options first on ties.
+`grouped` (the engine's, not a kernel's) first sorts the inputs by decision vector, stably, then runs
+bucketed; each input's charges come back in trace order.
 """
 import numpy as np
 import pytest
@@ -32,6 +34,13 @@ def reference(decisions, batch, policy, case_bits, unit_cost, base_cost):
     Returns (charges [n, len], latency [n], runs {(u, case, r): count}, batches {r: count}, totals [len]).
     """
     n, n_units = decisions.shape
+    if policy == "grouped":
+        queue = sorted(range(n), key=lambda i: [int(d) for d in decisions[i]])  # Python's sort is stable
+        charges, latency, runs, batches, totals = reference(decisions[queue], batch, "bucketed", case_bits,
+                                                            unit_cost, base_cost)
+        back = np.empty(n, dtype=int)
+        back[queue] = np.arange(n)
+        return charges[back], latency[back], runs, batches, totals
     width = len(base_cost[0])
     charges = [[0.0] * width for _ in range(n)]
     latency = [0.0] * n
@@ -145,7 +154,7 @@ OPTIONS = (Option("skip", 0, 0), Option("2bit", 2, 2), Option("4x8", 4, 8), Opti
 
 
 @pytest.mark.parametrize("hw", ["bitfusion", "stripes", "bitsystolic_ws"])
-@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("policy", [*POLICIES, "grouped"])
 def test_simulate_matches_the_reference_end_to_end(tmp_path, hw, policy):
     network = dfs_resnet((2, 2, 2), in_channels=1, input_size=28, num_classes=10, n_options=len(OPTIONS))
     rng = np.random.default_rng(11)

@@ -178,7 +178,7 @@ def test_proxy_measures(make_trace):
     assert skipped.summary["computation_pct"] == 0
 
 
-@pytest.mark.parametrize("policy", ["lockstep", "bucketed"])
+@pytest.mark.parametrize("policy", ["lockstep", "bucketed", "grouped"])
 def test_same_numbers_whatever_the_thread_count(make_trace, policy, monkeypatch):
     monkeypatch.setattr(engine, "PARALLEL_MIN_INPUTS", 0)  # small traces would otherwise run on one thread
     trace = load_trace(make_trace(n=2000))
@@ -191,13 +191,38 @@ def test_same_numbers_whatever_the_thread_count(make_trace, policy, monkeypatch)
     assert np.array_equal(results[0].totals, results[1].totals)
 
 
-def test_chunking_does_not_change_results(make_trace, monkeypatch):
+@pytest.mark.parametrize("policy", ["bucketed", "grouped"])
+def test_chunking_does_not_change_results(make_trace, monkeypatch, policy):
     trace = load_trace(make_trace(n=1001))
-    whole = simulate(trace, "stripes", batch=4, policy="bucketed")
+    whole = simulate(trace, "stripes", batch=4, policy=policy)
     monkeypatch.setattr(engine, "CHUNK_INPUTS", 64)
-    chunked = simulate(trace, "stripes", batch=4, policy="bucketed")
+    chunked = simulate(trace, "stripes", batch=4, policy=policy)
     assert np.allclose(whole.per_input.to_numpy(dtype=float), chunked.per_input.to_numpy(dtype=float))
     assert np.allclose(whole.totals, chunked.totals)
+
+
+def test_grouped_batches_inputs_that_decided_alike(make_trace):
+    """Two decision vectors, interleaved: lockstep runs every batch of 2 at both vectors' widest; grouped
+    queues the four A inputs, then the four B inputs, so each batch shares one vector and every input pays
+    what a batch of two of its own vector costs, per input (the training cost table's price)."""
+    a, b = np.zeros(NET.n_units, dtype=np.uint8), np.full(NET.n_units, 3, dtype=np.uint8)
+    a[0], b[0] = 1, 2
+    decisions = np.array([a, b] * 4)
+    hw = load_hw("bitfusion")
+    grouped = simulate(load_trace(make_trace(decisions=decisions)), hw, batch=2, policy="grouped")
+    t = grouped.table
+    e = [i for i, name in enumerate(t.metric_names) if name.startswith("energy_")]
+    pair_cost = {name: (t.base_cost[1] + t.unit_cost[np.arange(NET.n_units), v, 1].sum(0)) / 2
+                 for name, v in (("a", a), ("b", b))}
+    expected = np.array([pair_cost["a" if i % 2 == 0 else "b"] for i in range(8)])
+    assert np.allclose(grouped.per_input["energy_uj"], expected[:, e].sum(1) * 1e-6)  # in trace order
+    assert np.allclose(grouped.per_input["cycles"], expected[:, t.metric("cycles")])
+    # The same as each vector run alone as a static network at the same batch.
+    for name, vector in (("a", a), ("b", b)):
+        alone = simulate(load_trace(make_trace(decisions=np.array([vector] * 4), name=f"{name}.npz")), hw, batch=2)
+        assert np.allclose(alone.per_input["energy_uj"], expected[0 if name == "a" else 1, e].sum() * 1e-6)
+    lockstep = simulate(load_trace(make_trace(decisions=decisions)), hw, batch=2, policy="lockstep")
+    assert lockstep.per_input["energy_uj"].mean() > grouped.per_input["energy_uj"].mean()
 
 
 def test_accuracy_and_budgets(make_trace):

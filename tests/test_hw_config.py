@@ -97,7 +97,7 @@ SOURCES = {"s": "a citation"}
     (config.StorageSpec, {"weights": "zigzag"},
      "bitfusion.yaml: storage.weights: must be one of bit-plane, packed, fixed, got 'zigzag'"),
     (config.BatchSpec, {"size": 2, "policy": "random", "source": "s"},
-     "bitfusion.yaml: batch.policy: must be one of lockstep, bucketed, got 'random'"),
+     "bitfusion.yaml: batch.policy: must be one of lockstep, bucketed, grouped, got 'random'"),
     (config.MappingSpec, {"im2col": "always"}, "bitfusion.yaml: mapping.im2col: must be one of input-layers, never, "
                                                "got 'always'"),
     (config.MappingSpec, {"conventions": "bitfusion-sim", "weights_on_chip": "always"},
@@ -182,7 +182,7 @@ def test_batch_and_policy_are_engine_arguments(make_trace):
     assert not np.allclose(run.per_input["latency_us"], default.per_input["latency_us"])
     with pytest.raises(InputError) as err:
         simulate(trace, hw, policy="random")
-    assert str(err.value) == "--policy: must be one of lockstep, bucketed, got 'random'"
+    assert str(err.value) == "--policy: must be one of lockstep, bucketed, grouped, got 'random'"
     with pytest.raises(InputError) as err:
         simulate(trace, hw, batch=0)
     assert str(err.value) == "--batch: must be an integer in [1, 4096], got 0"

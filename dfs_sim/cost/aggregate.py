@@ -3,6 +3,7 @@
 Inputs run in batches of B consecutive inputs (the last may be smaller). Per gated unit:
 - lockstep: the batch runs the unit once, at the widest option any member chose;
 - bucketed: the batch splits by decision and each group runs at its own option, one after another.
+(The engine's `grouped` policy reorders the inputs by decision vector, then batches them bucketed.)
 Each member is charged its group's cost divided by the group size (amortized cycles, energy and
 traffic); every member's latency is the batch's total cycles, since the batch advances block by
 block together. With B = 1 both policies reduce to a gather over the cost table.

@@ -36,7 +36,7 @@ OPERANDS = ("weights", "inputs", "outputs")
 MAX_VALUE_BITS = 32  # widest stored operand a feature-map code must hold
 UNROLL_DIMS = ("K", "C", "P", "N")  # output channels, input channels, output pixels, batch
 STORAGE_LAYOUTS = ("bit-plane", "packed", "fixed")
-BATCH_POLICIES = ("lockstep", "bucketed")
+BATCH_POLICIES = ("lockstep", "bucketed", "grouped")
 OBJECTIVES = ("cycles", "energy")
 DATAFLOWS = ("auto", "input-stationary", "output-stationary", "weight-stationary")
 # How data movement is charged: what the hardware would do, or Bit Fusion's simulator's conventions

@@ -99,6 +99,10 @@ def register(subparsers) -> None:
                             "is hundredths of a nat on most inputs; a larger scale gives its per-input "
                             "variation gradients that weight decay does not drown (stage 3's budget controller "
                             "rescales the cost to match)")
+    train.add_argument("--target-shape", choices=("linear", "log1p"), default="linear",
+                       help="per-input gate targets (loss, kl): regress on the scaled harm (linear) or on "
+                            "log(1 + scaled harm) (log1p), equal below 1/--target-scale and compressed above, so "
+                            "that the few inputs a block harms 100x more than the median do not drag the fit")
     train.add_argument("--target-inputs", type=int, default=32,
                        help="dfs stage, per-input gate target: inputs of each batch whose target is computed "
                             "(each costs a pass per block and option)")

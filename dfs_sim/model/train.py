@@ -43,6 +43,7 @@ SCHEDULES = ("cosine", "step")
 DEFAULT_SCHEDULE = {"backbone": "cosine", "gates": "cosine", "dfs": "step"}
 PER_INPUT_TARGETS = ("loss", "prob", "kl")  # gate targets computed per input, from each option's effect on it
 GATE_TARGETS = ("top", "ranked", *PER_INPUT_TARGETS)
+TARGET_SHAPES = ("linear", "log1p")  # how a per-input harm becomes the gates' regression target (shaped_harm)
 VAL_SEED = 12345  # the validation split is the same for every training seed and every stage
 
 
@@ -82,6 +83,7 @@ class StageArgs:
     # dfs stage: a per-input target that the gates keep fitting, on the network as it fine-tunes
     loss_clip: float = 4.0  # per-input targets: the scaled target (nats) is clipped to this
     target_scale: float = 1.0  # per-input targets: the harm is multiplied by this before the fit
+    target_shape: str = "linear"  # per-input targets: one of TARGET_SHAPES, applied to the scaled harm
     target_inputs: int = 32  # dfs stage, per-input target: inputs per batch whose target is computed
     gate_lr: float | None = None  # dfs stage, per-input target: the gates' learning rate (None: --lr)
     explore: float = 0.0  # dfs stage: share of (input, block) pairs that run a random option (every path trains)
@@ -314,6 +316,9 @@ def run_stage(args: StageArgs) -> dict:
             "is a positive learning rate for gates that track a per-input target in the dfs stage")
     require(args.loss_clip > 0, "--loss-clip", None, "must be positive")
     require(args.target_scale > 0, "--target-scale", None, "must be positive")
+    require(args.target_shape in TARGET_SHAPES, "--target-shape", None, f"must be one of {', '.join(TARGET_SHAPES)}")
+    require(args.target_shape == "linear" or args.gate_target in ("loss", "kl"), "--target-shape", None,
+            "log1p applies to the non-negative per-input gate targets (loss, kl)")
     require(args.target_scale == 1 or args.gate_target in PER_INPUT_TARGETS, "--target-scale", None,
             "applies to the per-input gate targets (loss, prob, kl)")
     require(not args.freeze_gates or (args.stage == "dfs" and args.static is None), "--freeze-gates", None,
@@ -673,10 +678,18 @@ def _backward(loss, gate_fit, gate_params) -> None:
             p.grad = grad
 
 
+def shaped_harm(harm: torch.Tensor, scale: float, shape: str) -> torch.Tensor:
+    """The per-input harm the gates regress on. linear: scale * harm. log1p: log(1 + scale * harm), the same
+    below 1/scale and compressed above it: KL's per-input tail (a few inputs 100x the median) otherwise drags a
+    robust fit to the median, and the small differences that decide a high budget are lost."""
+    scaled = scale * harm
+    return scaled if shape == "linear" else torch.log1p(scaled.clamp_min(0))
+
+
 def _gate_fit(gate_logits, harm, args: StageArgs):
     """Each option's logit learns, up to a shift per block, minus the scaled harm its option does to this input
     (see option_harm). Stage 3's decision, argmax(logit - lam * cost), then trades that against cost per input."""
-    harm = args.target_scale * harm
+    harm = shaped_harm(harm, args.target_scale, args.target_shape)
     target = -(harm - harm.mean(-1, keepdim=True))
     centred = gate_logits - gate_logits.mean(-1, keepdim=True)
     return F.smooth_l1_loss(centred, target.clamp(-args.loss_clip, args.loss_clip))

@@ -130,6 +130,18 @@ def test_ranked_gate_target_orders_every_option_by_cost(chain, tmp_path):
                "ranked", "--target-scale", 10, *INHERIT) == 2  # scales per-input targets only
     assert cli("train", "--stage", "gates", "--init", chain["dfs"], "-o", tmp_path / "s.pt", "--gate-target",
                "kl", "--target-scale", 0, *INHERIT) == 2
+    assert cli("train", "--stage", "gates", "--init", chain["dfs"], "-o", tmp_path / "s.pt", "--gate-target",
+               "prob", "--target-shape", "log1p", *INHERIT) == 2  # log1p shapes non-negative harms only
+
+
+def test_log1p_target_is_linear_below_one_over_the_scale_and_compressed_above():
+    harm = torch.tensor([0.0, 1e-5, 1e-3, 0.1, 1.0])
+    assert torch.allclose(train.shaped_harm(harm, 150.0, "linear"), 150 * harm)
+    shaped = train.shaped_harm(harm, 150.0, "log1p")
+    assert torch.allclose(shaped, torch.log1p(150 * harm))
+    assert shaped[1] == pytest.approx(150e-5, rel=1e-3)  # below 1/scale: log1p(x) = x - x^2/2 + ...
+    assert shaped[4] == pytest.approx(5.017, abs=1e-3)  # 150 scaled, compressed to log(151)
+    assert (shaped.diff() > 0).all()  # still ranks every input's harm
 
 
 @pytest.mark.parametrize("target_name", train.PER_INPUT_TARGETS)
