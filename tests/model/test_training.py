@@ -438,3 +438,41 @@ def test_static_search_script_picks_the_most_accurate_measured_mix_within_each_t
             within = [p for p in points if p["cost_pct"] <= float(target) + 1e-9]
             assert chosen["accuracy_pct"] == max(p["accuracy_pct"] for p in within)
             assert chosen["cost_pct"] <= float(target) + 1e-9
+
+
+def _script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[2] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_oracle_decisions_spend_the_budget_on_the_inputs_an_option_harms_most():
+    """One block, skip (cost 0) or 8 bits (cost 1); skipping harms input A 0.1 and input B 1.0. At half the
+    cost one input may skip: A, the one it harms less. At the full cost neither skips; at none, both do."""
+    lagrangian_decisions = _script("gate_oracle").lagrangian_decisions
+    harm = np.array([[[0.1, 0.0]], [[1.0, 0.0]]])
+    costs = np.array([[0.0, 1.0]])
+    decisions, lam = lagrangian_decisions(harm, costs, 50)
+    assert decisions[:, 0].tolist() == [0, 1] and 0.1 <= lam <= 1.0
+    assert lagrangian_decisions(harm, costs, 100)[0][:, 0].tolist() == [1, 1]
+    assert lagrangian_decisions(harm, costs, 0)[0][:, 0].tolist() == [0, 0]
+
+
+def test_gate_oracle_script_reports_the_oracle_spread_and_the_gates_fit(chain, tmp_path):
+    trace = tmp_path / "dfs.npz"
+    assert cli("trace", "--checkpoint", chain["dfs"], "-o", trace, "--limit", 64, "--threads", 1, "--no-progress") == 0
+    out = tmp_path / "oracle.json"
+    assert _script("gate_oracle").main(["--checkpoint", str(chain["dfs"]), "--trace", str(trace), "--budget", "40",
+                                        "--inputs", "64", "-o", str(out)]) == 0
+    result = json.loads(out.read_text())
+    model, _ = train.load_checkpoint(chain["dfs"])
+    assert result["inputs"] == 64 and result["oracle"]["cost_pct"] <= 40 + 1e-9
+    energy = result["oracle"]["energy_uj"]
+    assert energy["p5"] <= energy["p50"] <= energy["p95"] and energy["p95_over_p5"] >= 1
+    assert len(result["gates"]) == model.n_units * (len(model.options) - 1)
+    assert all(-1 <= g["rho"] <= 1 for g in result["gates"])
+    shares = np.array(list(result["oracle"]["shares"].values()))
+    assert np.allclose(shares.sum(0), 1, atol=2e-3)
