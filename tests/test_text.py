@@ -7,7 +7,7 @@ import pytest
 
 from dfs_sim.cli import build_parser, main
 from dfs_sim.hardware.config import shipped_configs
-from dfs_sim.report.format import energy_breakdown_line, format_number, format_quantity, format_row
+from dfs_sim.report.format import energy_breakdown_line, format_number, format_quantity, format_row, latency_note
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -32,6 +32,16 @@ def test_energy_breakdown_names_components_in_words():
     line = energy_breakdown_line(summary)
     assert line.startswith("compute 29.6 µJ (88 %), weight buffer 1.96 µJ (5.8 %), activation buffer 490 nJ")
     assert not re.search(r"\b(sb|nm)\b", line)
+
+
+def test_latency_note_says_how_each_policy_shares_a_batch():
+    assert latency_note({"size": 1, "policy": "grouped"}).startswith("latency_us: the input's own time")
+    lockstep = latency_note({"size": 16, "policy": "lockstep"})
+    assert "batch of 16 takes (lockstep)" in lockstep and "shared equally by its inputs" in lockstep
+    for policy in ("bucketed", "grouped"):  # a block's group shares its cost, not the whole batch
+        note = latency_note({"size": 16, "policy": policy})
+        assert "shared by the inputs of the batch that ran it at the same option" in note
+        assert ("wait to fill a batch is not counted" in note) == (policy == "grouped")
 
 
 def test_report_table_reads_well(make_trace, capsys):

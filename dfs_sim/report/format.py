@@ -306,9 +306,11 @@ def latency_note(batch: dict) -> str:
     """What latency_us means at this batch size (docs/report-format.md)."""
     if batch["size"] == 1:
         return "latency_us: the input's own time (batch 1); the other rows are per input.\n"
+    shared = ("the batch's cost shared equally by its inputs" if batch["policy"] == "lockstep" else
+              "each block's cost shared by the inputs of the batch that ran it at the same option")
+    wait = " (the wait to fill a batch is not counted)" if batch["policy"] == "grouped" else ""
     return (f"latency_us: the time the input's whole batch of {batch['size']} takes ({batch['policy']}): every "
-            f"input waits for its batch.\ncycles, energy, traffic: the batch's cost shared equally by its "
-            f"inputs (throughput, not latency).\n")
+            f"input waits for its batch{wait}.\ncycles, energy, traffic: {shared} (throughput, not latency).\n")
 
 
 def render_frame(frame: pd.DataFrame, fmt: str) -> str:
