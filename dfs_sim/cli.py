@@ -419,9 +419,9 @@ PROXY_DEFAULT_HW = ["dadiannao", "stripes", "loom", "bitfusion"]
 FIGURE_HELP = "figure file: .png, .svg, .pdf or .jpg"
 POLICY_HELP = ("how a batch runs a gated block whose inputs chose different options: lockstep runs the whole "
                "batch once at the widest option any member chose; bucketed splits the batch by decision and runs "
-               "each group at its own option, one after another; grouped first orders the inputs by their whole decision "
-               "vector, so that inputs that decided alike share a batch, then runs bucketed (a throughput scheduler; "
-               "the wait to fill a batch is not charged) (default: the config's policy)")
+               "each group at its own option, one after another; grouped first orders the inputs by their whole "
+               "decision vector, so that inputs that decided alike share a batch, then runs bucketed (a throughput "
+               "scheduler; the wait to fill a batch is not counted) (default: the config's policy)")
 BATCH_HELP = "inputs per batch (default: the config's batch, e.g. 1 on Stripes, 16 on Bit Fusion)"
 LATENCY_BUDGET = ("latency_us is the time the input's whole batch takes (at batch 16 every input waits for all "
                   "16), not the input's share of it")
