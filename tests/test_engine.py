@@ -223,6 +223,12 @@ def test_grouped_batches_inputs_that_decided_alike(make_trace):
         assert np.allclose(alone.per_input["energy_uj"], expected[0 if name == "a" else 1, e].sum() * 1e-6)
     lockstep = simulate(load_trace(make_trace(decisions=decisions)), hw, batch=2, policy="lockstep")
     assert lockstep.per_input["energy_uj"].mean() > grouped.per_input["energy_uj"].mean()
+    # Its gated blocks cost what the training cost table (engine.unit_costs, at the same batch) prices them.
+    priced = engine.unit_costs(NET, default_options(), hw, "energy", batch=2)
+    full = t.unit_cost[:, t.full_case, 1][:, e].sum(1).mean() / 2
+    for vector, index in ((a, 0), (b, 1)):
+        gated = expected[index, e].sum() - t.base_cost[1, e].sum() / 2
+        assert gated == pytest.approx(priced[np.arange(NET.n_units), vector].sum() * full, rel=1e-9)
 
 
 def test_accuracy_and_budgets(make_trace):
