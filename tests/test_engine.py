@@ -310,6 +310,16 @@ def test_a_static_network_costs_what_a_trace_of_one_batch_of_it_costs(make_trace
     assert direct.summary["precision_mapping"]["cases"] == []  # a static network has no options to list
 
 
+def test_grouped_leaves_a_decision_less_trace_in_trace_order(make_trace):
+    """Without gated units there is nothing to group by: grouped runs exactly as bucketed."""
+    static = _static(NET)
+    path = make_trace(n=37, network=static, decisions=np.zeros((37, 0), dtype=np.uint8), labels=False)
+    grouped = simulate(path, "bitfusion", batch=16, policy="grouped")
+    bucketed = simulate(path, "bitfusion", batch=16, policy="bucketed")
+    pd.testing.assert_frame_equal(grouped.per_input, bucketed.per_input)
+    np.testing.assert_array_equal(grouped.totals, bucketed.totals)
+
+
 def test_a_network_with_units_is_not_static(small_network):
     from dfs_sim.engine import simulate_network
     from dfs_sim.errors import InputError
