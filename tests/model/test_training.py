@@ -404,16 +404,20 @@ def test_registering_the_commands_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
-def test_static_search_script_picks_the_most_accurate_measured_mix_within_each_target(chain, tmp_path):
+def _script(name):
     import importlib.util
 
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[2] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_static_search_script_picks_the_most_accurate_measured_mix_within_each_target(chain, tmp_path):
     from dfs_sim.model.static_search import accuracy
     from dfs_sim.model.train import _eval_batches, _load, load_checkpoint, split_train_val
 
-    spec = importlib.util.spec_from_file_location("static_search", Path(__file__).parents[2] / "scripts" /
-                                                  "static_search.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("static_search")
     model, ckpt = load_checkpoint(chain["dfs"], "cpu")
     args = json.loads(ckpt["train"])
     stage = train.StageArgs(stage="dfs", out="", dataset=args["dataset"], data=args["data"])
@@ -440,16 +444,7 @@ def test_static_search_script_picks_the_most_accurate_measured_mix_within_each_t
             assert chosen["cost_pct"] <= float(target) + 1e-9
 
 
-def _script(name):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[2] / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_oracle_decisions_spend_the_budget_on_the_inputs_an_option_harms_most():
+def test_oracle_decisions_lower_first_the_input_an_option_harms_least():
     """One block, skip (cost 0) or 8 bits (cost 1); skipping harms input A 0.1 and input B 1.0. At half the
     cost one input may skip: A, the one it harms less. At the full cost neither skips; at none, both do."""
     lagrangian_decisions = _script("gate_oracle").lagrangian_decisions
