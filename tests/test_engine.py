@@ -212,21 +212,20 @@ def test_grouped_batches_inputs_that_decided_alike(make_trace):
     grouped = simulate(load_trace(make_trace(decisions=decisions)), hw, batch=2, policy="grouped")
     t = grouped.table
     e = [i for i, name in enumerate(t.metric_names) if name.startswith("energy_")]
-    pair_cost = {name: (t.base_cost[1] + t.unit_cost[np.arange(NET.n_units), v, 1].sum(0)) / 2
-                 for name, v in (("a", a), ("b", b))}
-    expected = np.array([pair_cost["a" if i % 2 == 0 else "b"] for i in range(8)])
+    pair_cost = [(t.base_cost[1] + t.unit_cost[np.arange(NET.n_units), v, 1].sum(0)) / 2 for v in (a, b)]
+    expected = np.array([pair_cost[i % 2] for i in range(8)])
     assert np.allclose(grouped.per_input["energy_uj"], expected[:, e].sum(1) * 1e-6)  # in trace order
     assert np.allclose(grouped.per_input["cycles"], expected[:, t.metric("cycles")])
     # The same as each vector run alone as a static network at the same batch.
-    for name, vector in (("a", a), ("b", b)):
-        alone = simulate(load_trace(make_trace(decisions=np.array([vector] * 4), name=f"{name}.npz")), hw, batch=2)
-        assert np.allclose(alone.per_input["energy_uj"], expected[0 if name == "a" else 1, e].sum() * 1e-6)
+    for index, vector in enumerate((a, b)):
+        alone = simulate(load_trace(make_trace(decisions=np.array([vector] * 4), name=f"{index}.npz")), hw, batch=2)
+        assert np.allclose(alone.per_input["energy_uj"], expected[index, e].sum() * 1e-6)
     lockstep = simulate(load_trace(make_trace(decisions=decisions)), hw, batch=2, policy="lockstep")
     assert lockstep.per_input["energy_uj"].mean() > grouped.per_input["energy_uj"].mean()
     # Its gated blocks cost what the training cost table (engine.unit_costs, at the same batch) prices them.
     priced = engine.unit_costs(NET, default_options(), hw, "energy", batch=2)
     full = t.unit_cost[:, t.full_case, 1][:, e].sum(1).mean() / 2
-    for vector, index in ((a, 0), (b, 1)):
+    for index, vector in enumerate((a, b)):
         gated = expected[index, e].sum() - t.base_cost[1, e].sum() / 2
         assert gated == pytest.approx(priced[np.arange(NET.n_units), vector].sum() * full, rel=1e-9)
 

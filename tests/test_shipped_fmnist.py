@@ -57,20 +57,17 @@ def test_report_names_the_metric_a_real_cost_budget_counts(capsys):
 @pytest.mark.parametrize("budget", [14, 12])
 def test_gate_oracle_results_are_what_docs_quote(budget):
     """The stored gate_oracle results (scripts/gate_oracle.py): docs/model.md quotes their spreads, and their
-    oracle decisions' recorded cost and shares describe a real allocation at the budget."""
-    import dfs_sim
-
+    oracle decisions' recorded cost lands on the budget."""
     result = json.loads((ROOT / "traces" / "checkpoints" / f"gate_oracle_lowbit_track_b{budget}.json").read_text())
     assert (ROOT / "traces" / "checkpoints" / result["checkpoint"]).is_file()
     oracle = result["oracle"]
     assert oracle["cost_pct"] <= budget + 1e-9 and oracle["cost_pct"] == pytest.approx(budget, abs=0.05)
     docs = (ROOT / "docs" / "model.md").read_text()
     assert f"{oracle['energy_uj']['p95_over_p5']:.2f}× at {budget} %" in docs
-    # The gates' spread it is compared with is the shipped trace's, at the same batch.
-    shipped = dfs_sim.simulate(ROOT / f"traces/fmnist_resnet20_lowbit_track_e{budget}.npz", "bitfusion_physical", batch=1)
-    energy = shipped.per_input["energy_uj"].to_numpy()
-    p5, p95 = np.percentile(energy, [5, 95])
-    assert p95 / p5 < oracle["energy_uj"]["p95_over_p5"]  # the oracle spreads wider than the gates
+    # The gates' spread it is compared with is the shipped trace's (its manifest entry, checked against the trace).
+    shipped = next(e for e in ENTRIES if e["file"] == f"traces/fmnist_resnet20_lowbit_track_e{budget}.npz")
+    gates_spread = shipped["dynamics"]["bitfusion_physical"]["energy_uj"]["p95_over_p5"]
+    assert gates_spread < oracle["energy_uj"]["p95_over_p5"]  # the oracle spreads wider than the gates
     rhos = [g["rho"] for g in result["gates"]]
     if budget == 14:
         assert f"ρ = {min(rhos):+.2f} to {max(rhos):+.2f}" in docs
