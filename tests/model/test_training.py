@@ -471,3 +471,32 @@ def test_gate_oracle_script_reports_the_oracle_spread_and_the_gates_fit(chain, t
     assert all(-1 <= g["rho"] <= 1 for g in result["gates"])
     shares = np.array(list(result["oracle"]["shares"].values()))
     assert np.allclose(shares.sum(0), 1, atol=2e-3)
+    # The model's own decisions are the trace's: the same accuracy, run through the forced decision groups.
+    emitted = load_trace(trace)
+    assert result["model"]["accuracy_pct"] == pytest.approx(100 * np.mean(emitted.predictions == emitted.labels),
+                                                            abs=0.005)
+    assert result["model"]["distinct_vectors"] == len(np.unique(emitted.decisions, axis=0))
+    for row in (result["oracle"], result["model"]):
+        groups = row["kl_by_cost"]
+        assert groups["cheapest_5pct"]["cost_pct"] <= groups["middle"]["cost_pct"] <= groups["dearest_5pct"]["cost_pct"]
+    assert len(result["probe"]["fit"]) == len(result["gates"])
+    assert result["probe"]["decisions"]["cost_pct"] <= 40 + 1e-9
+
+
+def test_cross_fitted_ridge_predicts_each_fold_from_the_other():
+    """An exact line, y = 3x - 2, is recovered on each fold from the other (no ridge); a target that is
+    the inputs' own noise, unrelated to the feature, is not: no input predicts itself."""
+    cross_fitted_ridge = _script("gate_oracle").cross_fitted_ridge
+    x = np.arange(10.0)[:, None]
+    assert np.allclose(cross_fitted_ridge(x, 3 * x[:, 0] - 2, ridge=0.0), 3 * x[:, 0] - 2)
+    noise = np.random.default_rng(0).normal(size=200)
+    features = np.hstack([noise[:, None], np.zeros((200, 1))])  # the zero column: constant, no weight
+    features[:100, 0] = 0  # the first fold's feature says nothing; the fit on it predicts its mean
+    predicted = cross_fitted_ridge(features, noise, ridge=1e-9)
+    assert np.allclose(predicted[100:], noise[:100].mean())
+
+
+def test_percentile_groups_split_off_the_cheapest_and_dearest_share():
+    groups = _script("gate_oracle").percentile_groups(np.arange(40.0)[::-1])
+    assert sorted(groups["cheapest_5pct"].tolist()) == [38, 39] and sorted(groups["dearest_5pct"].tolist()) == [0, 1]
+    assert len(groups["middle"]) == 36
