@@ -94,4 +94,9 @@ def test_gate_oracle_results_are_what_docs_quote(budget):
     if budget == 14:
         assert f"ρ = {min(rhos):+.2f} to {max(rhos):+.2f}" in docs
         assert f"at {min(probe_rhos):+.2f} to {max(probe_rhos):+.2f} at 14 %" in docs
-        assert f"lose {model['accuracy_pct'] - probe['accuracy_pct']:.1f} points" in docs
+        assert f"lose {model['accuracy_pct'] - probe['accuracy_pct']:.1f} points against the gates" in docs
+        # The accuracy target (within 1.5 points of the backbone): the oracle meets it at 14 %, the probe does not.
+        backbone = next(e for e in ENTRIES if e["file"] == "traces/fmnist_resnet20_static_full.npz")["accuracy_pct"]
+        assert f"backbone's {backbone:.2f} %" in docs
+        assert f"{backbone - oracle['accuracy_pct']:.2f} points below" in docs
+        assert oracle["accuracy_pct"] >= backbone - 1.5 > probe["accuracy_pct"]
